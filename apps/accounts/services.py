@@ -1,0 +1,66 @@
+"""Writes for accounts: API tokens and teams. Every change is audited through auditlog."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.accounts.models import ApiToken, Team
+from apps.accounts.tokens import new_key
+from apps.core.audit import audit_event
+
+VALID_SCOPES = {code for code, _ in ApiToken.SCOPES}
+
+
+def token_create(*, user, name: str, scopes: list[str], expires_days: int | None) -> tuple[ApiToken, str]:
+    """Create a token and return it with its key; the key is never retrievable again."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name so you can recognise it later."})
+    unknown = sorted(set(scopes) - VALID_SCOPES)
+    if unknown or not scopes:
+        raise ValidationError({"scopes": f"Choose one or more of: {', '.join(sorted(VALID_SCOPES))}."})
+    if expires_days is not None and not (1 <= expires_days <= settings.API_TOKEN_MAX_DAYS):
+        raise ValidationError({"expires_days": f"Expiry must be between 1 and {settings.API_TOKEN_MAX_DAYS} days."})
+    key, prefix, key_hash = new_key()
+    expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
+    token = ApiToken.objects.create(
+        user=user, name=name[:100], prefix=prefix, key_hash=key_hash, scopes=sorted(set(scopes)), expires_at=expires_at
+    )
+    return token, key
+
+
+def token_revoke(*, token: ApiToken, by) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_event(actor=by, event="token.revoke", obj=token)
+    return token
+
+
+@transaction.atomic
+def team_create(*, name: str, slug: str | None = None, description: str = "", members=()) -> Team:
+    slug = slug or slugify(name)
+    if not slug:
+        raise ValidationError({"name": "A team name needs at least one letter or digit."})
+    if Team.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"A team called {slug!r} already exists."})
+    group = Group.objects.create(name=f"team:{slug}")
+    team = Team.objects.create(slug=slug, name=name, description=description, group=group)
+    for user in members:
+        user.groups.add(group)
+    return team
+
+
+def team_add_member(*, team: Team, user) -> None:
+    user.groups.add(team.group)
+
+
+def team_remove_member(*, team: Team, user) -> None:
+    user.groups.remove(team.group)

@@ -1,0 +1,71 @@
+"""API token keys: `ptk_<prefix>_<secret>`. The prefix finds the row, the secret is hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.core.cache import caches
+from django.utils import timezone
+
+KEY_PREFIX = "ptk"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key() -> tuple[str, str, str]:
+    """Return (full key, prefix, hash of the secret)."""
+    prefix = secrets.token_hex(5)
+    secret = secrets.token_urlsafe(32)
+    return f"{KEY_PREFIX}_{prefix}_{secret}", prefix, hash_secret(secret)
+
+
+def parse_key(key: str) -> tuple[str, str] | None:
+    parts = key.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def find_token(key: str):
+    """The active ApiToken for `key`, or None. Constant-time comparison of the secret."""
+    from apps.accounts.models import ApiToken
+
+    parsed = parse_key(key)
+    if parsed is None:
+        return None
+    prefix, secret = parsed
+    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    if token is None or not hmac.compare_digest(token.key_hash, hash_secret(secret)):
+        return None
+    if not token.is_active or not token.user.is_active:
+        return None
+    _touch(token)
+    return token
+
+
+def authenticate_token(key: str, required_scope: str | None = None):
+    token = find_token(key)
+    if token is None:
+        return None
+    if required_scope and required_scope not in token.scopes:
+        return None
+    return token.user
+
+
+def _touch(token) -> None:
+    """Record last use at most once a minute per token, so hot paths don't write every call."""
+    now = timezone.now()
+    if token.last_used_at and now - token.last_used_at < LAST_USED_RESOLUTION:
+        return
+    marker = f"token-touch:{token.prefix}"
+    local = caches["local"]
+    if local.get(marker):
+        return
+    local.set(marker, 1, timeout=LAST_USED_RESOLUTION.total_seconds())
+    type(token).objects.filter(pk=token.pk).update(last_used_at=now)

@@ -1,0 +1,54 @@
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.accounts import services
+from apps.accounts.forms import LoginForm, TokenCreateForm
+from apps.accounts.models import ApiToken
+from apps.accounts.roles import ROLE_DESCRIPTIONS, user_roles
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    redirect_authenticated_user = True
+
+
+def profile(request):
+    new_key = None
+    if request.method == "POST":
+        form = TokenCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                token, new_key = services.token_create(
+                    user=request.user,
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    expires_days=form.cleaned_data["expires_days"],
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                messages.success(request, f"Token '{token.name}' created. Copy it now: it will not be shown again.")
+                form = TokenCreateForm()
+    else:
+        form = TokenCreateForm()
+    roles = user_roles(request.user)
+    context = {
+        "form": form,
+        "new_key": new_key,
+        "tokens": request.user.api_tokens.all(),
+        "roles": [(r, ROLE_DESCRIPTIONS[r]) for r in roles],
+        "teams": [g.team for g in request.user.groups.select_related("team") if hasattr(g, "team")],
+    }
+    return render(request, "accounts/profile.html", context)
+
+
+@require_POST
+def token_revoke(request, pk: int):
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)  # someone else's token: 404
+    services.token_revoke(token=token, by=request.user)
+    messages.info(request, f"Token '{token.name}' revoked.")
+    return redirect("accounts:profile")

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "apps.core"
+    label = "core"
+    verbose_name = "Core"
+    # Navigation entries other apps add through the same attribute: (label, url name, permission).
+    nav_items: list[tuple[str, str, str | None]] = [("Audit", "core:audit", "core.view_auditentry")]
+
+    def ready(self) -> None:
+        from apps.core import (
+            signals,  # noqa: F401
+            workers,  # noqa: F401
+        )

@@ -1,0 +1,157 @@
+"""WebSockets: authentication, per-object groups, one broadcaster, and a base consumer.
+
+Messages leave the server only after the transaction that caused them commits, so a browser
+never sees an event for data that was rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.db import transaction
+
+from portal.discovery import portal_app_modules
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+MAX_CLIENT_MESSAGE_BYTES = 4096
+
+
+def group_name(kind: str, pk: object) -> str:
+    return f"{kind}.{pk}"
+
+
+def broadcast(group: str, message: dict[str, Any]) -> None:
+    """Send `message` to every socket in `group` once the current transaction commits."""
+    transaction.on_commit(lambda: send_now(group, message))
+
+
+def send_now(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    try:
+        async_to_sync(layer.group_send)(group, {"type": "portal.event", "payload": message})
+    except Exception:  # a missed live update must never fail the write that caused it
+        log.exception("broadcast to %s failed", group)
+
+
+async def send_now_async(group: str, message: dict[str, Any]) -> None:
+    await get_channel_layer().group_send(group, {"type": "portal.event", "payload": message})
+
+
+class ObjectConsumer(AsyncJsonWebsocketConsumer):
+    """Subscribe to one object's group. Subclasses set `group_kind` and implement `load_object`.
+
+    Unauthenticated sockets close with 4401; sockets for objects the user may not view close
+    with 4403 (the same answer whether the object exists or not).
+    """
+
+    group_kind = ""
+    url_kwarg = "pk"
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        pk = self.scope["url_route"]["kwargs"].get(self.url_kwarg)
+        obj = await database_sync_to_async(self.load_object)(user, pk)
+        if obj is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.object = obj
+        self.group = group_name(self.group_kind, obj.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.send_json({"type": "subscribed", "group": self.group})
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    def load_object(self, user, pk):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """Clients may only ping; anything else gets a clear error and the socket stays open."""
+        if bytes_data is not None or text_data is None or len(text_data) > MAX_CLIENT_MESSAGE_BYTES:
+            await self.send_json({"type": "error", "detail": "Send JSON text messages under 4 KiB."})
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            await self.send_json({"type": "error", "detail": "Message is not valid JSON."})
+            return
+        if not isinstance(message, dict) or message.get("type") != "ping":
+            await self.send_json(
+                {"type": "error", "detail": 'Unknown message; the only one accepted is {"type": "ping"}.'}
+            )
+            return
+        await self.send_json({"type": "pong"})
+
+    async def portal_event(self, event: dict) -> None:
+        await self.send_json(event["payload"])
+
+
+class NotificationsConsumer(ObjectConsumer):
+    """The signed-in user's own notifications (job finished, approval requested, ...)."""
+
+    group_kind = "user"
+
+    def load_object(self, user, pk):
+        return user
+
+
+class TokenAuthMiddleware:
+    """Accept `Authorization: Token <key>` on the handshake (scripts); else the session cookie."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        if header.lower().startswith("token "):
+            from apps.accounts.tokens import authenticate_token
+
+            user = await database_sync_to_async(authenticate_token)(header[6:].strip(), required_scope="read")
+            from django.contrib.auth.models import AnonymousUser
+
+            scope = {**scope, "user": user or AnonymousUser(), "token_auth": True}
+        return await self.inner(scope, receive, send)
+
+
+class PortalWebSocketAuth:
+    """Session sockets must come from an allowed origin; token sockets need no Origin header."""
+
+    def __init__(self, inner):
+        session_stack = AuthMiddlewareStack(inner)
+        self.by_token = TokenAuthMiddleware(inner)
+        self.by_session = OriginValidator(session_stack, _allowed_origins())
+
+    async def __call__(self, scope, receive, send):
+        headers = dict(scope.get("headers") or [])
+        if headers.get(b"authorization", b"").lower().startswith(b"token "):
+            return await self.by_token(scope, receive, send)
+        return await self.by_session(scope, receive, send)
+
+
+def _allowed_origins() -> list[str]:
+    origins = list(settings.ALLOWED_HOSTS) + [o.split("://", 1)[-1] for o in settings.CSRF_TRUSTED_ORIGINS]
+    return [o[1:] if o.startswith(".") else o for o in origins] + ["127.0.0.1:*", "localhost:*"]
+
+
+def websocket_urlpatterns() -> list:
+    patterns: list = []
+    for _label, module in portal_app_modules("routing"):
+        patterns.extend(getattr(module, "websocket_urlpatterns", []))
+    return patterns

@@ -1,0 +1,117 @@
+"""Worker presence and capability checks.
+
+Each worker writes a heartbeat key to Redis every few seconds listing the queues it consumes,
+so /healthz and the queue page answer from one Redis read instead of a broadcast round trip.
+A worker asked to consume a `gpu` queue refuses to start when CUDA is not available.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+
+import redis
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+HEARTBEAT_PREFIX = "portal:worker:"
+HEARTBEAT_EVERY_S = 3
+HEARTBEAT_TTL_S = 12
+
+_state: dict = {"queues": [], "hostname": None, "stop": threading.Event()}
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@celeryd_after_setup.connect
+def check_capabilities(sender, instance, **kwargs):
+    queues = sorted(instance.app.amqp.queues.consume_from or instance.app.amqp.queues)
+    _state["queues"] = queues
+    _state["hostname"] = sender
+    if any(q == "gpu" or q.startswith("gpu.") for q in queues) and not cuda_available():
+        message = (
+            f"This worker was asked to consume {', '.join(queues)}, but no CUDA device is available "
+            "(torch.cuda.is_available() is False). GPU jobs would run on the CPU without anyone "
+            "knowing, so the worker refuses to start. Start it with -Q cpu,default instead, or on a GPU host."
+        )
+        log.critical(message)
+        print(message, file=sys.stderr, flush=True)
+        os._exit(78)  # EX_CONFIG
+
+
+def _beat() -> None:
+    client = redis_client()
+    key = f"{HEARTBEAT_PREFIX}{_state['hostname']}"
+    body = json.dumps(
+        {
+            "hostname": _state["hostname"],
+            "queues": _state["queues"],
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "gpu": any(q.startswith("gpu") for q in _state["queues"]),
+        }
+    )
+    while not _state["stop"].is_set():
+        try:
+            client.set(key, body, ex=HEARTBEAT_TTL_S)
+        except redis.RedisError:
+            log.warning("worker heartbeat could not reach Redis; retrying")
+        _state["stop"].wait(HEARTBEAT_EVERY_S)
+    try:
+        client.delete(key)
+    except redis.RedisError:
+        pass
+
+
+@worker_ready.connect
+def start_heartbeat(sender=None, **kwargs):
+    if _state["hostname"] is None:
+        _state["hostname"] = getattr(sender, "hostname", socket.gethostname())
+    threading.Thread(target=_beat, name="portal-heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def stop_heartbeat(sender=None, **kwargs):
+    _state["stop"].set()
+    time.sleep(0.05)
+
+
+def workers_online() -> list[dict]:
+    client = redis_client()
+    keys = list(client.scan_iter(match=f"{HEARTBEAT_PREFIX}*", count=500))
+    if not keys:
+        return []
+    return [json.loads(raw) for raw in client.mget(keys) if raw]
+
+
+def workers_by_queue() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for worker in workers_online():
+        for queue in worker["queues"]:
+            counts[queue] = counts.get(queue, 0) + 1
+    return counts
+
+
+def queue_depths(queues: list[str]) -> dict[str, int]:
+    """Messages waiting per queue (Redis transport keeps each queue as a list of that name)."""
+    client = redis_client()
+    pipe = client.pipeline()
+    for queue in queues:
+        pipe.llen(queue)
+    return dict(zip(queues, pipe.execute(), strict=True))
