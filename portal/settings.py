@@ -65,6 +65,12 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
 ]
+# Domain apps plug themselves in: every folder under apps/ with an apps.py is installed.
+# PORTAL_DISABLED_APPS (comma list) leaves some out, e.g. to work on one app in isolation.
+_disabled = {"core", "accounts", *env_list("PORTAL_DISABLED_APPS")}
+INSTALLED_APPS += sorted(
+    f"apps.{p.parent.name}" for p in (BASE_DIR / "apps").glob("*/apps.py") if p.parent.name not in _disabled
+)
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -106,7 +112,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "portal.sqlite3",
+            "NAME": Path(env_str("PORTAL_SQLITE_PATH", str(VAR_DIR / "portal.sqlite3"))),
             "OPTIONS": {
                 # WAL lets the web process read while a worker writes; IMMEDIATE takes the write
                 # lock at BEGIN so concurrent transactions queue instead of failing mid-way.
@@ -114,7 +120,8 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
-            "TEST": {"NAME": VAR_DIR / "test.sqlite3"} if env_bool("PORTAL_TEST_FILE_DB") else {},
+            # A file, not :memory:, so that worker and server processes started by tests share it.
+            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -245,6 +252,14 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Artifact vault, catalog and feature store ----------------------------------------------
+# Key ring spec "kid:base64key,..." (first = active); embedded mode generates var/vault-keyring.
+VAULT_KEYRING = env_str("VAULT_KEYRING")
+VAULT_ROOT = Path(env_str("VAULT_ROOT", str(VAR_DIR / "vault")))
+VAULT_S3_BUCKET = env_str("VAULT_S3_BUCKET")  # when set, ciphertext goes to S3 via django-storages
+CATALOG_MAX_ARTIFACT_BYTES = env_int("CATALOG_MAX_ARTIFACT_BYTES", 512 * 1024 * 1024, minimum=1024)
+FEATURE_STORE_ROOT = Path(env_str("FEATURE_STORE_ROOT", str(VAR_DIR / "features")))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

@@ -82,3 +82,133 @@ def api_stranger(stranger):
 @pytest.fixture
 def api_admin(admin_user):
     return api_client_for(admin_user)
+
+
+# --- Real processes over the test database: a Celery worker and an ASGI server -----------------
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _die_with_parent() -> None:
+    from apps.core.launcher import _die_with_parent as die
+
+    die()
+
+
+def _process_env() -> dict:
+    """Environment that points a child process at the test database (not the dev one)."""
+    from django.conf import settings
+    from django.db import connection
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PORTAL_TEST_PROCESS": "1"}
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        env["PORTAL_SQLITE_PATH"] = str(db["NAME"])
+    else:
+        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env["PORTAL_VAR_DIR"] = str(settings.VAR_DIR)
+    return env
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker (queues cpu, default) on the test database and the test Redis."""
+    from apps.core.workers import workers_by_queue
+
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with django_db_blocker.unblock():
+        env = _process_env()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            "cpu,default",
+            "-n",
+            f"test-{os.getpid()}@%h",
+            "--concurrency",
+            "1",
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
+    deadline = time.monotonic() + 60
+    while not workers_by_queue().get("cpu"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError(f"test worker did not come online:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    process.log_path = log
+    yield process
+    _stop(process)
+
+
+@pytest.fixture(scope="session")
+def portal_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """uvicorn serving portal.asgi on a free port over the test database; yields the base URL."""
+    import urllib.request
+
+    from apps.core.embedded_redis import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with django_db_blocker.unblock():
+        env = _process_env()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "portal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
+            break
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                _stop(process)
+                raise RuntimeError(f"test server did not start:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.3)
+    yield base
+    _stop(process)

@@ -7,6 +7,7 @@ Nothing is skipped: if Redis cannot be reached the run stops with a clear error.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -26,11 +27,18 @@ def pytest_load_initial_conftests(early_config, parser, args):
     _state["var_dir"] = var_dir
     if not os.environ.get("REDIS_URL"):
         from apps.core.embedded_redis import free_port, start_redis
+        from apps.core.launcher import _die_with_parent
 
         port = free_port()
+        # Dies with this pytest process even if pytest itself is killed (PR_SET_PDEATHSIG).
         _state["redis"] = start_redis(
-            port=port, data_dir=var_dir / "redis", log_file=var_dir / "redis.log", persist=False
+            port=port,
+            data_dir=var_dir / "redis",
+            log_file=var_dir / "redis.log",
+            persist=False,
+            preexec_fn=_die_with_parent,
         )
+        atexit.register(_stop_redis)
         os.environ["PORTAL_REDIS_PORT"] = str(port)
     else:
         from apps.core.embedded_redis import wait_for_redis
@@ -43,6 +51,13 @@ def pytest_load_initial_conftests(early_config, parser, args):
 
 
 def pytest_unconfigure(config):
+    _stop_redis()
+    var_dir = _state.pop("var_dir", None)
+    if var_dir is not None:
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def _stop_redis() -> None:
     process: subprocess.Popen | None = _state.pop("redis", None)
     if process is not None:
         process.terminate()
@@ -50,6 +65,3 @@ def pytest_unconfigure(config):
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
-    var_dir = _state.pop("var_dir", None)
-    if var_dir is not None:
-        shutil.rmtree(var_dir, ignore_errors=True)

@@ -16,7 +16,9 @@ class LoginView(auth_views.LoginView):
 
 
 def profile(request):
-    new_key = None
+    # Post/redirect/get: the new key travels once through the session and is popped on display,
+    # so a reload neither re-creates a token nor shows the key again.
+    new_key = request.session.pop("new_token_key", None)
     if request.method == "POST":
         form = TokenCreateForm(request.POST)
         if form.is_valid():
@@ -32,7 +34,8 @@ def profile(request):
                     form.add_error(field if field in form.fields else None, errors)
             else:
                 messages.success(request, f"Token '{token.name}' created. Copy it now: it will not be shown again.")
-                form = TokenCreateForm()
+                request.session["new_token_key"] = new_key
+                return redirect("accounts:profile")
     else:
         form = TokenCreateForm()
     roles = user_roles(request.user)

@@ -8,7 +8,10 @@ class BootstrapFormMixin:
         super().__init__(*args, **kwargs)
         for name, field in self.fields.items():
             widget = field.widget
-            if isinstance(widget, (forms.CheckboxInput, forms.CheckboxSelectMultiple, forms.RadioSelect)):
+            if isinstance(widget, (forms.CheckboxSelectMultiple, forms.RadioSelect)):
+                widget.attrs["class"] = "form-check-input"
+                continue
+            if isinstance(widget, forms.CheckboxInput):
                 continue
             css = "form-select" if isinstance(widget, forms.Select) else "form-control"
             if self.is_bound and name in self.errors:

@@ -60,8 +60,9 @@ def test_token_validation_errors(owner):
 
 def test_token_create_command(owner):
     out, err = StringIO(), StringIO()
-    call_command("token_create", "owner", "--scope", "read", "--scope", "predict", "--expires-days", "7",
-                 stdout=out, stderr=err)
+    call_command(
+        "token_create", "owner", "--scope", "read", "--scope", "predict", "--expires-days", "7", stdout=out, stderr=err
+    )
     key = out.getvalue().strip()
     assert key.startswith("ptk_")
     token = ApiToken.objects.get(user=owner)
@@ -72,7 +73,9 @@ def test_token_create_command(owner):
 def test_profile_creates_shows_once_and_revokes(owner, stranger):
     client = Client()
     client.force_login(owner)
-    page = client.post("/accounts/profile/", {"name": "ci", "scopes": ["read", "write"], "expires_days": 30})
+    page = client.post(
+        "/accounts/profile/", {"name": "ci", "scopes": ["read", "write"], "expires_days": 30}, follow=True
+    )
     assert page.status_code == 200
     token = ApiToken.objects.get(user=owner)
     assert b"ptk_" + token.prefix.encode() in page.content

@@ -50,8 +50,11 @@ def test_schema_and_docs_are_served_locally(owner):
 
 
 def test_vendor_assets_and_plotly_are_served(client):
-    for path in ["/static/vendor/bootstrap/bootstrap.min.css", "/static/vendor/htmx/htmx.min.js",
-                 "/static/plotly/plotly.min.js"]:
+    for path in [
+        "/static/vendor/bootstrap/bootstrap.min.css",
+        "/static/vendor/htmx/htmx.min.js",
+        "/static/plotly/plotly.min.js",
+    ]:
         assert client.get(path).status_code == 200, path
 
 
@@ -66,7 +69,9 @@ def _settings_probe(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         env={"PATH": "/usr/bin:/bin", "PORTAL_VAR_DIR": "/tmp/portal-prod-probe", **env},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -79,8 +84,9 @@ def test_production_refuses_without_secret_key():
 def test_production_passes_check_deploy(tmp_path):
     secret_file = tmp_path / "secret"
     secret_file.write_text("x7" * 20 + "abcdefghijklmnopqrstuvwxyz")
-    result = _settings_probe({"PORTAL_ENV": "production", "SECRET_KEY_FILE": str(secret_file),
-                              "ALLOWED_HOSTS": "portal.example.com"})
+    result = _settings_probe(
+        {"PORTAL_ENV": "production", "SECRET_KEY_FILE": str(secret_file), "ALLOWED_HOSTS": "portal.example.com"}
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

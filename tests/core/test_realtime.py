@@ -67,8 +67,9 @@ async def test_token_auth_on_handshake(owner):
     from apps.accounts.services import token_create
 
     _, key = await database_sync_to_async(token_create)(user=owner, name="ws", scopes=["read"], expires_days=1)
-    communicator = WebsocketCommunicator(application, "/ws/notifications/",
-                                         headers=[(b"authorization", f"Token {key}".encode())])
+    communicator = WebsocketCommunicator(
+        application, "/ws/notifications/", headers=[(b"authorization", f"Token {key}".encode())]
+    )
     connected, _ = await communicator.connect()
     assert connected
     assert (await communicator.receive_json_from(timeout=2))["type"] == "subscribed"

@@ -1,0 +1,32 @@
+# Shared setup steps, sourced by run.sh and test.sh.
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+setup_venv() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "[setup] creating .venv with $($PYTHON --version)"
+    "$PYTHON" -m venv .venv
+  fi
+  local stamp=.venv/.requirements.sha256
+  local want
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "[setup] installing pinned requirements (first run takes a few minutes) ..."
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet --progress-bar on -r requirements.txt
+    echo "$want" > "$stamp"
+  fi
+}
+
+setup_browser() {
+  # Browser tests drive Debian's chromium through Playwright (never `playwright install`).
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+      echo "[setup] installing Debian's chromium for browser tests ..."
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      echo "[setup] /usr/bin/chromium is missing: install Debian's chromium package (browser tests need it)." >&2
+    fi
+  fi
+}
