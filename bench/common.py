@@ -1,0 +1,88 @@
+"""Helpers shared by benchmarks: an isolated portal environment and a keep-alive HTTP load loop."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def portal_env():
+    """A throwaway var dir and embedded Redis; Django set up in this process against them."""
+    sys.path.insert(0, str(ROOT))
+    from apps.core.embedded_redis import free_port, start_redis
+
+    var = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    port = free_port()
+    redis = start_redis(port=port, data_dir=var / "redis", log_file=var / "redis.log", persist=False)
+    env = {"PORTAL_VAR_DIR": str(var), "PORTAL_REDIS_PORT": str(port), "PORTAL_ENV": "development"}
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    try:
+        yield {**os.environ, **env}
+    finally:
+        redis.terminate()
+        redis.wait()
+
+
+@contextmanager
+def server(args: list[str], env: dict, port: int, path: str = "/healthz"):
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).read()
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"server {args} did not start") from None
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def load(port: int, method: str, path: str, headers: dict, body: bytes | None = None, n: int = 2000,
+         warmup: int = 200) -> dict:
+    """One keep-alive connection, sequential requests: latency percentiles and requests/s."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    latencies = []
+    for i in range(n + warmup):
+        started = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status >= 400:
+            raise RuntimeError(f"{method} {path} answered {response.status}")
+        if i >= warmup:
+            latencies.append(time.perf_counter() - started)
+    conn.close()
+    latencies.sort()
+    total = sum(latencies)
+    return {
+        "requests": n,
+        "rps": round(n / total, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 3),
+    }
