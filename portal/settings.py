@@ -238,7 +238,8 @@ AUDITLOG_DISABLE_REMOTE_ADDR = False
 import plotly  # noqa: E402  (the package ships plotly.min.js, served as-is)
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = BASE_DIR / "staticfiles"  # filled by collectstatic in production
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns at every start when it is missing
 STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = env_bool("WHITENOISE_AUTOREFRESH", False)  # rescans files per request: slow
