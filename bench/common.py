@@ -63,8 +63,9 @@ def server(args: list[str], env: dict, port: int, path: str = "/healthz"):
         proc.wait(20)
 
 
-def load(port: int, method: str, path: str, headers: dict, body: bytes | None = None, n: int = 2000,
-         warmup: int = 200) -> dict:
+def load(
+    port: int, method: str, path: str, headers: dict, body: bytes | None = None, n: int = 2000, warmup: int = 200
+) -> dict:
     """One keep-alive connection, sequential requests: latency percentiles and requests/s."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     latencies = []

@@ -13,8 +13,19 @@ import time
 
 from bench.common import load, portal_env, server
 
-UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning",
-           "--http", "httptools", "--loop", "uvloop"]
+UVICORN = [
+    "-m",
+    "uvicorn",
+    "--host",
+    "127.0.0.1",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--http",
+    "httptools",
+    "--loop",
+    "uvloop",
+]
 
 
 def _http(env: dict) -> dict:
@@ -32,7 +43,8 @@ def _http(env: dict) -> dict:
     with server([sys.executable, *UVICORN, "--port", str(port), "portal.asgi:application"], env, port):
         results["portal_api_me"] = load(port, "GET", "/api/v1/me", {"Authorization": f"Token {key}"})
     results["portal_over_floor_latency_ratio"] = round(
-        results["portal_api_me"]["p50_ms"] / results["floor"]["p50_ms"], 2)
+        results["portal_api_me"]["p50_ms"] / results["floor"]["p50_ms"], 2
+    )
     return results
 
 
@@ -48,8 +60,14 @@ def _audit(n: int = 2000) -> dict:
         audit_event(actor=user, event="bench.append", data={"i": i})
     chained = time.perf_counter() - started
     # Same rows without the chain: bulk-free single inserts through the base manager.
-    fields = dict(content_type_id=AuditEntry.objects.first().content_type_id, object_pk="1", object_repr="x",
-                  action=3, actor=user, additional_data={"event": "bench.plain"})
+    fields = dict(
+        content_type_id=AuditEntry.objects.first().content_type_id,
+        object_pk="1",
+        object_repr="x",
+        action=3,
+        actor=user,
+        additional_data={"event": "bench.plain"},
+    )
     started = time.perf_counter()
     for _ in range(n):
         AuditEntry.objects.bulk_create([AuditEntry(**fields)])  # bulk_create skips save(): no chain

@@ -21,16 +21,21 @@ HERE = Path(__file__).parent
 
 def available() -> list[str]:
     return sorted(
-        m.name for m in pkgutil.iter_modules([str(HERE)])
-        if m.name not in ("run", "common") and not m.name.startswith("_")
+        m.name
+        for m in pkgutil.iter_modules([str(HERE)])
+        if m.name not in ("run", "common")
+        and not m.name.startswith("_")
         and hasattr(importlib.import_module(f"bench.{m.name}"), "run")
     )
 
 
 def main(argv: list[str]) -> int:
     names = argv or available()
-    report = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": {}}
+    report = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": {},
+    }
     for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         started = time.perf_counter()

@@ -230,7 +230,7 @@ AUDITLOG_LOGENTRY_MODEL = "core.AuditEntry"
 AUDITLOG_INCLUDE_ALL_MODELS = True
 AUDITLOG_EXCLUDE_TRACKING_MODELS = ("sessions", "contenttypes", "admin", "auditlog")
 AUDITLOG_EXCLUDE_TRACKING_FIELDS = ("last_login", "last_used_at", "updated_at")
-AUDITLOG_MASK_TRACKING_FIELDS = ("password", "key_hash")
+AUDITLOG_MASK_TRACKING_FIELDS = ("password", "key_hash", "wrapped_key")
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 
@@ -260,6 +260,24 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 VAULT_KEYRING = env_str("VAULT_KEYRING")
 VAULT_ROOT = Path(env_str("VAULT_ROOT", str(VAR_DIR / "vault")))
 VAULT_S3_BUCKET = env_str("VAULT_S3_BUCKET")  # when set, ciphertext goes to S3 via django-storages
+VAULT_STORAGE = (
+    {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": VAULT_S3_BUCKET,
+            "endpoint_url": env_str("VAULT_S3_ENDPOINT_URL"),
+            "region_name": env_str("VAULT_S3_REGION"),
+            "access_key": env_str("VAULT_S3_ACCESS_KEY"),
+            "secret_key": env_str("VAULT_S3_SECRET_KEY"),
+            "file_overwrite": True,
+            "default_acl": None,
+        },
+    }
+    if VAULT_S3_BUCKET
+    else None
+)
+if PRODUCTION and not VAULT_KEYRING:
+    raise ConfigError("PORTAL_ENV=production needs VAULT_KEYRING (or VAULT_KEYRING_FILE): the artifact master keys.")
 CATALOG_MAX_ARTIFACT_BYTES = env_int("CATALOG_MAX_ARTIFACT_BYTES", 512 * 1024 * 1024, minimum=1024)
 FEATURE_STORE_ROOT = Path(env_str("FEATURE_STORE_ROOT", str(VAR_DIR / "features")))
 

@@ -91,3 +91,29 @@ def _lock_audit_chain() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_CHAIN_LOCK_KEY])
+
+
+class VaultBlob(models.Model):
+    """One encrypted artifact in the vault (see apps.core.vault).
+
+    The ciphertext lives on a storage backend under `storage_key`; this row holds its data key,
+    sealed by the master key `kid` (AES-256-GCM envelope). Rotating master keys rewrites only
+    `wrapped_key` and `kid`, never the blob.
+    """
+
+    storage_key = models.CharField(max_length=255, unique=True)
+    wrapped_key = models.CharField(max_length=200)
+    kid = models.CharField(max_length=32, db_index=True)
+    purpose = models.CharField(max_length=64, blank=True, help_text="what the blob holds, e.g. catalog.onnx")
+    plaintext_size = models.BigIntegerField()
+    ciphertext_size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="hex digest of the plaintext")
+    created_at = models.DateTimeField(auto_now_add=True)
+    rewrapped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "vault blob"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose or 'blob'} {self.sha256[:12]} ({self.plaintext_size} bytes, key {self.kid})"

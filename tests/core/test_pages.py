@@ -1,3 +1,4 @@
+import base64
 import subprocess
 import sys
 
@@ -85,7 +86,12 @@ def test_production_passes_check_deploy(tmp_path):
     secret_file = tmp_path / "secret"
     secret_file.write_text("x7" * 20 + "abcdefghijklmnopqrstuvwxyz")
     result = _settings_probe(
-        {"PORTAL_ENV": "production", "SECRET_KEY_FILE": str(secret_file), "ALLOWED_HOSTS": "portal.example.com"}
+        {
+            "PORTAL_ENV": "production",
+            "SECRET_KEY_FILE": str(secret_file),
+            "ALLOWED_HOSTS": "portal.example.com",
+            "VAULT_KEYRING": "k1:" + base64.b64encode(b"k" * 32).decode(),
+        }
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -93,3 +99,10 @@ def test_production_passes_check_deploy(tmp_path):
 def test_bad_typed_setting_fails_fast():
     result = _settings_probe({"PORTAL_REDIS_PORT": "not-a-port"})
     assert result.returncode != 0 and "PORTAL_REDIS_PORT" in result.stderr
+
+
+def test_production_refuses_without_vault_keys(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("x7" * 20 + "abcdefghijklmnopqrstuvwxyz")
+    result = _settings_probe({"PORTAL_ENV": "production", "SECRET_KEY_FILE": str(secret_file)})
+    assert result.returncode != 0 and "VAULT_KEYRING" in result.stderr

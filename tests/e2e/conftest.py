@@ -25,8 +25,10 @@ FLAGS = [
 SCREENSHOTS = Path(os.environ.get("PORTAL_SCREENSHOTS", "/tmp/portal-screenshots"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Per module: Playwright keeps an event loop open in this thread while it runs, which would
+    break asyncio tests collected later in the session."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (scripts/test.sh does it as root).")
     from playwright.sync_api import sync_playwright

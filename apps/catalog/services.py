@@ -1,0 +1,490 @@
+"""Writes for the catalog. Every function checks the actor's permissions itself, so the API, the
+browser, the admin, tasks and scripts all get the same rules."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, BinaryIO, Protocol
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.catalog.artifacts import inspect_onnx, inspect_safetensors, local_path
+from apps.catalog.models import (
+    CARD_SECTIONS,
+    SLUG_RE,
+    Alias,
+    ModelCard,
+    ModelVersion,
+    RegisteredModel,
+    alias_validator,
+)
+from apps.core import permissions, vault
+from apps.core.api.errors import Conflict, PayloadTooLarge
+from apps.core.audit import audit_event
+
+DEFAULT_MAX_ARTIFACT_BYTES = 512 << 20
+TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+MAX_TAGS = 20
+MAX_METRICS = 200
+LINEAGE_TEXT = {"run_id": 64, "training_set": 200, "training_data_digest": 128, "code_version": 200}
+LINEAGE_FIELDS = (*LINEAGE_TEXT, "feature_views", "package_versions", "seed")
+# New aliases with these names start protected (the approvals issue gates them).
+PROTECTED_BY_DEFAULT = frozenset({"production", "champion"})
+
+
+def max_artifact_bytes() -> int:
+    return int(getattr(settings, "CATALOG_MAX_ARTIFACT_BYTES", DEFAULT_MAX_ARTIFACT_BYTES))
+
+
+# --- validation helpers ---------------------------------------------------------------------
+
+
+def clean_tags(tags: Any, field: str = "tags") -> list[str]:
+    if tags in (None, ""):
+        return []
+    if isinstance(tags, str):
+        tags = [t for t in re.split(r"[,\s]+", tags) if t]
+    if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+        raise ValidationError({field: ['Give tags as a list of strings, e.g. ["fraud", "tabular"].']})
+    cleaned = sorted({t.strip().lower() for t in tags if t.strip()})
+    bad = [t for t in cleaned if not TAG_RE.match(t)]
+    if bad:
+        raise ValidationError({field: [f"Invalid tag(s) {', '.join(bad[:5])}: use lowercase letters, digits, . _ -"]})
+    if len(cleaned) > MAX_TAGS:
+        raise ValidationError({field: [f"At most {MAX_TAGS} tags."]})
+    return cleaned
+
+
+def clean_metrics(metrics: Any) -> dict[str, float]:
+    if metrics in (None, ""):
+        return {}
+    if not isinstance(metrics, dict):
+        raise ValidationError({"metrics": ['Give metrics as an object of numbers, e.g. {"auc": 0.93}.']})
+    if len(metrics) > MAX_METRICS:
+        raise ValidationError({"metrics": [f"At most {MAX_METRICS} metrics."]})
+    cleaned = {}
+    for key, value in metrics.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 100:
+            raise ValidationError({"metrics": ["Metric names are strings of 1-100 characters."]})
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValidationError({"metrics": [f"Metric {key!r} must be a finite number."]})
+        cleaned[key] = float(value)
+    return cleaned
+
+
+def clean_lineage(lineage: Any) -> dict[str, Any]:
+    lineage = lineage or {}
+    if not isinstance(lineage, dict):
+        raise ValidationError({"lineage": ["Give lineage as an object (run_id, training_set, ...)."]})
+    unknown = sorted(set(lineage) - set(LINEAGE_FIELDS))
+    if unknown:
+        raise ValidationError(
+            {"lineage": [f"Unknown lineage field(s) {', '.join(unknown)}; known: {', '.join(LINEAGE_FIELDS)}."]}
+        )
+    out: dict[str, Any] = {}
+    for key, limit in LINEAGE_TEXT.items():
+        value = lineage.get(key)
+        if value in (None, ""):
+            out[key] = ""
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or len(value) > limit:
+            raise ValidationError({key: [f"{key} must be a string of at most {limit} characters."]})
+        out[key] = value.strip()
+    views = lineage.get("feature_views") or []
+    if not isinstance(views, list) or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in views):
+        raise ValidationError({"feature_views": ["feature_views is a list of feature view names."]})
+    out["feature_views"] = views[:100]
+    packages = lineage.get("package_versions") or {}
+    if not isinstance(packages, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 100 and len(v) <= 100 for k, v in packages.items()
+    ):
+        raise ValidationError(
+            {"package_versions": ['package_versions maps names to versions, e.g. {"torch": "2.5.1"}.']}
+        )
+    out["package_versions"] = dict(list(packages.items())[:200])
+    seed = lineage.get("seed")
+    if seed in (None, ""):
+        out["seed"] = None
+    else:
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise ValidationError({"seed": ["seed must be an integer."]}) from None
+        if not -(2**63) <= seed < 2**63:
+            raise ValidationError({"seed": ["seed must fit in 64 bits."]})
+        out["seed"] = seed
+    return out
+
+
+RESERVED_NAMES = frozenset({"new"})  # browser paths under /models/
+
+
+def _clean_name(name: Any) -> str:
+    if not isinstance(name, str) or not re.match(SLUG_RE, name):
+        raise ValidationError({"name": ["Use 1-100 lowercase letters, digits and inner hyphens, e.g. credit-risk."]})
+    if name in RESERVED_NAMES:
+        raise ValidationError({"name": [f"{name!r} is reserved; pick another name."]})
+    return name
+
+
+# --- registered models ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def model_create(*, actor, name: str, description: str = "", tags=None, team=None) -> RegisteredModel:
+    permissions.require_model_perm(actor, RegisteredModel, "add")
+    name = _clean_name(name)
+    if team is not None and not actor.is_superuser and not actor.groups.filter(pk=team.group_id).exists():
+        raise ValidationError({"team": ["You can only assign a team you belong to."]})
+    if RegisteredModel.objects.filter(name=name).exists():
+        raise ValidationError({"name": [f"A model called {name!r} already exists; pick another name."]})
+    model = RegisteredModel.objects.create(
+        name=name, description=(description or "").strip(), tags=clean_tags(tags), owner=actor, team=team
+    )
+    permissions.grant_owner(model)
+    if team is not None:
+        permissions.share(model, role="viewer", team=team)
+    ModelCard.objects.create(model=model, updated_by=actor)
+    return model
+
+
+@transaction.atomic
+def model_update(*, model: RegisteredModel, actor, **changes) -> RegisteredModel:
+    permissions.require(actor, model, "change")
+    unknown = set(changes) - {"description", "tags"}
+    if unknown:
+        raise ValidationError({f: ["This field cannot be changed."] for f in unknown})
+    if "description" in changes:
+        model.description = (changes["description"] or "").strip()
+    if "tags" in changes:
+        model.tags = clean_tags(changes["tags"])
+    model.save()
+    return model
+
+
+@transaction.atomic
+def model_archive(*, model: RegisteredModel, actor) -> RegisteredModel:
+    """DELETE archives: versions and artifacts stay for lineage and audit; no new versions."""
+    permissions.require(actor, model, "delete")
+    if model.archived_at is None:
+        model.archived_at = timezone.now()
+        model.save(update_fields=["archived_at", "updated_at"])
+    return model
+
+
+def model_share(*, model: RegisteredModel, actor, role: str, user=None, team=None) -> None:
+    permissions.require(actor, model, "change")
+    if user is not None and user.pk == model.owner_id:
+        raise ValidationError({"user": ["The owner already has full access."]})
+    if role not in permissions.ROLE_ACTIONS:
+        raise ValidationError({"role": ["Choose viewer or editor."]})
+    with transaction.atomic():
+        permissions.share(model, role=role, user=user, team=team)
+        audit_event(actor=actor, event="model.share", obj=model, data=_target(user, team) | {"role": role})
+
+
+def model_unshare(*, model: RegisteredModel, actor, user=None, team=None) -> None:
+    permissions.require(actor, model, "change")
+    if user is not None and user.pk == model.owner_id:
+        raise ValidationError({"user": ["The owner always keeps access."]})
+    with transaction.atomic():
+        permissions.unshare(model, user=user, team=team)
+        audit_event(actor=actor, event="model.unshare", obj=model, data=_target(user, team))
+
+
+def _target(user, team) -> dict:
+    return {"user": user.username} if user is not None else {"team": team.slug}
+
+
+@transaction.atomic
+def card_update(*, model: RegisteredModel, actor, **sections) -> ModelCard:
+    permissions.require(actor, model, "change")
+    allowed = {field for field, _ in CARD_SECTIONS}
+    unknown = set(sections) - allowed
+    if unknown:
+        raise ValidationError({f: ["Not a model card section."] for f in unknown})
+    card, _ = ModelCard.objects.get_or_create(model=model)
+    for field, value in sections.items():
+        if value is not None and not isinstance(value, str):
+            raise ValidationError({field: ["Give text."]})
+        if value is not None and len(value) > 20000:
+            raise ValidationError({field: ["At most 20,000 characters."]})
+        setattr(card, field, (value or "").strip())
+    card.updated_by = actor
+    card.save()
+    return card
+
+
+# --- versions -------------------------------------------------------------------------------
+
+
+def version_register(
+    *,
+    model: RegisteredModel,
+    actor,
+    artifact: BinaryIO,
+    artifact_size: int,
+    state_dict: BinaryIO | None = None,
+    state_dict_size: int | None = None,
+    description: str = "",
+    tags=None,
+    metrics=None,
+    lineage=None,
+    framework: str = "",
+) -> ModelVersion:
+    """Validate, encrypt and record a new immutable version. On any failure nothing is left behind."""
+    permissions.require(actor, model, "change")
+    if model.archived_at is not None:
+        raise Conflict(f"Model {model.name!r} is archived; it takes no new versions.")
+    limit = max_artifact_bytes()
+    for label, size in (("artifact", artifact_size), ("state dict", state_dict_size)):
+        if size is not None and size > limit:
+            raise PayloadTooLarge(
+                f"The {label} is {size:,} bytes; the limit is {limit:,} bytes (CATALOG_MAX_ARTIFACT_BYTES)."
+            )
+    if artifact_size == 0:
+        raise ValidationError({"artifact": ["The artifact file is empty."]})
+    cleaned = {
+        "description": (description or "").strip(),
+        "tags": clean_tags(tags),
+        "metrics": clean_metrics(metrics),
+        **clean_lineage(lineage),
+    }
+    with local_path(artifact) as path:
+        info = inspect_onnx(path, framework=framework)
+    signature = dict(info.signature)
+    if state_dict is not None:
+        signature["state_dict"] = inspect_safetensors(state_dict, state_dict_size or 0)
+    stored: list[str] = []
+    try:
+        # Encrypt before the transaction: a large upload must not hold the database lock.
+        artifact.seek(0)
+        written = [vault.blob_write(artifact, purpose="catalog.onnx")]
+        stored.append(written[0][0])
+        if state_dict is not None:
+            state_dict.seek(0)
+            written.append(vault.blob_write(state_dict, purpose="catalog.safetensors"))
+            stored.append(written[1][0])
+        with transaction.atomic():
+            locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+            if locked.archived_at is not None:
+                raise Conflict(f"Model {model.name!r} was archived during the upload; it takes no new versions.")
+            blob = vault.blob_record(*written[0], purpose="catalog.onnx")
+            sd_blob = vault.blob_record(*written[1], purpose="catalog.safetensors") if len(written) > 1 else None
+            version = ModelVersion.objects.create(
+                model=locked,
+                version=locked.latest_version + 1,
+                artifact=blob,
+                state_dict=sd_blob,
+                signature=signature,
+                framework=info.framework,
+                opset=info.opset,
+                producer=info.producer,
+                created_by=actor,
+                **cleaned,
+            )
+            locked.latest_version = version.version
+            locked.latest_version_at = version.created_at
+            locked.framework = info.framework
+            locked.save(update_fields=["latest_version", "latest_version_at", "framework", "updated_at"])
+            audit_event(
+                actor=actor,
+                event="artifact.upload",
+                obj=version,
+                data={
+                    "model": locked.name,
+                    "version": version.version,
+                    "sha256": blob.sha256,
+                    "size": blob.plaintext_size,
+                },
+            )
+    except BaseException:
+        for name in stored:
+            vault.blob_discard(name)
+        raise
+    model.latest_version, model.framework = locked.latest_version, locked.framework
+    return version
+
+
+@transaction.atomic
+def version_update(*, version: ModelVersion, actor, changes: dict) -> ModelVersion:
+    """Only description, tags and metrics may change; anything else is refused with 409."""
+    permissions.require(actor, version.model, "change")
+    frozen = set(changes) - {"description", "tags", "metrics"}
+    if frozen:
+        raise Conflict(f"Versions are immutable: {', '.join(sorted(frozen))} cannot change; register a new version.")
+    if "description" in changes:
+        version.description = (changes["description"] or "").strip()
+    if "tags" in changes:
+        version.tags = clean_tags(changes["tags"])
+    if "metrics" in changes:
+        version.metrics = clean_metrics(changes["metrics"])
+    version.save()
+    return version
+
+
+def artifact_open(*, version: ModelVersion, actor, which: str = "artifact", request=None):
+    """Check permission, start decrypting and audit the download. Returns (chunks, size, filename)."""
+    permissions.require(actor, version.model, "view")
+    blob = version.artifact if which == "artifact" else version.state_dict
+    if blob is None:
+        raise ValidationError({"which": ["This version has no PyTorch state dict."]})
+    filename = version.artifact_filename if which == "artifact" else version.state_dict_filename
+    try:
+        chunks = vault.blob_chunks(blob)
+    except vault.VaultError as exc:
+        audit_event(
+            actor=actor,
+            event="artifact.integrity_error",
+            obj=version,
+            data={"which": which, "error": str(exc)},
+            request=request,
+        )
+        raise
+    audit_event(
+        actor=actor,
+        event="artifact.download",
+        obj=version,
+        data={"model": version.model.name, "version": version.version, "which": which, "sha256": blob.sha256},
+        request=request,
+    )
+    return chunks, blob.plaintext_size, filename
+
+
+# --- aliases --------------------------------------------------------------------------------
+
+
+class ApprovedPromotion(Protocol):
+    """What `alias_move` needs from the approvals app's promotion object."""
+
+    pk: Any
+    is_approved: bool  # decided and approved, not yet used or rolled back
+    model_version: ModelVersion  # the version to move to
+    target_alias: str
+
+
+def alias_move(
+    *,
+    model: RegisteredModel,
+    alias: str,
+    version: ModelVersion,
+    actor,
+    promotion: ApprovedPromotion | None = None,
+    protected: bool | None = None,
+) -> Alias:
+    """Point `alias` at `version`. The one way any alias moves (API, browser, admin, approvals).
+
+    A protected alias (or a new one named production/champion) moves only with an approved
+    `promotion` for exactly this version and alias; anything else is refused with 409.
+    """
+    permissions.require(actor, model, "change")
+    try:
+        alias_validator(alias)
+    except ValidationError as exc:
+        raise ValidationError({"alias": exc.messages}) from None
+    if version.model_id != model.pk:
+        raise ValidationError({"version": [f"Version {version.version} belongs to another model."]})
+    if model.archived_at is not None:
+        raise Conflict(f"Model {model.name!r} is archived; its aliases no longer move.")
+    with transaction.atomic():
+        current = Alias.objects.select_for_update().filter(model=model, name=alias).first()
+        is_protected = current.protected if current is not None else (alias in PROTECTED_BY_DEFAULT)
+        if protected is not None and current is not None and protected != current.protected:
+            raise Conflict("Change the protection with alias_set_protection, not while moving the alias.")
+        if protected is not None and current is None:
+            is_protected = protected or alias in PROTECTED_BY_DEFAULT
+        if is_protected:
+            _check_promotion(alias, version, promotion)
+        previous = current.version.version if current is not None else None
+        if current is None:
+            current = Alias.objects.create(
+                model=model,
+                name=alias,
+                version=version,
+                protected=is_protected,
+                moved_by=actor,
+                promotion_ref=str(promotion.pk) if promotion is not None else "",
+            )
+        else:
+            current.version, current.moved_by = version, actor
+            current.promotion_ref = str(promotion.pk) if promotion is not None else ""
+            current.save()
+        audit_event(
+            actor=actor,
+            event="alias.move",
+            obj=current,
+            data={
+                "model": model.name,
+                "alias": alias,
+                "from_version": previous,
+                "to_version": version.version,
+                "protected": is_protected,
+                "promotion": current.promotion_ref or None,
+            },
+        )
+        RegisteredModel.objects.filter(pk=model.pk).update(updated_at=timezone.now())
+    return current
+
+
+def _check_promotion(alias: str, version: ModelVersion, promotion) -> None:
+    if promotion is None:
+        raise Conflict(
+            f"Alias {alias!r} is protected: it moves only through an approved promotion request "
+            f"(POST /api/v1/promotions/ with version {version.version} and target alias {alias!r})."
+        )
+    if not getattr(promotion, "is_approved", False):
+        raise Conflict(f"The promotion for alias {alias!r} is not approved; it cannot move the alias.")
+    if getattr(promotion, "target_alias", None) != alias or getattr(promotion, "model_version", None) != version:
+        raise Conflict("The approved promotion is for another version or alias; it cannot move this one.")
+
+
+def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
+    permissions.require(actor, model, "change")
+    with transaction.atomic():
+        current = Alias.objects.select_for_update().filter(model=model, name=alias).first()
+        if current is None:
+            raise ValidationError({"alias": [f"Model {model.name!r} has no alias {alias!r}."]})
+        if current.protected:
+            raise Conflict(f"Alias {alias!r} is protected: only an approved promotion or rollback changes it.")
+        audit_event(
+            actor=actor,
+            event="alias.delete",
+            obj=model,
+            data={"model": model.name, "alias": alias, "from_version": current.version.version},
+        )
+        current.delete()
+
+
+def alias_set_protection(*, model: RegisteredModel, alias: str, protected: bool, actor) -> Alias:
+    """Editors may protect an alias; only the owner (delete right) may lift the protection."""
+    permissions.require(actor, model, "change" if protected else "delete")
+    with transaction.atomic():
+        current = Alias.objects.select_for_update().filter(model=model, name=alias).first()
+        if current is None:
+            raise ValidationError({"alias": [f"Model {model.name!r} has no alias {alias!r}."]})
+        if current.protected != protected:
+            current.protected = protected
+            current.save(update_fields=["protected"])
+            audit_event(
+                actor=actor,
+                event="alias.protect" if protected else "alias.unprotect",
+                obj=current,
+                data={"model": model.name, "alias": alias},
+            )
+    return current
+
+
+def version_register_from_torch(**kwargs) -> ModelVersion:
+    """Export a torch module to ONNX, check parity and register it; see apps.catalog.torch_export.
+
+    Imported lazily so that the web process does not load torch until it is needed.
+    """
+    from apps.catalog.torch_export import version_register_from_torch as register
+
+    return register(**kwargs)

@@ -1,0 +1,287 @@
+"""Browser pages for the catalog. Thin: selectors read, services write and check permissions."""
+
+from __future__ import annotations
+
+import itertools
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import APIException
+
+from apps.catalog import forms, selectors, services
+from apps.catalog.models import FRAMEWORKS
+from apps.core import vault
+from apps.core.permissions import require_model_perm, user_can
+
+PAGE_SIZE = 25
+
+
+def _apply_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "message_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def model_list(request):
+    qs = selectors.models_visible(request.user, request.GET)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "values": request.GET,
+        "frameworks": FRAMEWORKS,
+        "sorts": [("name", "Name"), ("updated", "Recently updated"), ("created", "Oldest first"),
+                  ("-created", "Newest first"), ("versions", "Most versions")],
+        "query": query.urlencode(),
+        "can_create": request.user.has_perm("catalog.add_registeredmodel"),
+    }  # fmt: skip
+    return render(request, "catalog/model_list.html", context)
+
+
+def model_create(request):
+    require_model_perm(request.user, services.RegisteredModel, "add")
+    form = forms.ModelCreateForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            model = services.model_create(
+                actor=request.user,
+                name=data["name"],
+                description=data["description"],
+                tags=data["tags"],
+                team=data["team"],
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"Model {model.name} registered. Upload its first version.")
+            return redirect("catalog:version-upload", name=model.name)
+    return render(request, "catalog/form.html", {"form": form, "title": "Register a model", "multipart": False})
+
+
+def model_detail(request, name):
+    model = selectors.model_for(request.user, name)
+    versions = list(selectors.versions_of(model)[:200])
+    series = selectors.metric_series(model)
+    metric = request.GET.get("metric") if request.GET.get("metric") in series else next(iter(sorted(series)), None)
+    can_change = user_can(request.user, model, "change")
+    context = {
+        "model": model,
+        "card": model.card,
+        "versions": versions,
+        "aliases": list(model.aliases.select_related("version", "moved_by").order_by("name")),
+        "metric_names": sorted(series),
+        "metric": metric,
+        "chart": {
+            "x": [v for v, _ in series.get(metric, [])],
+            "y": [y for _, y in series.get(metric, [])],
+            "metric": metric,
+        },
+        "can_change": can_change,
+        "can_delete": user_can(request.user, model, "delete"),
+        "sharing": selectors.sharing_of(model) if can_change else None,
+        "alias_form": forms.AliasForm(versions=[v.version for v in versions]) if can_change else None,
+        "share_form": forms.ShareForm() if can_change else None,
+        "protected_by_default": sorted(services.PROTECTED_BY_DEFAULT),
+    }
+    return render(request, "catalog/model_detail.html", context)
+
+
+def model_edit(request, name):
+    model = selectors.model_for(request.user, name, "change")
+    initial = {"description": model.description, "tags": ", ".join(model.tags)}
+    form = forms.ModelEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.model_update(model=model, actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("catalog:model-detail", name=model.name)
+    return render(request, "catalog/form.html", {"form": form, "title": f"Edit {model.name}", "model": model})
+
+
+def card_edit(request, name):
+    model = selectors.model_for(request.user, name, "change")
+    form = forms.CardForm(request.POST or None, instance=model.card)
+    if request.method == "POST" and form.is_valid():
+        data = {f: form.cleaned_data[f] for f in form.Meta.fields}
+        card = services.card_update(model=model, actor=request.user, **data)
+        messages.success(request, f"Model card saved ({card.completeness:.0%} complete).")
+        return redirect("catalog:model-detail", name=model.name)
+    return render(request, "catalog/form.html", {"form": form, "title": f"Model card of {model.name}", "model": model})
+
+
+@require_POST
+def model_share(request, name):
+    model = selectors.model_for(request.user, name, "change")
+    form = forms.ShareForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.model_share(
+                model=model, actor=request.user, role=data["role"], user=data["user"], team=data["team"]
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            who = data["user"].username if data["user"] else data["team"].name
+            messages.success(request, f"Shared with {who} as {data['role']}.")
+    else:
+        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+    return redirect("catalog:model-detail", name=model.name)
+
+
+@require_POST
+def model_unshare(request, name):
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.models import Team
+
+    model = selectors.model_for(request.user, name, "change")
+    user = get_user_model().objects.filter(username=request.POST.get("user") or "").first()
+    team = Team.objects.filter(slug=request.POST.get("team") or "").first() if user is None else None
+    if user is None and team is None:
+        messages.error(request, "Choose whom to remove.")
+    else:
+        try:
+            services.model_unshare(model=model, actor=request.user, user=user, team=team)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.info(request, f"Removed access for {user.username if user else team.name}.")
+    return redirect("catalog:model-detail", name=model.name)
+
+
+@require_POST
+def model_archive(request, name):
+    model = selectors.model_for(request.user, name, "delete")
+    services.model_archive(model=model, actor=request.user)
+    messages.info(request, f"{model.name} archived: its versions stay readable; it takes no new versions.")
+    return redirect("catalog:model-list")
+
+
+def version_upload(request, name):
+    model = selectors.model_for(request.user, name, "change")
+    form = forms.VersionUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        artifact, weights = data["artifact"], data.get("state_dict")
+        try:
+            version = services.version_register(
+                model=model,
+                actor=request.user,
+                artifact=artifact,
+                artifact_size=artifact.size,
+                state_dict=weights,
+                state_dict_size=weights.size if weights else None,
+                description=data["description"],
+                tags=data["tags"],
+                metrics=data["metrics"],
+                lineage=form.lineage(),
+                framework=data["framework"],
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        except APIException as exc:  # 409 archived, 413 too large
+            form.add_error(None, str(exc.detail))
+        else:
+            messages.success(request, f"Version {version.version} registered and encrypted in the vault.")
+            return redirect("catalog:version-detail", name=model.name, version=version.version)
+    limit = services.max_artifact_bytes()
+    title = f"Upload a version of {model.name}"
+    return render(
+        request, "catalog/form.html", {"form": form, "title": title, "model": model, "multipart": True, "limit": limit}
+    )
+
+
+@require_POST
+def alias_set(request, name):
+    model = selectors.model_for(request.user, name, "change")
+    versions = list(model.versions.values_list("version", flat=True))
+    form = forms.AliasForm(request.POST, versions=versions)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+        return redirect("catalog:model-detail", name=model.name)
+    alias, number = form.cleaned_data["alias"].strip(), form.cleaned_data["version"]
+    try:
+        if request.POST.get("action") == "delete":
+            services.alias_delete(model=model, alias=alias, actor=request.user)
+            messages.info(request, f"Alias {alias} removed.")
+        else:
+            version = model.versions.get(version=number)
+            services.alias_move(model=model, alias=alias, version=version, actor=request.user)
+            messages.success(request, f"{alias} now points to v{number}.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except APIException as exc:
+        messages.error(request, str(exc.detail))
+    return redirect("catalog:model-detail", name=model.name)
+
+
+def _lineage_link(run_id: str) -> str | None:
+    if not run_id:
+        return None
+    for route in ("experiments:run-detail",):
+        try:
+            return reverse(route, args=[run_id])
+        except NoReverseMatch:
+            continue
+    return None
+
+
+def version_detail(request, name, version):
+    found = selectors.version_for(request.user, name, version)
+    can_change = user_can(request.user, found.model, "change")
+    form = None
+    if can_change:
+        initial = {"description": found.description, "tags": ", ".join(found.tags), "metrics": _json(found.metrics)}
+        form = forms.VersionEditForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.version_update(version=found, actor=request.user, changes=form.cleaned_data)
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+            else:
+                messages.success(request, "Saved.")
+                return redirect("catalog:version-detail", name=name, version=found.version)
+    elif request.method == "POST":
+        return HttpResponse("You may view this model but not change it.", status=403)
+    context = {
+        "version": found,
+        "model": found.model,
+        "form": form,
+        "run_link": _lineage_link(found.run_id),
+        "aliases": sorted(a.name for a in found.aliases.all()),
+    }
+    return render(request, "catalog/version_detail.html", context)
+
+
+def version_download(request, name, version):
+    found = selectors.version_for(request.user, name, version)
+    which = "state_dict" if request.GET.get("which") == "state_dict" else "artifact"
+    try:
+        chunks, size, filename = services.artifact_open(version=found, actor=request.user, which=which, request=request)
+        first = next(chunks, b"")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("catalog:version-detail", name=name, version=found.version)
+    except vault.VaultError as exc:
+        return render(request, "catalog/integrity_error.html", {"version": found, "error": str(exc)}, status=500)
+    body = itertools.chain([first], chunks) if first else iter(())
+    return vault.streaming_response(body, request=request, size=size, filename=filename)
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, indent=None) if value else ""

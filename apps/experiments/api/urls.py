@@ -1,0 +1,13 @@
+from django.urls import path
+
+from apps.experiments.api import views
+
+urlpatterns = [
+    path("experiments/", views.ExperimentListView.as_view(), name="experiment-list"),
+    path("experiments/<int:pk>/", views.ExperimentDetailView.as_view(), name="experiment-detail"),
+    path("runs/", views.RunListView.as_view(), name="run-list"),
+    path("runs/<int:pk>/", views.RunDetailView.as_view(), name="run-detail"),
+    path("runs/<int:pk>/log-batch", views.RunLogBatchView.as_view(), name="run-log-batch"),
+    path("runs/<int:pk>/metrics/", views.RunMetricKeysView.as_view(), name="run-metric-keys"),
+    path("runs/<int:pk>/metrics/<path:key>", views.RunMetricSeriesView.as_view(), name="run-metric-series"),
+]

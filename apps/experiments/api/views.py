@@ -1,0 +1,202 @@
+"""REST API for experiments and runs (paths in API.md). Views stay thin: services write, selectors read."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Team
+from apps.core.api.errors import PayloadTooLarge
+from apps.experiments import selectors, services
+from apps.experiments.api import serializers as s
+from apps.experiments.downsample import METHODS
+from apps.experiments.filters import FilterError
+from apps.experiments.models import Run
+from apps.experiments.validation import check_key
+
+MAX_LOG_BATCH_BYTES = 4 * 1024 * 1024
+MAX_SERIES_MAX_POINTS = 100_000
+
+
+def _int_param(request, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiValidationError({name: [f"{name} must be a whole number."]}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ApiValidationError({name: [f"{name} must be {bounds}."]})
+    return value
+
+
+class ExperimentListView(generics.ListAPIView):
+    serializer_class = s.ExperimentSerializer
+
+    def get_queryset(self):
+        experiments = selectors.experiment_list(self.request.user)
+        name = self.request.query_params.get("name")
+        return experiments.filter(name=name) if name else experiments
+
+    @extend_schema(parameters=[OpenApiParameter("name", str, description="exact experiment name")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=s.ExperimentCreateSerializer, responses={201: s.ExperimentSerializer})
+    def post(self, request):
+        data = s.ExperimentCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        team = None
+        if data.validated_data["team"]:
+            team = Team.objects.filter(slug=data.validated_data["team"], group__user=request.user).first()
+            if team is None:
+                raise ApiValidationError({"team": ["You are not a member of a team with that slug."]})
+        experiment = services.experiment_create(
+            name=data.validated_data["name"],
+            description=data.validated_data["description"],
+            tags=data.validated_data["tags"],
+            team=team,
+            actor=request.user,
+        )
+        return Response(s.ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+
+
+class ExperimentDetailView(APIView):
+    @extend_schema(responses=s.ExperimentSerializer)
+    def get(self, request, pk):
+        return Response(s.ExperimentSerializer(selectors.get_experiment(request.user, pk)).data)
+
+    @extend_schema(request=s.ExperimentUpdateSerializer, responses=s.ExperimentSerializer)
+    def patch(self, request, pk):
+        experiment = selectors.get_experiment(request.user, pk, "change")
+        data = s.ExperimentUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.experiment_update(experiment=experiment, actor=request.user, **data.validated_data)
+        return Response(s.ExperimentSerializer(experiment).data)
+
+
+RUN_LIST_PARAMETERS = [
+    OpenApiParameter("experiment", int, description="experiment id"),
+    OpenApiParameter("status", str, enum=[c for c, _ in Run.Status.choices]),
+    OpenApiParameter("filter", str, description="e.g. metrics.val_acc > 0.9 and params.lr < 0.01"),
+    OpenApiParameter("order_by", str, description="e.g. -metrics.val_acc, params.lr, name, -created_at"),
+]
+
+
+class RunListView(generics.ListAPIView):
+    serializer_class = s.RunSerializer
+
+    def get_queryset(self):
+        """Ids of the visible, matching runs in order (the page's rows are loaded in `list`)."""
+        params = self.request.query_params
+        experiment = _int_param(self.request, "experiment", minimum=1)
+        if experiment is not None:
+            base = Run.objects.filter(experiment=selectors.get_experiment(self.request.user, experiment))
+        else:
+            base = selectors.visible_runs(self.request.user)
+        try:
+            sort = selectors.validate_sort(params.get("order_by", ""))
+        except FilterError as exc:
+            raise ApiValidationError({"order_by": [str(exc)]}) from None
+        query = selectors.RunQuery(filter=params.get("filter", ""), sort=sort, status=params.get("status", ""))
+        try:
+            return selectors.run_ids(base, query)
+        except FilterError as exc:
+            raise ApiValidationError({"filter": [str(exc)]}) from None
+
+    def list(self, request, *args, **kwargs):
+        ids = self.paginate_queryset(self.get_queryset())
+        runs = selectors.runs_in_order(ids)
+        summaries = selectors.summaries_for([r.pk for r in runs])
+        data = s.RunSerializer(runs, many=True, context={"summaries": summaries}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(parameters=RUN_LIST_PARAMETERS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=s.RunCreateSerializer, responses={201: s.RunSerializer})
+    def post(self, request):
+        data = s.RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        experiment = selectors.get_experiment(request.user, values.pop("experiment"))
+        run = services.run_create(experiment=experiment, actor=request.user, **values)
+        return Response(s.RunSerializer(run, context={"summaries": {run.pk: {}}}).data, status=status.HTTP_201_CREATED)
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses=s.RunSerializer)
+    def get(self, request, pk):
+        return Response(s.RunSerializer(selectors.get_run(request.user, pk)).data)
+
+    @extend_schema(request=s.RunUpdateSerializer, responses=s.RunSerializer)
+    def patch(self, request, pk):
+        run = selectors.get_run(request.user, pk, "change")
+        data = s.RunUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        with transaction.atomic():
+            services.run_update(run=run, name=values.get("name"), notes=values.get("notes"))
+            if "status" in values or "progress" in values:
+                services.run_set_status(run=run, status=values.get("status"), progress=values.get("progress"))
+        return Response(s.RunSerializer(run).data)
+
+
+class RunLogBatchView(APIView):
+    """Up to 1,000 metric points, 100 params and 100 tags, validated and written in one transaction."""
+
+    @extend_schema(request=s.LogBatchSerializer, responses=s.LogBatchResultSerializer)
+    def post(self, request, pk):
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > MAX_LOG_BATCH_BYTES:
+            raise PayloadTooLarge(
+                f"A log-batch body may be at most {MAX_LOG_BATCH_BYTES // (1024 * 1024)} MiB; split it."
+            )
+        run = selectors.get_run(request.user, pk, "change")
+        body = request.data
+        if not isinstance(body, dict):
+            raise ApiValidationError({"detail": ["Send a JSON object with metrics, params and/or tags."]})
+        unknown = set(body) - {"metrics", "params", "tags"}
+        if unknown:
+            raise ApiValidationError({"detail": [f"Unknown field(s): {', '.join(sorted(unknown))}."]})
+        result = services.run_log_batch(
+            run=run, metrics=body.get("metrics"), params=body.get("params"), tags=body.get("tags")
+        )
+        return Response(result)
+
+
+class RunMetricKeysView(APIView):
+    @extend_schema(responses=s.MetricSummarySerializer(many=True))
+    def get(self, request, pk):
+        run = selectors.get_run(request.user, pk)
+        rows = selectors.summaries_for([run.pk])[run.pk].values()
+        return Response(s.MetricSummarySerializer(sorted(rows, key=lambda r: r.key), many=True).data)
+
+
+class RunMetricSeriesView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("max_points", int, description="downsample to at most this many points (4..100000)"),
+            OpenApiParameter("method", str, enum=list(METHODS), description="minmax (default) or lttb"),
+            OpenApiParameter("after_step", int, description="only points after this step (catch-up)"),
+        ],
+        responses=s.SeriesSerializer,
+    )
+    def get(self, request, pk, key):
+        run = selectors.get_run(request.user, pk)
+        problem = check_key(key)
+        if problem:
+            raise ApiValidationError({"key": [problem]})
+        max_points = _int_param(request, "max_points", minimum=4, maximum=MAX_SERIES_MAX_POINTS)
+        after_step = _int_param(request, "after_step", minimum=-1)
+        method = request.query_params.get("method") or "minmax"
+        if method not in METHODS:
+            raise ApiValidationError({"method": [f"Use one of {', '.join(METHODS)}."]})
+        return Response(selectors.metric_series(run, key, max_points=max_points, method=method, after_step=after_step))

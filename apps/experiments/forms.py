@@ -1,0 +1,39 @@
+from django import forms
+
+from apps.accounts.models import Team
+from apps.core.forms import BootstrapFormMixin
+from apps.experiments.models import slug_validator
+
+
+class ExperimentForm(BootstrapFormMixin, forms.Form):
+    name = forms.SlugField(max_length=100, validators=[slug_validator], help_text="Lowercase, e.g. churn-model.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), required=False, help_text="Team members can view the experiment and log runs."
+    )
+
+    def __init__(self, *args, user=None, **kwargs):
+        self._teams = Team.objects.filter(group__user=user) if user is not None else Team.objects.none()
+        super().__init__(*args, **kwargs)
+
+    def order_fields(self, field_order):
+        # BootstrapFormMixin validates inside __init__ (it reads self.errors), so the user's teams
+        # must be in place before that: BaseForm.__init__ calls order_fields right after copying fields.
+        self.fields["team"].queryset = self._teams
+        super().order_fields(field_order)
+
+
+class RunsTableForm(forms.Form):
+    """The runs table's query string (filter, sort, columns, page); validated, never trusted."""
+
+    filter = forms.CharField(required=False, max_length=2000)
+    sort = forms.CharField(required=False, max_length=300)
+    status = forms.CharField(required=False, max_length=10)
+    metric = forms.MultipleChoiceField(required=False)
+    param = forms.MultipleChoiceField(required=False)
+    page_size = forms.TypedChoiceField(choices=[(n, n) for n in (25, 50, 100, 200)], coerce=int, required=False)
+
+    def __init__(self, *args, metric_keys=(), param_keys=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["metric"].choices = [(k, k) for k in metric_keys]
+        self.fields["param"].choices = [(k, k) for k in param_keys]

@@ -1,0 +1,171 @@
+"""Live updates for runs: coalesced per run so that a fast trainer cannot flood browsers.
+
+Every committed log-batch hands its points to `publish()` (from `transaction.on_commit`). A single
+background thread per process owns an event loop that talks to the channel layer. Per run, at
+most one flush happens per window (`EXPERIMENTS_LIVE_WINDOW_S`, default 0.1 s): the first batch
+after a quiet period goes out at once; batches arriving within the window are merged and sent
+when it ends. A flush sends to group `run.<id>`:
+
+- at most one point per key and at most 10 keys (a trainer logging once per step or epoch):
+  one `{"type": "metric", "run", "key", "step", "value", "ts"}` message each (API.md);
+- anything more (a fast trainer, a big batch): a single `{"type": "metrics", "run", "points": [{"key", "step", "value", "ts"}, ...],
+  "total": n}` message with at most 200 points per key, chosen by the min/max method (first,
+  last and extremes kept). A page that wants every point reads the series API.
+
+So a run sends at most ~10 metric messages per window however fast it logs. The experiment group
+`experiment.<id>` gets the latest point per key only (the runs table needs no curves), in the
+same two shapes. Status changes go to both groups as
+`{"type": "status", "run", "status", "progress"}`; only the latest status per window is sent.
+Log lines go to the run group as `{"type": "log", "run", "text"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+
+import numpy as np
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from apps.core.realtime import group_name
+from apps.experiments.downsample import downsample
+from apps.experiments.validation import Point
+
+log = logging.getLogger(__name__)
+PER_POINT_LIMIT = 10
+MAX_LIVE_POINTS_PER_KEY = 200
+
+
+def window_seconds() -> float:
+    return float(getattr(settings, "EXPERIMENTS_LIVE_WINDOW_S", 0.1))
+
+
+def iso_ms(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def point_message(run_id: int, p: Point) -> dict:
+    return {"type": "metric", "run": run_id, "key": p.key, "step": p.step, "value": p.value, "ts": iso_ms(p.timestamp)}
+
+
+def coalesce(points: list[Point], per_key: int = MAX_LIVE_POINTS_PER_KEY) -> list[Point]:
+    """Points grouped by key in step order, each key trimmed to `per_key` (shape kept)."""
+    by_key: dict[str, list[Point]] = {}
+    for p in points:
+        by_key.setdefault(p.key, []).append(p)
+    out: list[Point] = []
+    for series in by_key.values():
+        series.sort(key=lambda p: p.step)
+        if len(series) > per_key:
+            steps = np.fromiter((p.step for p in series), dtype=np.float64, count=len(series))
+            values = np.fromiter((np.nan if p.value is None else p.value for p in series), np.float64, len(series))
+            series = [series[i] for i in downsample(steps, values, per_key)]
+        out.extend(series)
+    return out
+
+
+def latest_per_key(points: Iterable[Point]) -> list[Point]:
+    latest: dict[str, Point] = {}
+    for p in points:
+        if p.key not in latest or p.step >= latest[p.key].step:
+            latest[p.key] = p
+    return list(latest.values())
+
+
+def messages_for(run_id: int, points: list[Point], total: int) -> list[dict]:
+    if not points:
+        return []
+    if len(points) <= PER_POINT_LIMIT and len({p.key for p in points}) == len(points):
+        return [point_message(run_id, p) for p in points]
+    return [
+        {
+            "type": "metrics",
+            "run": run_id,
+            "total": total,
+            "points": [{"key": p.key, "step": p.step, "value": p.value, "ts": iso_ms(p.timestamp)} for p in points],
+        }
+    ]
+
+
+class _Pending:
+    __slots__ = ("experiment_id", "points", "status", "logs")
+
+    def __init__(self, experiment_id: int):
+        self.experiment_id = experiment_id
+        self.points: list[Point] = []
+        self.status: dict | None = None
+        self.logs: list[str] = []
+
+
+class LivePublisher:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[int, _Pending] = {}
+        self.scheduled: set[int] = set()
+        self.last_sent: dict[int, float] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pid = None
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self.loop is None or self.pid != os.getpid():  # first use, or a forked worker process
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="experiments-live", daemon=True).start()
+            self.loop, self.pid = loop, os.getpid()
+            self.pending.clear()
+            self.scheduled.clear()
+        return self.loop
+
+    def publish(self, run_id: int, experiment_id: int, *, points=(), status=None, log_text=None) -> None:
+        with self.lock:
+            loop = self._ensure_loop()
+            entry = self.pending.setdefault(run_id, _Pending(experiment_id))
+            entry.points.extend(points)
+            if status is not None:
+                entry.status = status
+            if log_text:
+                entry.logs.append(log_text)
+            if run_id in self.scheduled:
+                return
+            self.scheduled.add(run_id)
+            delay = max(0.0, self.last_sent.get(run_id, -1e9) + window_seconds() - time.monotonic())
+        loop.call_soon_threadsafe(self._schedule, run_id, delay)
+
+    def _schedule(self, run_id: int, delay: float) -> None:
+        if delay > 0:
+            self.loop.call_later(delay, lambda: asyncio.ensure_future(self._flush(run_id)))
+        else:
+            asyncio.ensure_future(self._flush(run_id))
+
+    async def _flush(self, run_id: int) -> None:
+        with self.lock:
+            entry = self.pending.pop(run_id, None)
+            self.scheduled.discard(run_id)
+            now = time.monotonic()
+            self.last_sent[run_id] = now
+            if len(self.last_sent) > 10000:
+                self.last_sent = {k: v for k, v in self.last_sent.items() if now - v < 60}
+        if entry is None:
+            return
+        run_group, exp_group = group_name("run", run_id), group_name("experiment", entry.experiment_id)
+        outgoing: list[tuple[str, dict]] = []
+        outgoing += [(run_group, m) for m in messages_for(run_id, coalesce(entry.points), len(entry.points))]
+        outgoing += [(exp_group, m) for m in messages_for(run_id, latest_per_key(entry.points), len(entry.points))]
+        if entry.logs:
+            outgoing.append((run_group, {"type": "log", "run": run_id, "text": "".join(entry.logs)}))
+        if entry.status is not None:
+            outgoing += [(run_group, entry.status), (exp_group, entry.status)]
+        layer = get_channel_layer()
+        for group, message in outgoing:
+            try:
+                await layer.group_send(group, {"type": "portal.event", "payload": message})
+            except Exception:  # a missed live update must never break logging
+                log.exception("live update to %s failed", group)
+
+
+publisher = LivePublisher()

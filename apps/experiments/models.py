@@ -1,0 +1,171 @@
+"""Experiments, runs and their metric series.
+
+Object permissions live on the experiment: a run is visible to whoever may view its experiment
+and writable by whoever may change it (10,000 runs need no 30,000 guardian rows).
+
+Metric points sit in a lean table written in bulk (no per-row signals, no audit entry per point);
+`RunMetricSummary` keeps the latest/min/max per run and key so that the runs table sorts and
+filters by a metric with one indexed join. `RunParam` and `RunTag` mirror the run's params and
+tags as rows for the same reason; the JSON columns on the run are what pages display.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from apps.core.models import OwnedModel
+from apps.core.permissions import object_permission_models
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9]+(?:-[a-z0-9]+)*$", "Use lowercase letters, digits and single hyphens, e.g. churn-model."
+)
+
+
+class Experiment(OwnedModel):
+    name = models.SlugField(max_length=100, unique=True, validators=[slug_validator])
+    description = models.TextField(blank=True, default="")
+    tags = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ExperimentUserObjectPermission, ExperimentGroupObjectPermission = object_permission_models(Experiment)
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+        KILLED = "killed", "Killed"
+
+    class Source(models.TextChoices):
+        JOB = "job", "Training job"
+        SCRIPT = "script", "Outside script"
+
+    TERMINAL = (Status.FINISHED, Status.FAILED, Status.KILLED)
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    progress = models.FloatField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.SCRIPT)
+    code_version = models.CharField(max_length=200, blank=True, default="")
+    notes = models.TextField(blank=True, default="")
+    params = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    log_tail = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["experiment", "-created_at"], name="exp_run_created_idx"),
+            # index-only scans for the runs table's id queries and counts (10,000 runs per experiment)
+            models.Index(fields=["experiment", "id"], name="exp_run_id_idx"),
+            models.Index(fields=["experiment", "status"], name="exp_run_status_idx"),
+            models.Index(fields=["status"], name="run_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.name}/{self.name}" if "experiment" in self.__dict__ else self.name
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+
+class MetricPoint(models.Model):
+    """One logged value. `value` NULL means NaN; +/-inf are stored as +/- the largest float."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No database FK constraint: it would fire a trigger per inserted point. Points are only ever
+    # written by run_log_batch for a run it has just loaded, and runs are deleted through the ORM,
+    # which deletes their points first (on_delete=CASCADE).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False)
+    key = models.CharField(max_length=250)
+    step = models.BigIntegerField()
+    value = models.FloatField(null=True)
+    timestamp = models.BigIntegerField(help_text="milliseconds since the Unix epoch")
+
+    # The series index (run_id, key, step) is created by migration 0002: on PostgreSQL it also
+    # INCLUDEs value and timestamp, so reading a 100,000-point series is an index-only scan.
+
+
+class RunMetricSummary(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_summaries")
+    key = models.CharField(max_length=250)
+    last = models.FloatField(null=True)
+    last_step = models.BigIntegerField()
+    last_timestamp = models.BigIntegerField()
+    min = models.FloatField(null=True)
+    max = models.FloatField(null=True)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="metric_summary_run_key_uniq")]
+        indexes = [models.Index(fields=["key", "last"], name="metric_summary_key_last_idx")]
+
+
+class RunParam(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="param_rows")
+    key = models.CharField(max_length=250)
+    value = models.CharField(max_length=6000)
+    value_num = models.FloatField(null=True, help_text="the value as a number when it is one (for < and >)")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="run_param_run_key_uniq")]
+        indexes = [
+            models.Index(fields=["key", "value_num"], name="run_param_key_num_idx"),
+        ]
+
+
+class RunTag(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tag_rows")
+    key = models.CharField(max_length=250)
+    value = models.CharField(max_length=5000)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="run_tag_run_key_uniq")]
+
+
+class RunArtifact(models.Model):
+    """A file a run produced (checkpoint, ONNX export, plot), listed on the run page."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    path = models.CharField(max_length=500)
+    size = models.BigIntegerField(default=0)
+    digest = models.CharField(max_length=80, blank=True, default="")
+    uri = models.CharField(max_length=1000, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["run", "path"], name="run_artifact_run_path_uniq")]
+
+
+class ExperimentKey(models.Model):
+    """The metric and param names used in an experiment (for column pickers), kept as runs log
+    them so that a page never scans 10,000 runs' rows to list them."""
+
+    class Kind(models.TextChoices):
+        METRIC = "metric", "Metric"
+        PARAM = "param", "Param"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="keys")
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    key = models.CharField(max_length=250)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "kind", "key"], name="experiment_key_uniq")]

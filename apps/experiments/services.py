@@ -1,0 +1,352 @@
+"""Writes for experiments and runs. The training app calls these in-process with Run objects."""
+
+from __future__ import annotations
+
+import math
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from apps.core.api.errors import Conflict
+from apps.core.permissions import grant_owner, require, require_model_perm, share
+from apps.experiments import live
+from apps.experiments.models import (
+    Experiment,
+    ExperimentKey,
+    MetricPoint,
+    Run,
+    RunArtifact,
+    RunMetricSummary,
+    RunParam,
+    RunTag,
+)
+from apps.experiments.validation import (
+    Point,
+    as_number,
+    clean_metrics,
+    clean_params,
+    clean_tags,
+    now_ms,
+)
+
+LOG_TAIL_CHARS = 64 * 1024
+TRANSITIONS = {
+    Run.Status.QUEUED: {Run.Status.RUNNING, Run.Status.FAILED, Run.Status.KILLED},
+    Run.Status.RUNNING: {Run.Status.FINISHED, Run.Status.FAILED, Run.Status.KILLED},
+}
+COPY_THRESHOLD = 50  # PostgreSQL: batches this big go through COPY
+
+
+# --- experiments --------------------------------------------------------------------------------
+def experiment_create(*, name: str, actor, description: str = "", tags=None, team=None) -> Experiment:
+    """Create an experiment owned by `actor`; a team experiment is shared with the team as editor."""
+    require_model_perm(actor, Experiment, "add")
+    tags = clean_tags(tags)
+    experiment = Experiment(name=name, description=description or "", tags=tags, owner=actor, team=team)
+    experiment.full_clean(exclude=["owner", "team"])
+    with transaction.atomic():
+        try:
+            experiment.save()
+        except IntegrityError:
+            raise ValidationError(
+                {"name": [f"An experiment named {name!r} already exists; pick another name."]}
+            ) from None
+        grant_owner(experiment)
+        if team is not None:
+            share(experiment, role="editor", team=team)
+    return experiment
+
+
+def experiment_update(*, experiment: Experiment, actor, description=None, tags=None) -> Experiment:
+    require(actor, experiment, "change")
+    fields = []
+    if description is not None:
+        experiment.description = description
+        fields.append("description")
+    if tags is not None:
+        experiment.tags = clean_tags(tags)
+        fields.append("tags")
+    if fields:
+        experiment.save(update_fields=[*fields, "updated_at"])
+    return experiment
+
+
+# --- runs ---------------------------------------------------------------------------------------
+def run_create(
+    *,
+    experiment: Experiment,
+    name: str,
+    actor,
+    source: str = Run.Source.JOB,
+    params=None,
+    tags=None,
+    code_version: str = "",
+    notes: str = "",
+    status: str = Run.Status.RUNNING,
+) -> Run:
+    """Start a run in `experiment` (the actor needs change rights on it and the add_run role)."""
+    require(actor, experiment, "change")
+    require_model_perm(actor, Run, "add")
+    if source not in Run.Source.values:
+        raise ValidationError({"source": [f"Use one of {', '.join(Run.Source.values)}."]})
+    if status not in (Run.Status.QUEUED, Run.Status.RUNNING):
+        raise ValidationError({"status": ["A new run is either queued or running."]})
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise ValidationError({"name": ["Give the run a name of 1 to 200 characters."]})
+    params, tags = clean_params(params), clean_tags(tags)
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.create(
+            experiment=experiment,
+            owner=actor,
+            name=name,
+            source=source,
+            status=status,
+            code_version=(code_version or "")[:200],
+            notes=notes or "",
+            params=params,
+            tags=tags,
+            started_at=now if status == Run.Status.RUNNING else None,
+        )
+        RunParam.objects.bulk_create(
+            [RunParam(run=run, key=k, value=v, value_num=as_number(v)) for k, v in params.items()]
+        )
+        RunTag.objects.bulk_create([RunTag(run=run, key=k, value=v) for k, v in tags.items()])
+        _remember_keys(experiment.pk, ExperimentKey.Kind.PARAM, params)
+        _publish_status(run)
+    return run
+
+
+def run_update(*, run: Run, name=None, notes=None) -> Run:
+    fields = []
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ValidationError({"name": ["Give the run a name of 1 to 200 characters."]})
+        run.name = name
+        fields.append("name")
+    if notes is not None:
+        run.notes = notes
+        fields.append("notes")
+    if fields:
+        run.save(update_fields=[*fields, "updated_at"])
+    return run
+
+
+def run_set_status(*, run: Run, status: str | None = None, progress: float | None = None) -> Run:
+    """Move a run along queued -> running -> finished/failed/killed and/or report progress (0..1).
+
+    A status change is audited; progress alone is not (it may be reported every step).
+    """
+    if progress is not None:
+        if isinstance(progress, bool) or not isinstance(progress, int | float) or not math.isfinite(progress):
+            raise ValidationError({"progress": ["Progress is a number between 0 and 1."]})
+        if not 0 <= progress <= 1:
+            raise ValidationError({"progress": ["Progress is a number between 0 and 1."]})
+    if status is not None and status not in Run.Status.values:
+        raise ValidationError({"status": [f"Use one of {', '.join(Run.Status.values)}."]})
+    with transaction.atomic():
+        current = Run.objects.select_for_update().only("status").get(pk=run.pk).status
+        run.status = current
+        if status is not None and status != current:
+            if status not in TRANSITIONS.get(current, set()):
+                raise Conflict(f"A {current} run cannot become {status}.")
+            now = timezone.now()
+            run.status = status
+            fields = ["status", "updated_at"]
+            if status == Run.Status.RUNNING and run.started_at is None:
+                run.started_at = now
+                fields.append("started_at")
+            if status in Run.TERMINAL:
+                run.ended_at = now
+                fields.append("ended_at")
+                if status == Run.Status.FINISHED:
+                    progress = 1.0 if progress is None else progress
+            if progress is not None:
+                run.progress = float(progress)
+                fields.append("progress")
+            run.save(update_fields=fields)
+        elif progress is not None:
+            run.progress = float(progress)
+            Run.objects.filter(pk=run.pk).update(progress=run.progress)
+        _publish_status(run)
+    return run
+
+
+def _publish_status(run: Run) -> None:
+    message = {"type": "status", "run": run.pk, "status": run.status, "progress": run.progress}
+    if run.ended_at is not None:
+        message["ended_at"] = run.ended_at.isoformat()
+    experiment_id = run.experiment_id
+    transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, status=message))
+
+
+def run_log_batch(*, run: Run, metrics=None, params=None, tags=None) -> dict[str, int]:
+    """Validate then write metric points, params and tags in one transaction.
+
+    Params are write-once (logging the same value again is fine; a different value is a 409).
+    Tags may be overwritten. Summaries (latest/min/max per key) are merged in the same
+    transaction by one upsert; the live update goes out after commit.
+    """
+    points = clean_metrics(metrics)
+    params = clean_params(params)
+    tags = clean_tags(tags)
+    if not (points or params or tags):
+        raise ValidationError({"detail": ["Nothing to log: send metrics, params and/or tags."]})
+    experiment_id = run.experiment_id
+    with transaction.atomic():
+        if params or tags:  # the JSON columns are read-modify-write: lock the run row
+            locked = Run.objects.select_for_update().only("id", "params", "tags", "experiment_id").get(pk=run.pk)
+            _write_params_tags(locked, params, tags)
+            run.params, run.tags = locked.params, locked.tags
+        if points:
+            _insert_points(run.pk, points)
+            _update_summaries(run.pk, experiment_id, points)
+            transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, points=points))
+    return {"metrics": len(points), "params": len(params), "tags": len(tags)}
+
+
+def _write_params_tags(run: Run, params: dict[str, str], tags: dict[str, str]) -> None:
+    clashes = [
+        f"{k} (logged {run.params[k]!r}, now {v!r})"
+        for k, v in params.items()
+        if k in run.params and run.params[k] != v
+    ]
+    if clashes:
+        raise Conflict(f"Params cannot change once logged: {', '.join(clashes)}. Start a new run to try other values.")
+    new_params = {k: v for k, v in params.items() if k not in run.params}
+    RunParam.objects.bulk_create(
+        [RunParam(run=run, key=k, value=v, value_num=as_number(v)) for k, v in new_params.items()]
+    )
+    if tags:
+        RunTag.objects.bulk_create(
+            [RunTag(run=run, key=k, value=v) for k, v in tags.items()],
+            update_conflicts=True,
+            unique_fields=["run", "key"],
+            update_fields=["value"],
+        )
+    changed_tags = {k: v for k, v in tags.items() if run.tags.get(k) != v}
+    if new_params or changed_tags:
+        run.params = {**run.params, **new_params}
+        run.tags = {**run.tags, **changed_tags}
+        run.save(update_fields=["params", "tags", "updated_at"])  # audited: params and tags are run changes
+
+
+def _insert_points(run_id: int, points: list[Point]) -> None:
+    table = MetricPoint._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and len(points) >= COPY_THRESHOLD:
+            # One COPY text payload: keys are validated (no tab, newline or backslash can occur),
+            # values are Python floats (repr round-trips exactly), NULL is \N.
+            null = "\\N"
+            payload = "".join(
+                f"{run_id}\t{p.key}\t{p.step}\t{null if p.value is None else repr(p.value)}\t{p.timestamp}\n"
+                for p in points
+            )
+            with cursor.cursor.copy(f"COPY {table} (run_id, key, step, value, timestamp) FROM STDIN") as copy:
+                copy.write(payload)
+        else:
+            rows = [(run_id, p.key, p.step, p.value, p.timestamp) for p in points]
+            cursor.executemany(
+                f"INSERT INTO {table} (run_id, key, step, value, timestamp) VALUES (%s, %s, %s, %s, %s)", rows
+            )
+
+
+def _remember_keys(experiment_id: int, kind: str, keys) -> None:
+    if keys:
+        ExperimentKey.objects.bulk_create(
+            [ExperimentKey(experiment_id=experiment_id, kind=kind, key=k) for k in keys], ignore_conflicts=True
+        )
+
+
+_SUMMARY_UPSERT = """
+INSERT INTO {t} (run_id, key, last, last_step, last_timestamp, min, max, count) VALUES {values}
+ON CONFLICT (run_id, key) DO UPDATE SET
+  last = CASE WHEN excluded.last_step >= {t}.last_step THEN excluded.last ELSE {t}.last END,
+  last_timestamp = CASE WHEN excluded.last_step >= {t}.last_step THEN excluded.last_timestamp ELSE {t}.last_timestamp END,
+  last_step = CASE WHEN excluded.last_step >= {t}.last_step THEN excluded.last_step ELSE {t}.last_step END,
+  min = CASE WHEN {t}.min IS NULL OR excluded.min < {t}.min THEN excluded.min ELSE {t}.min END,
+  max = CASE WHEN {t}.max IS NULL OR excluded.max > {t}.max THEN excluded.max ELSE {t}.max END,
+  count = {t}.count + excluded.count
+RETURNING key, count
+"""
+
+
+def _update_summaries(run_id: int, experiment_id: int, points: list[Point]) -> None:
+    """Merge this batch's latest/min/max/count per key into the summaries in one statement (row
+    locks taken by the upsert make concurrent batches for the same run merge correctly)."""
+    batch: dict[str, list] = {}  # key -> [last, last_step, last_ts, min, max, n]
+    for p in points:
+        s = batch.get(p.key)
+        if s is None:
+            batch[p.key] = s = [p.value, p.step, p.timestamp, None, None, 0]
+        elif p.step >= s[1]:
+            s[0], s[1], s[2] = p.value, p.step, p.timestamp
+        s[5] += 1
+        if p.value is not None:
+            if s[3] is None or p.value < s[3]:
+                s[3] = p.value
+            if s[4] is None or p.value > s[4]:
+                s[4] = p.value
+    args: list = []
+    for key, (last, last_step, last_ts, low, high, n) in batch.items():
+        args += [run_id, key, last, last_step, last_ts, low, high, n]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch))
+    sql = _SUMMARY_UPSERT.format(t=RunMetricSummary._meta.db_table, values=values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        returned = cursor.fetchall()
+    new_keys = [key for key, count in returned if count == batch[key][5]]  # first points of this key in the run
+    _remember_keys(experiment_id, ExperimentKey.Kind.METRIC, new_keys)
+
+
+def run_log_system_metrics(
+    *,
+    run: Run,
+    cpu_percent: float | None = None,
+    memory_percent: float | None = None,
+    gpu_percent: float | None = None,
+    gpu_memory_percent: float | None = None,
+    step: int | None = None,
+) -> dict[str, int]:
+    """Worker resource use, stored as metrics under `system/` (charted apart on the run page)."""
+    values = {
+        "system/cpu_percent": cpu_percent,
+        "system/memory_percent": memory_percent,
+        "system/gpu_percent": gpu_percent,
+        "system/gpu_memory_percent": gpu_memory_percent,
+    }
+    if step is None:
+        started = run.started_at or run.created_at or timezone.now()
+        step = max(0, int((timezone.now() - started).total_seconds()))
+    ts = now_ms()
+    metrics = [{"key": k, "value": v, "step": step, "timestamp": ts} for k, v in values.items() if v is not None]
+    return run_log_batch(run=run, metrics=metrics)
+
+
+def run_append_log(*, run: Run, text: str) -> None:
+    """Append worker output to the run's log tail (the last 64 KiB are kept) and stream it."""
+    if not isinstance(text, str) or not text:
+        return
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().only("log_tail").get(pk=run.pk)
+        tail = (locked.log_tail + text)[-LOG_TAIL_CHARS:]
+        Run.objects.filter(pk=run.pk).update(log_tail=tail)
+        run.log_tail = tail
+        experiment_id = run.experiment_id
+        transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, log_text=text[-LOG_TAIL_CHARS:]))
+
+
+def run_artifact_add(*, run: Run, path: str, size: int, digest: str = "", uri: str = "") -> RunArtifact:
+    """Record a file the run produced (the file itself lives in the vault or object storage)."""
+    path = (path or "").strip()
+    if not path or len(path) > 500 or path.startswith("/") or ".." in path.split("/"):
+        raise ValidationError({"path": ["Give a relative artifact path without '..' (at most 500 characters)."]})
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValidationError({"size": ["Size is a non-negative number of bytes."]})
+    artifact, _ = RunArtifact.objects.update_or_create(
+        run=run, path=path, defaults={"size": size, "digest": digest[:80], "uri": uri[:1000]}
+    )
+    return artifact

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from apps.experiments import views
+
+urlpatterns = [
+    path("experiments/", views.experiment_list, name="experiment-list"),
+    path("experiments/<int:pk>/", views.experiment_detail, name="experiment-detail"),
+    path("experiments/<int:pk>/compare/", views.run_compare, name="run-compare"),
+    path("runs/<int:pk>/", views.run_detail, name="run-detail"),
+]

@@ -1,0 +1,170 @@
+"""Request and response shapes (for the OpenAPI schema); validation lives in the services."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.core.permissions import user_can
+from apps.features import stats
+from apps.features.models import DTYPES, KEY_DTYPES, Entity, FeatureView, MaterializationJob, TrainingSet
+
+
+class JoinKeySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    dtype = serializers.ChoiceField(choices=KEY_DTYPES)
+
+
+class FeatureSchemaSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    dtype = serializers.ChoiceField(choices=DTYPES)
+    description = serializers.CharField(required=False, allow_blank=True)
+    pii = serializers.BooleanField(required=False, default=False)
+
+
+class EntitySerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    join_keys = JoinKeySerializer(many=True)
+
+    class Meta:
+        model = Entity
+        fields = ["id", "name", "description", "join_keys", "owner", "created_at", "updated_at"]
+
+
+class EntityCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    join_keys = serializers.JSONField(help_text='[{"name": "customer_id", "dtype": "int64"}]')
+    team = serializers.CharField(required=False, allow_blank=True, help_text="team slug")
+
+
+class FeatureViewSerializer(serializers.ModelSerializer):
+    entity = serializers.CharField(source="entity.name")
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.CharField(source="team.slug", default=None, read_only=True)
+    features = FeatureSchemaSerializer(many=True)
+
+    class Meta:
+        model = FeatureView
+        fields = [
+            "id", "name", "entity", "description", "tags", "region", "ttl_seconds", "source", "version", "features",
+            "owner", "team", "row_count", "last_ingested_at", "newest_event_at", "last_materialized_at",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+
+
+class MaterializationJobSerializer(serializers.ModelSerializer):
+    view = serializers.CharField(source="view.name", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+
+    class Meta:
+        model = MaterializationJob
+        fields = [
+            "id", "view", "version", "requested_by", "start", "end", "state", "progress", "rows_read", "keys_written",
+            "queue", "error", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+
+class FeatureViewDetailSerializer(FeatureViewSerializer):
+    statistics = serializers.SerializerMethodField()
+    join_keys = serializers.JSONField(source="entity.join_keys", read_only=True)
+    versions = serializers.SerializerMethodField()
+    materializations = serializers.SerializerMethodField()
+    can_view_pii = serializers.SerializerMethodField()
+
+    class Meta(FeatureViewSerializer.Meta):
+        fields = [*FeatureViewSerializer.Meta.fields, "join_keys", "statistics", "versions", "materializations",
+                  "can_view_pii"]  # fmt: skip
+
+    def _pii_ok(self, obj) -> bool:
+        user = self.context["request"].user
+        return user_can(user, obj, "view") and (user.has_perm("features.view_pii") or user.has_perm("view_pii", obj))
+
+    def get_can_view_pii(self, obj) -> bool:
+        return self._pii_ok(obj)
+
+    def get_statistics(self, obj) -> dict:
+        return obj.statistics if self._pii_ok(obj) else stats.masked(obj.statistics, set(obj.pii_features))
+
+    def get_versions(self, obj) -> list[dict]:
+        return [
+            {"version": v.version, "features": [f["name"] for f in v.features], "reason": v.reason,
+             "created_at": v.created_at}
+            for v in obj.versions.all()[:50]
+        ]  # fmt: skip
+
+    def get_materializations(self, obj) -> list[dict]:
+        return MaterializationJobSerializer(
+            obj.materializations.select_related("requested_by", "view")[:10], many=True
+        ).data
+
+
+class FeatureViewCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    entity = serializers.CharField(help_text="entity name")
+    features = serializers.JSONField(help_text='[{"name", "dtype", "description", "pii"}]')
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.JSONField(required=False, default=list)
+    region = serializers.CharField(required=False, default="default")
+    ttl_seconds = serializers.JSONField(required=False, default=0, help_text="0 = never expires")
+    source = serializers.ChoiceField(choices=FeatureView.Source.values, required=False, default="batch")
+    team = serializers.CharField(required=False, allow_blank=True, help_text="team slug")
+
+
+class FeatureViewUpdateSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.JSONField(required=False)
+    ttl_seconds = serializers.JSONField(required=False)
+    features = serializers.JSONField(required=False, help_text="a removed or retyped feature makes a new version")
+    source = serializers.CharField(required=False)
+    region = serializers.CharField(required=False)
+
+
+class IngestResultSerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    partitions = serializers.ListField(child=serializers.CharField())
+    version = serializers.IntegerField()
+
+
+class PushResultSerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    keys_written = serializers.IntegerField()
+    version = serializers.IntegerField()
+
+
+class MaterializeSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class OnlineRequestSerializer(serializers.Serializer):
+    features = serializers.ListField(child=serializers.CharField(), help_text='["view:feature", ...]')
+    entities = serializers.DictField(child=serializers.ListField(), help_text='{"customer_id": [1, 2]}')
+
+
+class OnlineFeatureResultSerializer(serializers.Serializer):
+    values = serializers.ListField(child=serializers.JSONField(allow_null=True))
+    statuses = serializers.ListField(child=serializers.ChoiceField(choices=["present", "missing", "expired"]))
+
+
+class OnlineResponseSerializer(serializers.Serializer):
+    entities = serializers.DictField(child=serializers.ListField())
+    features = serializers.ListField(child=serializers.CharField())
+    results = serializers.DictField(child=OnlineFeatureResultSerializer(), help_text="per feature, in entity order")
+    event_timestamps = serializers.DictField(child=serializers.ListField(), help_text="per view, in entity order")
+    masked = serializers.ListField(child=serializers.CharField(), help_text="PII features you may not see unmasked")
+
+
+class TrainingSetSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = TrainingSet
+        fields = ["id", "name", "features", "region", "row_count", "columns", "entity_digest", "digest", "lineage",
+                  "owner", "created_at"]  # fmt: skip
+
+
+class TrainingSetCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    features = serializers.JSONField(help_text='["view:feature", ...] (JSON list, or comma-separated in multipart)')
+    entity_rows = serializers.JSONField(required=False, help_text="rows with join keys, event_timestamp and labels")
+    entity_table = serializers.FileField(required=False, help_text="CSV or Parquet file instead of entity_rows")

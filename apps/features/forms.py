@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from apps.core.forms import BootstrapFormMixin
+from apps.features.models import DTYPES, KEY_DTYPES, FeatureView
+
+
+def _lines(text: str, kinds: tuple, what: str) -> list[dict]:
+    """Parse `name:dtype[:pii][:description]` lines (or a JSON list) into schema entries."""
+    text = (text or "").strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise forms.ValidationError(
+                "This looks like JSON but does not parse; fix it or use one line each."
+            ) from None
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(":", 3)]
+        if len(parts) < 2 or parts[1] not in kinds:
+            raise forms.ValidationError(f"Line {n}: write name:dtype with dtype one of {', '.join(kinds)}.")
+        item = {"name": parts[0], "dtype": parts[1]}
+        if what == "features":
+            flag = parts[2].lower() if len(parts) > 2 else ""
+            if flag not in ("", "pii", "-"):
+                raise forms.ValidationError(f"Line {n}: the third part is 'pii' or '-' (not PII).")
+            item |= {"pii": flag == "pii", "description": parts[3] if len(parts) > 3 else ""}
+        out.append(item)
+    return out
+
+
+class EntityForm(BootstrapFormMixin, forms.Form):
+    name = forms.SlugField(max_length=100, help_text="lowercase, e.g. customer")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    join_keys = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="one per line: <code>customer_id:int64</code> (int64 or string)",
+    )
+
+    def clean_join_keys(self):
+        return _lines(self.cleaned_data["join_keys"], KEY_DTYPES, "keys")
+
+
+class FeatureViewForm(BootstrapFormMixin, forms.Form):
+    name = forms.SlugField(max_length=100)
+    entity = forms.ChoiceField()
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    features = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="one per line: <code>name:dtype:pii|-:description</code>, dtype one of " + ", ".join(DTYPES),
+    )
+    tags = forms.CharField(required=False, help_text="comma-separated")
+    region = forms.CharField(initial="default", help_text="where the data lives, e.g. default or uae-north")
+    ttl_seconds = forms.IntegerField(min_value=0, initial=0, help_text="0 = values never expire")
+    source = forms.ChoiceField(choices=FeatureView.Source.choices)
+
+    def __init__(self, *args, entities=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["entity"].choices = [(e.name, e.name) for e in entities]
+        self._errors = None  # the Bootstrap mixin validated before the choices existed; validate again
+        self.fields["entity"].widget.attrs["class"] = "form-select"
+
+    def clean_features(self):
+        return _lines(self.cleaned_data["features"], DTYPES, "features")
+
+    def clean_tags(self):
+        return [t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()]
+
+
+class IngestForm(BootstrapFormMixin, forms.Form):
+    file = forms.FileField(required=False, help_text="CSV (with a header row) or Parquet")
+    rows = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}), help_text="or JSON rows")
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("file") and not (data.get("rows") or "").strip():
+            raise forms.ValidationError("Choose a file or paste JSON rows.")
+        if data.get("rows") and not data.get("file"):
+            try:
+                data["rows"] = json.loads(data["rows"])
+            except ValueError:
+                self.add_error("rows", "These rows are not valid JSON; paste a list of objects.")
+        return data
+
+
+class MaterializeForm(BootstrapFormMixin, forms.Form):
+    start = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    end = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+
+class LookupForm(BootstrapFormMixin, forms.Form):
+    features = forms.CharField(help_text="comma-separated view:feature references")
+    keys = forms.CharField(help_text="entity keys, comma-separated (composite keys: a|b)")
+    key_names = forms.CharField(help_text="join key names, comma-separated, in the order above")

@@ -1,0 +1,297 @@
+"""Writes for the feature registry and store. Keyword-only; every one checks permissions."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from apps.core.permissions import grant_owner, require, require_model_perm
+from apps.core.queues import queue_name, validate_region
+from apps.core.realtime import broadcast, group_name, send_now
+from apps.features import offline, online, stats
+from apps.features.models import DTYPES, KEY_DTYPES, Entity, FeatureView, FeatureViewVersion, MaterializationJob
+from apps.features.schema import CREATED_TS, EVENT_TS, build_table, parse_payload
+
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+RESERVED = {EVENT_TS, CREATED_TS, online.TS_FIELD}
+MAX_FEATURES = 500
+MAX_TTL = 10 * 365 * 86400
+
+
+def _check_slug(name) -> str:
+    from apps.features.models import slug_validator
+
+    if not isinstance(name, str):
+        raise ValidationError({"name": ["Give a name."]})
+    try:
+        slug_validator(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from None
+    return name
+
+
+def clean_join_keys(join_keys) -> list[dict]:
+    if not isinstance(join_keys, list) or not join_keys or len(join_keys) > 5:
+        raise ValidationError({"join_keys": ['Give 1 to 5 keys: [{"name": "customer_id", "dtype": "int64"}].']})
+    out, seen = [], set()
+    for i, k in enumerate(join_keys, start=1):
+        if not isinstance(k, dict) or not NAME_RE.match(str(k.get("name", ""))) or k["name"] in RESERVED:
+            raise ValidationError({"join_keys": [f"Key {i}: name must be a lowercase identifier like customer_id."]})
+        if k.get("dtype") not in KEY_DTYPES:
+            raise ValidationError({"join_keys": [f"Key {k['name']}: dtype must be one of {', '.join(KEY_DTYPES)}."]})
+        if k["name"] in seen:
+            raise ValidationError({"join_keys": [f"Key {k['name']} is listed twice."]})
+        seen.add(k["name"])
+        out.append({"name": k["name"], "dtype": k["dtype"]})
+    return out
+
+
+def clean_features(features, key_names: list[str]) -> list[dict]:
+    if not isinstance(features, list) or not features or len(features) > MAX_FEATURES:
+        raise ValidationError({"features": [f"Give 1 to {MAX_FEATURES} features with name and dtype."]})
+    out, seen = [], set()
+    for i, f in enumerate(features, start=1):
+        if not isinstance(f, dict):
+            raise ValidationError({"features": [f"Feature {i} must be an object with name and dtype."]})
+        name = f.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED or name in key_names:
+            raise ValidationError(
+                {
+                    "features": [
+                        f"Feature {i}: {str(name)[:40]!r} must be a lowercase identifier, not a key or reserved."
+                    ]
+                }
+            )
+        if name in seen:
+            raise ValidationError({"features": [f"Feature {name} is listed twice."]})
+        if f.get("dtype") not in DTYPES:
+            raise ValidationError({"features": [f"Feature {name}: dtype must be one of {', '.join(DTYPES)}."]})
+        description = f.get("description", "")
+        if not isinstance(description, str) or len(description) > 1000:
+            raise ValidationError({"features": [f"Feature {name}: description must be text under 1000 characters."]})
+        if not isinstance(f.get("pii", False), bool):
+            raise ValidationError({"features": [f"Feature {name}: pii must be true or false."]})
+        seen.add(name)
+        out.append({"name": name, "dtype": f["dtype"], "description": description, "pii": f.get("pii", False)})
+    return out
+
+
+def _clean_tags(tags) -> list[str]:
+    if (
+        not isinstance(tags, list)
+        or len(tags) > 20
+        or not all(isinstance(t, str) and NAME_RE.match(t.replace("-", "_")) for t in tags)
+    ):
+        raise ValidationError({"tags": ["Give up to 20 lowercase tags (letters, digits, - and _)."]})
+    return sorted(set(tags))
+
+
+def _clean_ttl(ttl) -> int:
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
+        raise ValidationError({"ttl_seconds": [f"TTL must be whole seconds from 0 (never expires) to {MAX_TTL}."]})
+    return ttl
+
+
+def _clean_region(region) -> str:
+    try:
+        return validate_region(region) or "default"
+    except (ValueError, TypeError) as exc:
+        raise ValidationError({"region": [str(exc)]}) from None
+
+
+def entity_create(*, actor, name, join_keys, description: str = "", team=None) -> Entity:
+    require_model_perm(actor, Entity, "add")
+    name = _check_slug(name)
+    if Entity.objects.filter(name=name).exists():
+        raise ValidationError({"name": [f"An entity named {name!r} exists already; pick another name."]})
+    with transaction.atomic():
+        entity = Entity.objects.create(
+            name=name, join_keys=clean_join_keys(join_keys), description=description or "", owner=actor, team=team
+        )
+        grant_owner(entity)
+    return entity
+
+
+def feature_view_create(
+    *, actor, name, entity: Entity, features, description="", tags=(), region="default", ttl_seconds=0,
+    source="batch", team=None,
+) -> FeatureView:  # fmt: skip
+    require_model_perm(actor, FeatureView, "add")
+    require(actor, entity, "view")
+    name = _check_slug(name)
+    if FeatureView.objects.filter(name=name).exists():
+        raise ValidationError({"name": [f"A feature view named {name!r} exists already; pick another name."]})
+    if source not in FeatureView.Source.values:
+        raise ValidationError({"source": ["Source must be batch or push."]})
+    clean = clean_features(features, entity.key_names)
+    with transaction.atomic():
+        view = FeatureView.objects.create(
+            name=name, entity=entity, features=clean, description=description or "", tags=_clean_tags(list(tags) if isinstance(tags, tuple) else tags),
+            region=_clean_region(region), ttl_seconds=_clean_ttl(ttl_seconds), source=source, owner=actor, team=team,
+        )  # fmt: skip
+        FeatureViewVersion.objects.create(view=view, version=1, features=clean, join_keys=entity.join_keys)
+        grant_owner(view)
+        assign_perm("view_pii", actor, view)  # the steward who classifies the data may see it
+    return view
+
+
+def is_breaking(old: list[dict], new: list[dict]) -> bool:
+    """Removing a feature or changing its type breaks readers; adding one does not."""
+    new_types = {f["name"]: f["dtype"] for f in new}
+    return any(new_types.get(f["name"]) != f["dtype"] for f in old)
+
+
+def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
+    require(actor, view, "change")
+    allowed = {"description", "tags", "ttl_seconds", "features", "source", "region", "team"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({"detail": [f"These fields cannot be changed: {', '.join(sorted(unknown))}."]})
+    with transaction.atomic():
+        view = FeatureView.objects.select_for_update().get(pk=view.pk)
+        if "description" in changes:
+            view.description = str(changes["description"] or "")
+        if "tags" in changes:
+            view.tags = _clean_tags(changes["tags"])
+        if "ttl_seconds" in changes:
+            view.ttl_seconds = _clean_ttl(changes["ttl_seconds"])
+        if "team" in changes:
+            view.team = changes["team"]
+        if "source" in changes:
+            if changes["source"] not in FeatureView.Source.values:
+                raise ValidationError({"source": ["Source must be batch or push."]})
+            view.source = changes["source"]
+        if "region" in changes:
+            region = _clean_region(changes["region"])
+            if region != view.region and view.partitions.exists():
+                raise ValidationError(
+                    {"region": ["This view already has data in its region; create a new view for the other region."]}
+                )
+            view.region = region
+        if "features" in changes:
+            new = clean_features(changes["features"], view.entity.key_names)
+            if is_breaking(view.features, new):
+                view.version += 1
+                view.statistics, view.row_count, view.newest_event_at = {}, 0, None
+                FeatureViewVersion.objects.create(
+                    view=view, version=view.version, features=new, join_keys=view.entity.join_keys,
+                    reason="breaking schema change (a feature was removed or changed type)",
+                )  # fmt: skip
+            else:
+                FeatureViewVersion.objects.filter(view=view, version=view.version).update(features=new)
+            view.features = new
+        view.save()
+    return view
+
+
+def _refresh_statistics(view: FeatureView) -> None:
+    table = offline.read_view(view)
+    view.statistics = stats.compute(table, view.features)
+    view.row_count = table.num_rows
+    if table.num_rows:
+        import pyarrow.compute as pc
+
+        view.newest_event_at = pc.max(table.column(EVENT_TS)).as_py()
+    view.last_ingested_at = timezone.now()
+    view.save(update_fields=["statistics", "row_count", "newest_event_at", "last_ingested_at", "updated_at"])
+
+
+def feature_view_ingest(*, view: FeatureView, actor, data, fmt: str | None = None, request=None) -> dict:
+    """Validate and append rows to the offline store; all or nothing. Returns a summary."""
+    require(actor, view, "change")
+    offline.check_residency(view.region, actor=actor, obj=view, action="ingest", request=request)
+    raw = parse_payload(data, fmt)
+    table = build_table(raw, view.entity.join_keys, view.features, timezone.now())
+    with transaction.atomic():
+        view = FeatureView.objects.select_for_update().get(pk=view.pk)
+        partitions = offline.write_partitions(view=view, table=table, actor=actor, origin="ingest")
+        _refresh_statistics(view)
+    return {"rows": table.num_rows, "partitions": [p.path for p in partitions], "version": view.version}
+
+
+def feature_view_push(*, view: FeatureView, actor, data, request=None) -> dict:
+    """Rows straight into the online store, logged to the offline store first (all or nothing)."""
+    require(actor, view, "change")
+    if view.source != FeatureView.Source.PUSH:
+        raise PermissionDenied(
+            f"{view.name} is a batch view: ingest its data and materialize it, or change its source to push."
+        )
+    offline.check_residency(view.region, actor=actor, obj=view, action="push", request=request)
+    raw = parse_payload(data)
+    table = build_table(raw, view.entity.join_keys, view.features, timezone.now())
+    with transaction.atomic():
+        view = FeatureView.objects.select_for_update().get(pk=view.pk)
+        offline.write_partitions(view=view, table=table, actor=actor, origin="push")
+        _refresh_statistics(view)
+    written = online.write_latest(
+        view_id=view.pk, version=view.version, table=table, key_names=view.entity.key_names, features=view.features
+    )
+    return {"rows": table.num_rows, "keys_written": written, "version": view.version}
+
+
+def materialize_request(*, view: FeatureView, actor, start, end) -> MaterializationJob:
+    require(actor, view, "change")
+    if start is None or end is None or start >= end:
+        raise ValidationError({"end": ["Give a time range with start before end."]})
+    queue = "default" if view.region == "default" else queue_name("cpu", view.region)
+    job = MaterializationJob.objects.create(
+        view=view, version=view.version, requested_by=actor, start=start, end=end, queue=queue
+    )
+    from apps.features import tasks
+
+    transaction.on_commit(lambda: tasks.materialize.apply_async(args=[job.pk], queue=queue))
+    broadcast(group_name("featureview", view.pk), _job_message(job))
+    return job
+
+
+def _job_message(job: MaterializationJob) -> dict:
+    return {
+        "type": "materialization", "job": job.pk, "state": job.state, "progress": round(job.progress, 4),
+        "rows_read": job.rows_read, "keys_written": job.keys_written, "error": job.error,
+    }  # fmt: skip
+
+
+def materialize_run(*, job_id: int) -> MaterializationJob:
+    """Copy the job's time range from offline to online (the task calls this)."""
+    job = MaterializationJob.objects.select_related("view__entity", "requested_by").get(pk=job_id)
+    if job.state not in (MaterializationJob.State.QUEUED, MaterializationJob.State.RUNNING):
+        return job
+    view, group = job.view, group_name("featureview", job.view_id)
+    job.state, job.started_at, job.progress = MaterializationJob.State.RUNNING, timezone.now(), 0.0
+    job.save(update_fields=["state", "started_at", "progress"])
+    send_now(group, _job_message(job))
+    try:
+        offline.check_residency(view.region, actor=job.requested_by, obj=view, action="materialize")
+        table = offline.read_view(view, version=job.version, start=job.start, end=job.end)
+        job.rows_read = table.num_rows
+        features = FeatureViewVersion.objects.get(view=view, version=job.version).features
+
+        def progress(done, total):
+            job.progress = done / total
+            MaterializationJob.objects.filter(pk=job.pk).update(progress=job.progress, rows_read=job.rows_read)
+            send_now(group, _job_message(job))
+
+        job.keys_written = online.write_latest(
+            view_id=view.pk, version=job.version, table=table, key_names=view.entity.key_names,
+            features=features, progress=progress,
+        )  # fmt: skip
+    except Exception as exc:  # the job row records every failure; the worker stays up
+        job.state, job.error = MaterializationJob.State.FAILED, str(exc)[:2000]
+    else:
+        job.state, job.progress = MaterializationJob.State.SUCCEEDED, 1.0
+        FeatureView.objects.filter(pk=view.pk).update(last_materialized_at=timezone.now())
+    job.finished_at = timezone.now()
+    job.save(update_fields=["state", "progress", "rows_read", "keys_written", "error", "finished_at"])
+    send_now(group, _job_message(job))
+    return job
+
+
+def online_read(*, actor, features: list[str], entities: dict, request=None) -> dict:
+    """Many features for many entities in one call (see reader.read_sync)."""
+    from apps.features.reader import read_sync
+
+    return read_sync(user=actor, body={"features": features, "entities": entities}, request=request)

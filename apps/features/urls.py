@@ -1,0 +1,13 @@
+from django.urls import path
+
+from apps.features import views
+
+urlpatterns = [
+    path("features/", views.view_list, name="view-list"),
+    path("features/new/", views.view_create, name="view-create"),
+    path("features/entities/new/", views.entity_create, name="entity-create"),
+    path("features/lookup/", views.lookup, name="lookup"),
+    path("features/<str:name>/", views.view_detail, name="view-detail"),
+    path("features/<str:name>/ingest/", views.view_ingest, name="view-ingest"),
+    path("features/<str:name>/materialize/", views.view_materialize, name="view-materialize"),
+]

@@ -1,0 +1,213 @@
+"""Browser pages: registry list, view detail (schema, statistics, freshness), ingest, lookup tester."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+
+from apps.core.permissions import require_model_perm, user_can
+from apps.features import offline, selectors, services, stats
+from apps.features.forms import EntityForm, FeatureViewForm, IngestForm, LookupForm, MaterializeForm
+from apps.features.models import Entity, FeatureView
+from apps.features.reader import MASK, BadRequest
+
+PAGE_SIZE = 25
+PREVIEW_ROWS = 20
+
+
+def _apply_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "message_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def _can_pii(user, view) -> bool:
+    return user.has_perm("features.view_pii") or user.has_perm("view_pii", view)
+
+
+def view_list(request):
+    qs = selectors.views_visible(request.user, request.GET)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "values": request.GET,
+        "query": query.urlencode(),
+        "can_create": request.user.has_perm("features.add_featureview"),
+        "can_create_entity": request.user.has_perm("features.add_entity"),
+        "entities": selectors.entities_visible(request.user),
+    }
+    return render(request, "features/view_list.html", context)
+
+
+def entity_create(request):
+    require_model_perm(request.user, Entity, "add")
+    form = EntityForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.entity_create(
+                actor=request.user, name=d["name"], join_keys=d["join_keys"], description=d["description"]
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"Entity {d['name']} registered. Now define a feature view on it.")
+            return redirect("features:view-create")
+    return render(request, "features/form.html", {"form": form, "title": "Register an entity"})
+
+
+def view_create(request):
+    require_model_perm(request.user, FeatureView, "add")
+    entities = list(selectors.entities_visible(request.user))
+    form = FeatureViewForm(request.POST or None, entities=entities)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            entity = selectors.entity_for(request.user, d["entity"])
+            view = services.feature_view_create(
+                actor=request.user, name=d["name"], entity=entity, features=d["features"], description=d["description"],
+                tags=d["tags"], region=d["region"], ttl_seconds=d["ttl_seconds"], source=d["source"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"Feature view {view.name} created. Ingest its first data.")
+            return redirect("features:view-ingest", name=view.name)
+    return render(request, "features/form.html", {"form": form, "title": "New feature view"})
+
+
+def _preview(request, view) -> tuple[list, list, str]:
+    """Newest rows from the offline store, PII masked for users without view_pii."""
+    try:
+        offline.check_residency(view.region, actor=request.user, obj=view, action="preview", request=request)
+    except PermissionDenied as exc:
+        return [], [], str(exc)
+    parts = list(offline.partitions_of(view).order_by("-date", "-id")[:3])
+    if not parts:
+        return [], [], ""
+    table = offline.read_view(view, start=min(p.min_event_at for p in parts))
+    import pyarrow.compute as pc
+
+    table = table.take(pc.sort_indices(table, [("event_timestamp", "descending")])[:PREVIEW_ROWS])
+    columns = table.column_names
+    hidden = set() if _can_pii(request.user, view) else set(view.pii_features)
+    rows = [[MASK if c in hidden and r[c] is not None else r[c] for c in columns] for r in table.to_pylist()]
+    if not hidden and view.pii_features:
+        from apps.core.audit import audit_event
+
+        audit_event(
+            actor=request.user, event="features.pii_preview", obj=view, data={"rows": len(rows)}, request=request
+        )
+    return columns, rows, ""
+
+
+def view_detail(request, name):
+    view = selectors.view_for(request.user, name)
+    pii_ok = _can_pii(request.user, view)
+    statistics = view.statistics if pii_ok else stats.masked(view.statistics, set(view.pii_features))
+    columns, rows, residency_error = _preview(request, view)
+    context = {
+        "view": view,
+        "features": view.features,
+        "statistics": statistics,
+        "stats_json": {k: v for k, v in statistics.items() if not v.get("masked")},
+        "pii_ok": pii_ok,
+        "can_change": user_can(request.user, view, "change"),
+        "jobs": selectors.jobs_of(view),
+        "versions": list(view.versions.all()[:20]),
+        "partitions": view.partitions.filter(version=view.version).count(),
+        "preview_columns": columns,
+        "preview_rows": rows,
+        "residency_error": residency_error,
+        "materialize_form": MaterializeForm(),
+    }
+    return render(request, "features/view_detail.html", context)
+
+
+def view_ingest(request, name):
+    view = selectors.view_for(request.user, name)
+    if not user_can(request.user, view, "change"):
+        raise PermissionDenied(f"You may view {view.name} but not ingest into it; ask its owner for editor access.")
+    form = IngestForm(request.POST or None, request.FILES or None)
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data.get("file")
+        data = upload.read() if upload else form.cleaned_data["rows"]
+        fmt = "parquet" if upload and upload.name.lower().endswith(".parquet") else None
+        try:
+            result = services.feature_view_ingest(view=view, actor=request.user, data=data, fmt=fmt, request=request)
+        except ValidationError as exc:
+            d = getattr(exc, "message_dict", {"detail": exc.messages})
+            errors = d.get("detail", []) + d.get("rows", []) + d.get("file", [])
+        except PermissionDenied as exc:
+            errors = [str(exc)]
+        else:
+            messages.success(request, f"Ingested {result['rows']} rows into {view.name} v{result['version']}.")
+            return redirect("features:view-detail", name=view.name)
+    return render(request, "features/ingest.html", {"form": form, "view": view, "errors": errors})
+
+
+def view_materialize(request, name):
+    view = selectors.view_for(request.user, name)
+    form = MaterializeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.materialize_request(
+                view=view, actor=request.user, start=form.cleaned_data["start"], end=form.cleaned_data["end"]
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"Materialization job {job.pk} queued on {job.queue}; progress shows below.")
+    elif request.method == "POST":
+        messages.error(request, "Give a start and an end time for the materialization.")
+    return redirect("features:view-detail", name=view.name)
+
+
+def lookup(request):
+    form = LookupForm(request.POST or None, initial={"features": request.GET.get("features", "")})
+    result, error = None, ""
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        features = [f.strip() for f in d["features"].split(",") if f.strip()]
+        names = [k.strip() for k in d["key_names"].split(",") if k.strip()]
+        raw_keys = [k.strip() for k in d["keys"].split(",") if k.strip()]
+        entities = {n: [] for n in names}
+        try:
+            for key in raw_keys:
+                parts = key.split("|")
+                if len(parts) != len(names):
+                    raise BadRequest(f"Key {key!r} has {len(parts)} parts but there are {len(names)} join keys.")
+                for n, p in zip(names, parts, strict=True):
+                    entities[n].append(int(p) if p.lstrip("-").isdigit() else p)
+            result = services.online_read(actor=request.user, features=features, entities=entities, request=request)
+        except BadRequest as exc:
+            error = exc.detail
+        except PermissionDenied as exc:
+            error = str(exc)
+        except Exception as exc:  # Http404 for an unknown or invisible view
+            from django.http import Http404
+
+            if not isinstance(exc, Http404):
+                raise
+            error = str(exc)
+    table = []
+    if result:
+        n = len(next(iter(result["entities"].values())))
+        for i in range(n):
+            key = "|".join(str(result["entities"][k][i]) for k in result["entities"])
+            cells = [
+                (result["results"][f]["values"][i], result["results"][f]["statuses"][i]) for f in result["features"]
+            ]
+            table.append((key, cells))
+    context = {"form": form, "result": result, "table": table, "error": error,
+               "raw": json.dumps(result, indent=2, default=str) if result else ""}  # fmt: skip
+    return render(request, "features/lookup.html", context)

@@ -1,0 +1,129 @@
+"""Point-in-time join: the portal's vectorised as-of join vs DuckDB's ASOF JOIN (2 threads), same data.
+
+Data as in ../shared/anchors/asof_gen.py: 100,000 keys x 10 timestamps x 10 float features (1M rows)
+and 1,000,000 label rows. DuckDB runs in its own venv (bench/.venvs/duckdb, created on first use);
+both results are compared row by row (sorted by label id). Prints one JSON object.
+
+    .venv/bin/python bench/features_pit.py [--rows 1000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from apps.features.pit import point_in_time_join  # noqa: E402
+
+FEATURES = [f"f{k}" for k in range(10)]
+TS = pa.timestamp("us", tz="UTC")
+
+DUCK = r"""
+import json, statistics, sys, time, duckdb
+folder, threads, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+con = duckdb.connect()
+con.execute(f"SET threads={threads}")
+con.execute(f"CREATE TABLE f AS SELECT * FROM read_parquet('{folder}/features.parquet')")
+con.execute(f"CREATE TABLE l AS SELECT * FROM read_parquet('{folder}/labels.parquet')")
+q = ("SELECT l.lid, l.id, l.event_timestamp, " + ", ".join(f"f.f{k}" for k in range(10)) +
+     " FROM l ASOF LEFT JOIN f ON l.id = f.id AND l.event_timestamp >= f.event_timestamp")
+times = []
+for _ in range(repeat):
+    con.execute("DROP TABLE IF EXISTS r"); t0 = time.perf_counter()
+    con.execute("CREATE TABLE r AS " + q); times.append(time.perf_counter() - t0)
+con.execute(f"COPY (SELECT * FROM r ORDER BY lid) TO '{folder}/duck.parquet' (FORMAT parquet)")
+print(json.dumps({"version": duckdb.__version__, "threads": threads, "median_s": statistics.median(times),
+                  "runs_s": [round(t, 3) for t in times]}))
+"""
+
+
+def ensure_venv(name: str, packages: list[str]) -> Path:
+    venv = ROOT / "bench" / ".venvs" / name
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    return python
+
+
+def generate(folder: Path, n_labels: int) -> None:
+    """The anchor's data (same generator, seed and draw order), written without pandas."""
+    rng = np.random.default_rng(7)
+    n_id, per = 100_000, 10
+    t0 = np.datetime64("2024-01-01T00:00:00", "us").astype(np.int64)
+    span = 365 * 86400 * 10**6
+    ids = np.repeat(np.arange(n_id, dtype=np.int64), per)
+    ts = t0 + rng.integers(0, span, n_id * per)
+    pairs = np.unique(np.stack([ids, ts]), axis=1)
+    assert pairs.shape[1] == len(ids), "duplicate (id, ts) pairs: the anchor drops them"
+    cols = {"id": ids, "event_timestamp": pa.array(ts).cast(pa.timestamp("us")).cast(TS)}
+    for k in range(10):
+        cols[f"f{k}"] = rng.standard_normal(len(ids))
+    pq.write_table(pa.table(cols), folder / "features.parquet")
+    labels = {
+        "lid": np.arange(n_labels, dtype=np.int64),
+        "id": rng.integers(0, n_id, n_labels),
+        "event_timestamp": pa.array(t0 + rng.integers(0, span, n_labels)).cast(pa.timestamp("us")).cast(TS),
+    }
+    pq.write_table(pa.table(labels), folder / "labels.parquet")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000, help="label rows")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
+    args = parser.parse_args()
+    duck_python = ensure_venv("duckdb", ["duckdb", "pyarrow", "numpy"])
+    with tempfile.TemporaryDirectory(prefix="features-pit-") as tmp:
+        folder = Path(tmp)
+        generate(folder, args.rows)
+        features, labels = pq.read_table(folder / "features.parquet"), pq.read_table(folder / "labels.parquet")
+        times, result = [], None
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            result = point_in_time_join(labels, features, key_columns=["id"], feature_columns=FEATURES,
+                                        created_column=None)  # fmt: skip
+            times.append(time.perf_counter() - t0)
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        out = subprocess.run([str(duck_python), "-c", DUCK, str(folder), str(args.threads), str(args.repeat)],
+                             check=True, capture_output=True, text=True, env=env)  # fmt: skip
+        duck = json.loads(out.stdout.strip().splitlines()[-1])
+        theirs = pq.read_table(folder / "duck.parquet")
+        ours = result.sort_by("lid")
+        identical = ours.num_rows == theirs.num_rows and all(
+            ours.column(c).combine_chunks().equals(theirs.column(c).combine_chunks().cast(ours.schema.field(c).type))
+            for c in ["lid", "id", "event_timestamp", *FEATURES]
+        )
+        report = {
+            "benchmark": "point-in-time join",
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "label_rows": labels.num_rows,
+            "feature_rows": features.num_rows,
+            "features": len(FEATURES),
+            "portal_median_s": round(statistics.median(times), 3),
+            "portal_runs_s": [round(t, 3) for t in times],
+            "duckdb_median_s": round(duck["median_s"], 3),
+            "duckdb_runs_s": duck["runs_s"],
+            "duckdb": f"{duck['version']} threads={duck['threads']}",
+            "speedup_vs_duckdb": round(duck["median_s"] / statistics.median(times), 2),
+            "null_feature_rows": ours.column("f0").null_count,
+            "identical_results": identical,
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

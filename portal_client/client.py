@@ -1,0 +1,227 @@
+"""The client: a thin, buffered wrapper over the portal's REST API (see API.md)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import threading
+import time
+from typing import Any
+
+import requests
+
+MAX_POINTS_PER_CALL = 1000
+MAX_PARAMS_PER_CALL = 100
+MAX_TAGS_PER_CALL = 100
+RETRY_STATUSES = (429, 502, 503, 504)  # the server wrote nothing: safe to send again
+
+
+class PortalError(RuntimeError):
+    """The portal refused a request; `status` and `detail` say why (the message says what to fix)."""
+
+    def __init__(self, status: int, detail: Any, url: str):
+        self.status, self.detail, self.url = status, detail, url
+        super().__init__(f"{status} from {url}: {detail}")
+
+
+def _json_value(value: float) -> float | str:
+    """JSON has no NaN/Infinity: send those as the strings the portal accepts."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2, check=False)  # noqa: S607
+        return out.stdout.strip()[:40] if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class PortalClient:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        session: requests.Session | None = None,
+    ):
+        base_url = base_url or os.environ.get("PORTAL_URL")
+        token = token or os.environ.get("PORTAL_TOKEN")
+        if not base_url or not token:
+            raise ValueError(
+                "Give base_url and token (or set PORTAL_URL and PORTAL_TOKEN); create a token on your profile page."
+            )
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.session = session or requests.Session()
+        self.session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json"})
+
+    # --- HTTP -----------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+        url = f"{self.base_url}/api/v1/{path.lstrip('/')}"
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.session.request(method, url, json=json, params=params, timeout=self.timeout)
+            except requests.ConnectionError:
+                if attempt == self.retries:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                wait = response.headers.get("Retry-After")
+                time.sleep(float(wait) if wait and wait.replace(".", "", 1).isdigit() else delay)
+                delay *= 2
+                continue
+            if response.status_code >= 400:
+                try:
+                    detail = response.json()
+                except ValueError:
+                    detail = response.text[:500]
+                raise PortalError(response.status_code, detail, url)
+            return response.json() if response.content else None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- experiments and runs ---------------------------------------------------------------------
+    def get_experiment(self, name: str) -> dict | None:
+        results = self.request("GET", "experiments/", params={"name": name})["results"]
+        return results[0] if results else None
+
+    def get_or_create_experiment(self, name: str, *, description: str = "", team: str | None = None) -> dict:
+        found = self.get_experiment(name)
+        if found is not None:
+            return found
+        body = {"name": name, "description": description, "team": team}
+        return self.request("POST", "experiments/", json=body)
+
+    def create_run(
+        self,
+        experiment: str | int,
+        *,
+        name: str,
+        params: dict | None = None,
+        tags: dict | None = None,
+        code_version: str | None = None,
+        notes: str = "",
+    ) -> dict:
+        experiment_id = experiment if isinstance(experiment, int) else self.get_or_create_experiment(experiment)["id"]
+        body = {
+            "experiment": experiment_id,
+            "name": name,
+            "source": "script",
+            "params": {k: str(v) for k, v in (params or {}).items()},
+            "tags": {k: str(v) for k, v in (tags or {}).items()},
+            "code_version": _git_commit() if code_version is None else code_version,
+            "notes": notes,
+        }
+        return self.request("POST", "runs/", json=body)
+
+    def start_run(self, experiment: str | int, *, name: str, **kwargs) -> ActiveRun:
+        return ActiveRun(self, self.create_run(experiment, name=name, **kwargs))
+
+    def log_batch(self, run_id: int, *, metrics=(), params: dict | None = None, tags: dict | None = None) -> dict:
+        """One call: at most 1,000 points, 100 params, 100 tags (ActiveRun splits for you)."""
+        body: dict[str, Any] = {}
+        if metrics:
+            body["metrics"] = [
+                {
+                    "key": m["key"],
+                    "value": _json_value(m["value"]),
+                    "step": int(m.get("step", 0)),
+                    **({"timestamp": int(m["timestamp"])} if m.get("timestamp") is not None else {}),
+                }
+                for m in metrics
+            ]
+        if params:
+            body["params"] = {k: str(v) for k, v in params.items()}
+        if tags:
+            body["tags"] = {k: str(v) for k, v in tags.items()}
+        return self.request("POST", f"runs/{run_id}/log-batch", json=body)
+
+    def set_status(self, run_id: int, status: str | None = None, progress: float | None = None) -> dict:
+        body = {k: v for k, v in {"status": status, "progress": progress}.items() if v is not None}
+        return self.request("PATCH", f"runs/{run_id}/", json=body)
+
+    def get_run(self, run_id: int) -> dict:
+        return self.request("GET", f"runs/{run_id}/")
+
+    def search_runs(
+        self, experiment_id: int, *, filter: str = "", order_by: str = "", page_size: int = 50
+    ) -> list[dict]:
+        params = {"experiment": experiment_id, "filter": filter, "order_by": order_by, "page_size": page_size}
+        return self.request("GET", "runs/", params=params)["results"]
+
+    def get_metric_history(
+        self, run_id: int, key: str, *, max_points: int | None = None, method: str = "minmax"
+    ) -> dict:
+        params: dict[str, Any] = {"method": method}
+        if max_points:
+            params["max_points"] = max_points
+        return self.request("GET", f"runs/{run_id}/metrics/{key}", params=params)
+
+
+class ActiveRun:
+    """A run being logged: metrics are buffered and sent in batches of up to 1,000 points."""
+
+    def __init__(self, client: PortalClient, run: dict, *, flush_every: float = 1.0):
+        self.client = client
+        self.info = run
+        self.id: int = run["id"]
+        self.flush_every = flush_every
+        self._points: list[dict] = []
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+
+    def log_metric(self, key: str, value: float, step: int = 0) -> None:
+        with self._lock:
+            self._points.append({"key": key, "value": value, "step": step, "timestamp": int(time.time() * 1000)})
+            due = len(self._points) >= MAX_POINTS_PER_CALL or time.monotonic() - self._last_flush >= self.flush_every
+        if due:
+            self.flush()
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = list(params.items())
+        for i in range(0, len(items), MAX_PARAMS_PER_CALL):
+            self.client.log_batch(self.id, params=dict(items[i : i + MAX_PARAMS_PER_CALL]))
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        items = list(tags.items())
+        for i in range(0, len(items), MAX_TAGS_PER_CALL):
+            self.client.log_batch(self.id, tags=dict(items[i : i + MAX_TAGS_PER_CALL]))
+
+    def set_progress(self, progress: float) -> None:
+        self.client.set_status(self.id, progress=max(0.0, min(1.0, float(progress))))
+
+    def flush(self) -> None:
+        with self._lock:
+            points, self._points = self._points, []
+            self._last_flush = time.monotonic()
+        for i in range(0, len(points), MAX_POINTS_PER_CALL):
+            self.client.log_batch(self.id, metrics=points[i : i + MAX_POINTS_PER_CALL])
+
+    def finish(self, status: str = "finished") -> dict:
+        self.flush()
+        return self.client.set_status(self.id, status=status)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is KeyboardInterrupt:
+            self.finish("killed")
+        else:
+            self.finish("failed" if exc_type else "finished")
