@@ -223,6 +223,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "portal.schema_enums.RUN_STATUS",
+        "RunStartStatusEnum": "portal.schema_enums.RUN_START_STATUS",
+        "RunSourceEnum": "portal.schema_enums.RUN_SOURCE",
+        "FeatureViewSourceEnum": "portal.schema_enums.FEATURE_VIEW_SOURCE",
+        "MaterializationStateEnum": "portal.schema_enums.MATERIALIZATION_STATE",
+    },
 }
 
 # --- Audit ------------------------------------------------------------------------------------

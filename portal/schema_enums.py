@@ -1,0 +1,13 @@
+"""Names for choice sets that share a field name across apps (drf-spectacular ENUM_NAME_OVERRIDES).
+
+Without them the schema would call them Source995Enum and the like.
+"""
+
+from apps.experiments.models import Run
+from apps.features.models import FeatureView, MaterializationJob
+
+RUN_STATUS = Run.Status
+RUN_START_STATUS = [Run.Status.QUEUED.value, Run.Status.RUNNING.value]
+RUN_SOURCE = Run.Source
+FEATURE_VIEW_SOURCE = FeatureView.Source
+MATERIALIZATION_STATE = MaterializationJob.State
