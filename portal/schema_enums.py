@@ -11,3 +11,8 @@ RUN_START_STATUS = [Run.Status.QUEUED.value, Run.Status.RUNNING.value]
 RUN_SOURCE = Run.Source
 FEATURE_VIEW_SOURCE = FeatureView.Source
 MATERIALIZATION_STATE = MaterializationJob.State
+
+from apps.training.models import Sweep, TrainingJob  # noqa: E402
+
+TRAINING_JOB_STATE = TrainingJob.State
+SWEEP_STATE = Sweep.State

@@ -229,6 +229,8 @@ SPECTACULAR_SETTINGS = {
         "RunSourceEnum": "portal.schema_enums.RUN_SOURCE",
         "FeatureViewSourceEnum": "portal.schema_enums.FEATURE_VIEW_SOURCE",
         "MaterializationStateEnum": "portal.schema_enums.MATERIALIZATION_STATE",
+        "TrainingJobStateEnum": "portal.schema_enums.TRAINING_JOB_STATE",
+        "SweepStateEnum": "portal.schema_enums.SWEEP_STATE",
     },
 }
 
@@ -287,6 +289,9 @@ if PRODUCTION and not VAULT_KEYRING:
     raise ConfigError("PORTAL_ENV=production needs VAULT_KEYRING (or VAULT_KEYRING_FILE): the artifact master keys.")
 CATALOG_MAX_ARTIFACT_BYTES = env_int("CATALOG_MAX_ARTIFACT_BYTES", 512 * 1024 * 1024, minimum=1024)
 FEATURE_STORE_ROOT = Path(env_str("FEATURE_STORE_ROOT", str(VAR_DIR / "features")))
+
+if TESTING:  # personas are created per test; PBKDF2 would cost ~1 s each on this VM
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

@@ -14,6 +14,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Cast
 from django.http import Http404
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from guardian.shortcuts import assign_perm, remove_perm
@@ -98,9 +99,17 @@ def restrict(queryset: QuerySet, user, action: Action = "view") -> QuerySet:
     if _is_direct(user_model):
         by_user = user_model.objects.filter(user=user, **perm_filter).values("content_object_id")
         by_group = group_model.objects.filter(group__user=user, **perm_filter).values("content_object_id")
-    else:  # generic tables: object_pk is a string column
-        by_user = user_model.objects.filter(user=user, **perm_filter).values("object_pk")
-        by_group = group_model.objects.filter(group__user=user, **perm_filter).values("object_pk")
+    else:  # generic tables: object_pk is a string column; PostgreSQL needs it cast to the pk type
+        pk_field = model._meta.pk
+        target = models.BigIntegerField() if pk_field.get_internal_type().endswith("AutoField") else pk_field
+        by_user = (
+            user_model.objects.filter(user=user, **perm_filter).annotate(obj=Cast("object_pk", target)).values("obj")
+        )
+        by_group = (
+            group_model.objects.filter(group__user=user, **perm_filter)
+            .annotate(obj=Cast("object_pk", target))
+            .values("obj")
+        )
     return queryset.filter(Q(pk__in=by_user) | Q(pk__in=by_group))
 
 

@@ -108,10 +108,17 @@ def workers_by_queue() -> dict[str, int]:
     return counts
 
 
+# kombu's Redis transport keeps priority levels 3, 6 and 9 in lists named "<queue>\x06\x16<n>".
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
 def queue_depths(queues: list[str]) -> dict[str, int]:
-    """Messages waiting per queue (Redis transport keeps each queue as a list of that name)."""
+    """Messages waiting per queue, all priority levels together."""
     client = redis_client()
     pipe = client.pipeline()
     for queue in queues:
-        pipe.llen(queue)
-    return dict(zip(queues, pipe.execute(), strict=True))
+        for suffix in _PRIORITY_SUFFIXES:
+            pipe.llen(queue + suffix)
+    counts = pipe.execute()
+    step = len(_PRIORITY_SUFFIXES)
+    return {queue: sum(counts[i * step : (i + 1) * step]) for i, queue in enumerate(queues)}

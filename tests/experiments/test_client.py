@@ -56,6 +56,8 @@ def test_client_logs_a_run_and_a_socket_and_a_browser_see_it_live(portal_server,
             run.log_metrics({"loss": 0.5}, step=1)
             run.flush()
             message = json.loads(ws.recv(timeout=5))
+            while message["type"] == "status":  # the run's own status change may arrive first
+                message = json.loads(ws.recv(timeout=5))
             assert (message["type"], message["key"], message["step"], message["value"]) == ("metric", "loss", 1, 0.5)
             run.set_progress(0.5)
             assert json.loads(ws.recv(timeout=5)) == {

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.training.models import Sweep, TrainingJob
+from apps.training.runner import gpu_hint
+
+
+class JobLaunchSerializer(serializers.Serializer):
+    """Shape only; values are validated by `services.job_launch` against the template's schema."""
+
+    template = serializers.CharField()
+    params = serializers.JSONField(required=False, default=dict)
+    data = serializers.JSONField(required=False, default=dict, help_text='{"dataset": "wine"} or '
+                                 '{"training_set": 12, "label": "churned", "features": [...]}')  # fmt: skip
+    resource_class = serializers.CharField(required=False, default="cpu")
+    region = serializers.CharField(required=False, allow_blank=True, default="")
+    priority = serializers.JSONField(required=False, default=None, help_text="0 (low) to 9 (high), default 5")
+    max_runtime_s = serializers.JSONField(required=False, default=None, help_text="seconds, default 3600")
+    seed = serializers.JSONField(required=False, default=None)
+    allow_cpu_fallback = serializers.BooleanField(required=False, default=False)
+    experiment = serializers.JSONField(required=False, default=None, help_text="experiment id (default: yours)")
+    model_name = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class JobSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    model_version = serializers.SerializerMethodField()
+    cost = serializers.FloatField(read_only=True)
+    gpu_hint = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingJob
+        fields = [
+            "id", "owner", "template", "params", "data", "resource_class", "region", "queue", "priority",
+            "max_runtime_s", "seed", "allow_cpu_fallback", "device", "warning", "state", "cancel_requested",
+            "worker", "attempts", "progress", "eta_s", "epochs_completed", "error", "experiment", "run",
+            "checkpoint_epoch", "checkpoint_step", "model_name", "model_version", "metrics", "wall_s", "cpu_s",
+            "peak_mem_mb", "gpu_s", "peak_gpu_mem_mb", "cost", "gpu_hint", "sweep", "trial_number", "queued_at",
+            "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_model_version(self, job) -> dict | None:
+        v = job.model_version
+        return None if v is None else {"model": v.model.name, "version": v.version}
+
+    def get_gpu_hint(self, job) -> str:
+        return gpu_hint(job)
+
+
+class JobDetailSerializer(JobSerializer):
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "result"]
+        read_only_fields = fields
+
+
+class SweepCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    template = serializers.CharField()
+    method = serializers.CharField(help_text="grid, random or tpe")
+    space = serializers.JSONField(help_text='{"lr": {"min": 1e-4, "max": 1e-1, "log": true}, '
+                                  '"hidden_units": {"values": [32, 64]}}')  # fmt: skip
+    params = serializers.JSONField(required=False, default=dict, help_text="fixed params for every trial")
+    metric = serializers.CharField(required=False, default="")
+    mode = serializers.CharField(required=False, default="")
+    max_trials = serializers.JSONField(required=False, default=None)
+    parallelism = serializers.JSONField(required=False, default=None)
+    seed = serializers.JSONField(required=False, default=None)
+    data = serializers.JSONField(required=False, default=dict)
+    resource_class = serializers.CharField(required=False, default="cpu")
+    region = serializers.CharField(required=False, allow_blank=True, default="")
+    max_runtime_s = serializers.JSONField(required=False, default=None)
+    experiment = serializers.JSONField(required=False, default=None)
+
+
+class SweepSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    best = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Sweep
+        fields = [
+            "id", "name", "owner", "template", "method", "space", "base_params", "metric", "mode", "max_trials",
+            "parallelism", "seed", "state", "experiment", "best_job", "best", "created_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_best(self, sweep) -> dict | None:
+        job = sweep.best_job
+        if job is None:
+            return None
+        return {"job": job.pk, "trial": job.trial_number, "params": job.params, "value": job.metrics.get(sweep.metric)}

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from apps.training.api import views
+
+urlpatterns = [
+    path("training/templates/", views.TemplateListView.as_view(), name="template-list"),
+    path("training/jobs/", views.JobListView.as_view(), name="job-list"),
+    path("training/jobs/<int:pk>/", views.JobDetailView.as_view(), name="job-detail"),
+    path("training/jobs/<int:pk>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
+    path("training/sweeps/", views.SweepListView.as_view(), name="sweep-list"),
+    path("training/sweeps/<int:pk>/", views.SweepDetailView.as_view(), name="sweep-detail"),
+]

@@ -1,0 +1,18 @@
+"""WebSocket `/ws/training/jobs/{id}/`: the job's state, progress and ETA as they change."""
+
+from __future__ import annotations
+
+from django.http import Http404
+
+from apps.core.realtime import ObjectConsumer
+from apps.training import selectors
+
+
+class JobConsumer(ObjectConsumer):
+    group_kind = "trainingjob"
+
+    def load_object(self, user, pk):
+        try:
+            return selectors.get_job(user, pk)
+        except Http404:
+            return None

@@ -1,0 +1,104 @@
+"""Browser forms. The launch form is generated from the template's typed hyperparameter schema."""
+
+from __future__ import annotations
+
+from django import forms
+
+from apps.core.forms import BootstrapFormMixin
+from apps.training.datasource import DEMO_DATASETS
+from apps.training.models import Sweep
+
+PARAM_PREFIX = "p_"
+
+
+def _param_field(spec) -> forms.Field:
+    label = spec.name.replace("_", " ")
+    help_text = spec.help
+    if spec.min is not None and spec.max is not None:
+        help_text += f" Range {spec.min:g} to {spec.max:g}{', log scale' if spec.log else ''}."
+    common = {"label": label, "help_text": help_text, "initial": spec.default, "required": False}
+    if spec.type == "int":
+        return forms.IntegerField(min_value=spec.min, max_value=spec.max, **common)
+    if spec.type == "float":
+        field = forms.FloatField(min_value=spec.min, max_value=spec.max, **common)
+        field.widget.attrs["step"] = "any"
+        return field
+    if spec.type == "bool":
+        return forms.BooleanField(**common)
+    return forms.ChoiceField(choices=[(c, c) for c in spec.choices], **common)
+
+
+class LaunchForm(forms.Form):
+    dataset = forms.ChoiceField(required=False, help_text="A demo dataset; ignored when a training set is chosen.")
+    training_set = forms.IntegerField(required=False, help_text="Id of a feature-store training set (optional).")
+    label = forms.CharField(required=False, help_text="Label column of the training set.")
+    features = forms.CharField(required=False, help_text="Comma-separated feature columns (empty: all others).")
+    resource_class = forms.ChoiceField(choices=[("cpu", "CPU"), ("gpu", "GPU")], initial="cpu")
+    allow_cpu_fallback = forms.BooleanField(required=False, label="Allow CPU fallback when no GPU worker is online")
+    region = forms.CharField(required=False, help_text="Empty: this portal's region, or the data's pinned region.")
+    priority = forms.IntegerField(min_value=0, max_value=9, initial=5)
+    max_runtime_s = forms.IntegerField(min_value=1, initial=3600, label="Max runtime (s)")
+    seed = forms.IntegerField(min_value=0, initial=0)
+    model_name = forms.CharField(required=False, help_text="Catalog model to register the result under.")
+
+    def __init__(self, *args, template, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.template = template
+        self.fields["dataset"].choices = [(d, d) for d in DEMO_DATASETS]
+        self.fields["dataset"].initial = template.default_dataset
+        for spec in template.params:
+            self.fields[PARAM_PREFIX + spec.name] = _param_field(spec)
+        self.param_names = [PARAM_PREFIX + s.name for s in template.params]
+        for field in self.fields.values():  # styled here: param fields exist only after __init__
+            widget = field.widget
+            if not isinstance(widget, forms.CheckboxInput):
+                widget.attrs["class"] = "form-select" if isinstance(widget, forms.Select) else "form-control"
+
+    def param_fields(self):
+        return [self[name] for name in self.param_names]
+
+    def launch_kwargs(self) -> dict:
+        c = self.cleaned_data
+        params = {n[len(PARAM_PREFIX) :]: c[n] for n in self.param_names if c.get(n) not in (None, "")}
+        if c.get("training_set"):
+            data = {"training_set": c["training_set"], "label": c.get("label") or ""}
+            if c.get("features"):
+                data["features"] = [f.strip() for f in c["features"].split(",") if f.strip()]
+        else:
+            data = {"dataset": c.get("dataset") or self.template.default_dataset}
+        return {
+            "template": self.template.name,
+            "params": params,
+            "data": data,
+            "resource_class": c["resource_class"],
+            "allow_cpu_fallback": bool(c.get("allow_cpu_fallback")),
+            "region": c.get("region") or None,
+            "priority": c["priority"],
+            "max_runtime_s": c["max_runtime_s"],
+            "seed": c["seed"],
+            "model_name": c.get("model_name") or None,
+        }
+
+    def add_service_errors(self, errors: dict) -> None:
+        for key, messages in errors.items():
+            if key.startswith("params."):
+                name = PARAM_PREFIX + key[len("params.") :]
+            elif key == "data":
+                name = "training_set" if self.cleaned_data.get("training_set") else "dataset"
+            else:
+                name = key
+            self.add_error(name if name in self.fields else None, messages)
+
+
+class SweepForm(BootstrapFormMixin, forms.Form):
+    name = forms.CharField(max_length=100)
+    method = forms.ChoiceField(choices=Sweep.Method.choices)
+    space = forms.JSONField(
+        initial={"lr": {"min": 0.0005, "max": 0.05, "log": True}, "hidden_units": {"values": [16, 64]}},
+        help_text='Per parameter: {"values": [...]} or {"min": .., "max": .., "log": true}.',
+    )
+    params = forms.JSONField(required=False, initial={"epochs": 5}, help_text="Fixed params for every trial.")
+    metric = forms.CharField(required=False, help_text="Default: the template's monitored metric.")
+    max_trials = forms.IntegerField(min_value=1, max_value=200, initial=8)
+    parallelism = forms.IntegerField(min_value=1, max_value=16, initial=2)
+    seed = forms.IntegerField(min_value=0, initial=0)

@@ -1,0 +1,132 @@
+"""Training jobs (a Celery task mirrored in a row with a state machine) and sweeps of jobs."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.core.models import OwnedModel
+from apps.core.permissions import object_permission_models
+
+
+class Sweep(OwnedModel):
+    class Method(models.TextChoices):
+        GRID = "grid", "Grid search"
+        RANDOM = "random", "Random search"
+        TPE = "tpe", "Optuna TPE + median pruner"
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    TERMINAL = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    name = models.CharField(max_length=100)
+    template = models.CharField(max_length=100)
+    method = models.CharField(max_length=10, choices=Method.choices)
+    space = models.JSONField(help_text="{param: {type, values | min, max, log}}")
+    base_params = models.JSONField(default=dict, blank=True)
+    launch = models.JSONField(default=dict, help_text="data, resource_class, region, max_runtime_s, ... per child")
+    metric = models.CharField(max_length=40)
+    mode = models.CharField(max_length=3, choices=[("min", "min"), ("max", "max")])
+    max_trials = models.PositiveIntegerField()
+    parallelism = models.PositiveIntegerField(default=2)
+    seed = models.BigIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    experiment = models.ForeignKey("experiments.Experiment", on_delete=models.PROTECT, related_name="+")
+    best_job = models.ForeignKey("TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrainingJob(OwnedModel):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class ResourceClass(models.TextChoices):
+        CPU = "cpu", "CPU"
+        GPU = "gpu", "GPU"
+
+    TERMINAL = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+    ACTIVE = (State.QUEUED, State.RUNNING, State.RETRYING)
+
+    template = models.CharField(max_length=100)
+    params = models.JSONField(default=dict)
+    data = models.JSONField(default=dict, help_text='{"dataset": name} or {"training_set": id, "label": col, ...}')
+    training_set = models.ForeignKey(
+        "features.TrainingSet", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resource_class = models.CharField(max_length=3, choices=ResourceClass.choices, default=ResourceClass.CPU)
+    region = models.CharField(max_length=41, default="default")
+    queue = models.CharField(max_length=60)
+    priority = models.PositiveSmallIntegerField(default=5)
+    max_runtime_s = models.PositiveIntegerField(default=3600)
+    seed = models.BigIntegerField(default=0)
+    allow_cpu_fallback = models.BooleanField(default=False)
+    device = models.CharField(max_length=20, blank=True, default="")
+    warning = models.CharField(max_length=500, blank=True, default="")
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    celery_task_id = models.CharField(max_length=64, blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    progress = models.FloatField(default=0.0)
+    eta_s = models.FloatField(null=True, blank=True)
+    epochs_completed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    experiment = models.ForeignKey("experiments.Experiment", on_delete=models.PROTECT, related_name="+")
+    run = models.OneToOneField("experiments.Run", null=True, on_delete=models.SET_NULL, related_name="training_job")
+    checkpoint = models.ForeignKey("core.VaultBlob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    checkpoint_epoch = models.PositiveIntegerField(default=0)
+    checkpoint_step = models.PositiveBigIntegerField(default=0)
+    model_name = models.CharField(max_length=100)
+    model_version = models.ForeignKey(
+        "catalog.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="export/parity summary, dataset, versions")
+
+    wall_s = models.FloatField(default=0.0)
+    cpu_s = models.FloatField(default=0.0)
+    peak_mem_mb = models.FloatField(null=True, blank=True)
+    gpu_s = models.FloatField(default=0.0)
+    peak_gpu_mem_mb = models.FloatField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+
+    sweep = models.ForeignKey(Sweep, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    trial_number = models.PositiveIntegerField(null=True, blank=True)
+
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["state", "queue"], name="training_job_state_queue_idx"),
+            models.Index(fields=["sweep", "trial_number"], name="training_job_sweep_trial_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} ({self.template})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL
+
+
+TrainingJobUserObjectPermission, TrainingJobGroupObjectPermission = object_permission_models(TrainingJob)
+SweepUserObjectPermission, SweepGroupObjectPermission = object_permission_models(Sweep)

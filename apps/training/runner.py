@@ -1,0 +1,295 @@
+"""The body of the `training.run_job` task: start or resume, train, export, register, account.
+
+Idempotent across redelivery: a job that is already terminal is skipped; a job found `running`
+was interrupted (worker lost) and resumes from its last checkpoint in the vault after deleting
+the run's metric points logged after that checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import traceback
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Max, Min
+from django.utils import timezone
+
+from apps.core import vault
+from apps.core.audit import acting_as
+from apps.experiments.models import MetricPoint, Run, RunMetricSummary
+from apps.experiments.services import run_append_log, run_log_batch
+from apps.training import services
+from apps.training.callbacks import PortalCallbacks
+from apps.training.datasource import load_arrays
+from apps.training.models import TrainingJob
+
+log = logging.getLogger(__name__)
+State = TrainingJob.State
+PARITY_TOLERANCE = 1e-4
+
+
+def onnx_exporter() -> str:
+    """`auto` (dynamo when onnxscript is installed) unless TRAINING_ONNX_EXPORTER says otherwise."""
+    return getattr(settings, "TRAINING_ONNX_EXPORTER", None) or os.environ.get("TRAINING_ONNX_EXPORTER") or "auto"
+
+
+GPU_UNDERUSED_MB = 512
+
+
+class JobFailed(Exception):
+    """A reason to fail the job with a message for its owner."""
+
+
+def execute(job_id: int, *, hostname: str = "") -> str:
+    job = TrainingJob.objects.select_related("owner", "run", "checkpoint", "training_set").filter(pk=job_id).first()
+    if job is None or job.is_terminal:
+        return "skipped"
+    with acting_as(job.owner):
+        if not _start(job, hostname):
+            return job.state
+        try:
+            return _train(job)
+        except JobFailed as exc:
+            _fail(job, str(exc))
+        except ValidationError as exc:
+            _fail(job, "; ".join(exc.messages))
+        except Exception as exc:  # anything else still ends the job, with the reason on the run log
+            log.exception("training job %s failed", job.pk)
+            _fail(job, f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
+        return job.state
+
+
+def _start(job: TrainingJob, hostname: str) -> bool:
+    with transaction.atomic():
+        locked = TrainingJob.objects.select_for_update().get(pk=job.pk)
+        job.state, job.cancel_requested = locked.state, locked.cancel_requested
+        if job.is_terminal:
+            return False
+        if job.cancel_requested:
+            services.job_transition(job=job, to=State.CANCELLED, error="Cancelled before it started.")
+            return False
+        if job.state == State.RUNNING:  # redelivered after the worker was lost mid-training
+            services.job_transition(job=job, to=State.RETRYING)
+        services.job_transition(job=job, to=State.RUNNING, worker=hostname[:200], attempts=locked.attempts + 1)
+    return True
+
+
+def _train(job: TrainingJob) -> str:
+    from apps.training.engine import TrainConfig, train
+    from apps.training.engine.checkpoint import CheckpointError
+    from apps.training.engine.config import InvalidParams, TrainingDiverged
+    from apps.training.engine.data import DataError
+
+    resume = None
+    job.refresh_from_db(fields=["checkpoint", "checkpoint_epoch", "checkpoint_step", "started_at"])
+    if job.checkpoint_id:
+        resume = vault.blob_read(job.checkpoint)
+        truncate_run_metrics(job.run, after_step=job.checkpoint_step)
+        run_append_log(run=job.run, text=f"Resuming from the checkpoint of epoch {job.checkpoint_epoch} "
+                                         f"(step {job.checkpoint_step}), attempt {job.attempts}.\n")  # fmt: skip
+    else:
+        run_append_log(run=job.run, text=f"Started on {job.worker or 'a worker'} ({job.device}).\n")
+    remaining = job.max_runtime_s - (timezone.now() - job.started_at).total_seconds()
+    if remaining <= 0:
+        raise JobFailed(f"Max runtime of {job.max_runtime_s} s exceeded before the job could resume.")
+    device, world_size = _device(job)
+    X, y, dataset = load_arrays(job)
+    config = TrainConfig(
+        template=job.template,
+        params=job.params,
+        device=device,
+        seed=job.seed,
+        max_runtime_s=remaining,
+        resume_from=resume,
+        bf16=device.startswith("cuda"),
+        X=X,
+        y=y,
+        dataset=dataset or None,
+        num_threads=getattr(settings, "TRAINING_CPU_THREADS", 1) if device == "cpu" else None,
+    )
+    callbacks = PortalCallbacks(job, pruner=_pruner(job))
+    try:
+        if world_size > 1:
+            from apps.training.engine import train_distributed
+
+            result = train_distributed(config, world_size, callbacks)
+        else:
+            result = train(config, callbacks)
+    except (InvalidParams, DataError, CheckpointError, TrainingDiverged) as exc:
+        _close_quietly(callbacks)
+        raise JobFailed(str(exc)) from None
+    except BaseException:
+        _close_quietly(callbacks)
+        raise
+    callbacks.close()
+    _account(job, result.resources)
+    if result.status == "cancelled":
+        if callbacks.pruned_at is not None:
+            job.result = {"pruned_at_epoch": callbacks.pruned_at, "history": result.history["epochs"]}
+            job.metrics = _finite(result.metrics)
+            reason = f"Pruned by the median pruner after epoch {callbacks.pruned_at}."
+        else:
+            reason = "Cancelled by its owner; it stopped between two steps."
+        with transaction.atomic():
+            services.job_transition(job=job, to=State.CANCELLED, error=reason, result=job.result, metrics=job.metrics)
+        return job.state
+    if result.status == "timeout":
+        raise JobFailed(f"Max runtime of {job.max_runtime_s} s exceeded after {result.epochs_completed} epoch(s).")
+    _finish(job, result)
+    return job.state
+
+
+def _close_quietly(callbacks: PortalCallbacks) -> None:
+    try:
+        callbacks.close()
+    except Exception:
+        log.warning("job %s: writing the last metrics failed", callbacks.job.pk, exc_info=True)
+
+
+def _device(job: TrainingJob) -> tuple[str, int]:
+    if job.device != "cuda":
+        return "cpu", 1
+    import torch
+
+    if not torch.cuda.is_available():
+        raise JobFailed("This GPU job reached a worker without CUDA; it will not run on the CPU silently.")
+    return "cuda", max(1, torch.cuda.device_count())
+
+
+def _pruner(job: TrainingJob):
+    if job.sweep_id is None:
+        return None
+    from apps.training.sweeps import pruner_for
+
+    return pruner_for(job)
+
+
+def _finish(job: TrainingJob, result) -> None:
+    from apps.training.engine import ParityError, export_result_onnx, export_safetensors, model_metadata
+
+    try:
+        onnx = export_result_onnx(result, tolerance=PARITY_TOLERANCE, exporter=onnx_exporter())
+    except ParityError as exc:
+        job.result = {"parity_max_abs_diff": exc.max_abs_diff, "parity_threshold": exc.threshold}
+        raise JobFailed(f"{exc}. The model was not registered.") from None
+    weights = export_safetensors(result.model, model_metadata(result))
+    summary = {**result.to_dict(), "onnx": onnx.summary()}
+    summary.pop("params", None)
+    metrics = _finite(result.metrics)
+    version = _register(job, result, onnx.onnx_bytes, weights, metrics)
+    with transaction.atomic():
+        run_log_batch(run=job.run, tags={"model_version": f"{version.model.name}:{version.version}"})
+        services.job_transition(
+            job=job,
+            to=State.SUCCEEDED,
+            progress=1.0,
+            metrics=metrics,
+            result=summary,
+            model_version=version,
+            epochs_completed=result.epochs_completed,
+        )
+
+
+def _register(job: TrainingJob, result, onnx_bytes: bytes, weights: bytes, metrics: dict):
+    from apps.catalog import services as catalog
+    from apps.catalog.models import RegisteredModel
+
+    model = RegisteredModel.objects.filter(name=job.model_name).first()
+    if model is None:
+        model = catalog.model_create(
+            actor=job.owner, name=job.model_name, description=f"Trained by the {job.template} template.", team=job.team
+        )
+    views = [v.get("name") for v in ((job.training_set.lineage or {}).get("views", []) if job.training_set else [])]
+    lineage = {
+        "run_id": str(job.run_id),
+        "training_set": job.training_set.name if job.training_set else f"demo:{result.dataset.get('name')}",
+        "training_data_digest": result.dataset.get("fingerprint", ""),
+        "code_version": f"apps.training.engine {result.versions.get('engine', '')} template {job.template}",
+        "feature_views": [v for v in views if v],
+        "package_versions": {k: str(v) for k, v in result.versions.items()},
+        "seed": result.seed,
+    }
+    return catalog.version_register(
+        model=model,
+        actor=job.owner,
+        artifact=io.BytesIO(onnx_bytes),
+        artifact_size=len(onnx_bytes),
+        state_dict=io.BytesIO(weights),
+        state_dict_size=len(weights),
+        description=f"Training job {job.pk} ({job.template}), best epoch {result.best_epoch}.",
+        tags=["training-job", job.template],
+        metrics=metrics,
+        lineage=lineage,
+        framework="pytorch",
+    )
+
+
+def _finite(metrics: dict) -> dict[str, float]:
+    import math
+
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+
+
+def _account(job: TrainingJob, usage) -> None:
+    job.wall_s += float(usage.wall_s or 0)
+    job.cpu_s += float(usage.cpu_s or 0)
+    job.gpu_s += float(usage.gpu_s or 0)
+    if usage.peak_rss_mb is not None:
+        job.peak_mem_mb = max(job.peak_mem_mb or 0.0, float(usage.peak_rss_mb))
+    if usage.peak_gpu_mem_mb is not None:
+        job.peak_gpu_mem_mb = max(job.peak_gpu_mem_mb or 0.0, float(usage.peak_gpu_mem_mb))
+    job.cost = Decimal(str(services.cost_of(job)))
+    TrainingJob.objects.filter(pk=job.pk).update(
+        wall_s=job.wall_s, cpu_s=job.cpu_s, gpu_s=job.gpu_s, peak_mem_mb=job.peak_mem_mb,
+        peak_gpu_mem_mb=job.peak_gpu_mem_mb, cost=job.cost,
+    )  # fmt: skip
+
+
+def gpu_hint(job: TrainingJob) -> str:
+    if job.resource_class != "gpu" or job.state != State.SUCCEEDED or job.device != "cuda":
+        return ""
+    if (job.peak_gpu_mem_mb or 0) < GPU_UNDERUSED_MB:
+        return (
+            f"This GPU job peaked at {job.peak_gpu_mem_mb or 0:.0f} MB of GPU memory: it barely used its GPU. "
+            "A CPU worker would likely be cheaper for this model size."
+        )
+    return ""
+
+
+def _fail(job: TrainingJob, message: str, detail: str = "") -> None:
+    with transaction.atomic():
+        current = TrainingJob.objects.select_for_update().values_list("state", flat=True).get(pk=job.pk)
+        if current in TrainingJob.TERMINAL:
+            return
+        services.job_transition(job=job, to=State.FAILED, error=message[:5000], result=job.result or {})
+        if job.run_id:
+            run_append_log(run=job.run, text=f"FAILED: {message}\n{detail[-4000:]}")
+
+
+def truncate_run_metrics(run: Run, *, after_step: int) -> int:
+    """Delete the run's points logged after `after_step` and rebuild the affected summaries.
+
+    Used before resuming from a checkpoint so the run ends with one point per step.
+    (Belongs in apps.experiments.services as `run_truncate_metrics`; kept here until it exists.)
+    """
+    with transaction.atomic():
+        doomed = MetricPoint.objects.filter(run=run, step__gt=after_step)
+        keys = sorted(set(doomed.values_list("key", flat=True)))
+        deleted = doomed.delete()[0] if keys else 0
+        for key in keys:
+            series = MetricPoint.objects.filter(run=run, key=key)
+            agg = series.aggregate(n=Count("id"), low=Min("value"), high=Max("value"))
+            last = series.order_by("-step", "-id").first()
+            if last is None:
+                RunMetricSummary.objects.filter(run=run, key=key).delete()
+                continue
+            RunMetricSummary.objects.filter(run=run, key=key).update(
+                count=agg["n"], min=agg["low"], max=agg["high"], last=last.value, last_step=last.step,
+                last_timestamp=last.timestamp,
+            )  # fmt: skip
+    return deleted

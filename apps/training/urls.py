@@ -1,0 +1,16 @@
+from django.urls import path
+
+from apps.training import views
+
+urlpatterns = [
+    path("training/", views.job_list, name="job-list"),
+    path("training/templates/", views.template_list, name="template-list"),
+    path("training/templates/<slug:name>/launch/", views.job_launch, name="job-launch"),
+    path("training/jobs/<int:pk>/", views.job_detail, name="job-detail"),
+    path("training/jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
+    path("training/queues/", views.queue_page, name="queues"),
+    path("training/costs/", views.cost_page, name="costs"),
+    path("training/sweeps/", views.sweep_list, name="sweep-list"),
+    path("training/sweeps/new/<slug:template>/", views.sweep_create, name="sweep-create"),
+    path("training/sweeps/<int:pk>/", views.sweep_detail, name="sweep-detail"),
+]

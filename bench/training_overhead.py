@@ -1,0 +1,169 @@
+"""Training overhead benchmark: the portal's callbacks vs the plain loop, and launch -> running.
+
+1. Overhead: the same template, data, seed and thread count trained in one process, alternating
+   between the plain PyTorch loop (the engine with no-op callbacks) and the portal's callbacks
+   (step metrics batched into the experiments run, a checkpoint per epoch encrypted into the
+   vault, cooperative cancel checks through Redis, progress/ETA updates and broadcasts).
+   Goal: portal overhead <= 5%.
+2. Launch -> running: `job_launch` on an idle real Celery worker (prefork, concurrency 1), time
+   from the job row's creation to the worker marking it running. Goal: p50 < 1 s.
+
+    python bench/training_overhead.py [--repeats 5] [--launches 15]
+
+Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import portal_env  # noqa: E402
+
+CONFIG = {"template": "digits-cnn", "params": {"epochs": 4, "batch_size": 32, "channels": 16, "patience": 0}}
+
+
+def _user():
+    from django.contrib.auth import get_user_model
+
+    from tests.conftest import make_user
+
+    return get_user_model().objects.filter(username="bench").first() or make_user("bench", "ml-engineers")
+
+
+def overhead(repeats: int) -> dict:
+    from apps.training import services
+
+    user = _user()
+    dispatch, services.dispatch = services.dispatch, lambda job: None  # callbacks only: nothing is queued
+    try:
+        return _overhead(user, repeats)
+    finally:
+        services.dispatch = dispatch
+
+
+def _overhead(user, repeats: int) -> dict:
+    from apps.training import services
+    from apps.training.callbacks import PortalCallbacks
+    from apps.training.engine import Callbacks, TrainConfig, train
+    from apps.training.models import TrainingJob
+
+    def config():
+        return TrainConfig(CONFIG["template"], dict(CONFIG["params"]), device="cpu", seed=0, num_threads=1)
+
+    train(config(), Callbacks())  # warm-up: imports, allocator, data cache
+    plain, portal, steps, flushes = [], [], 0, 0
+    for i in range(repeats):
+        for mode in ("plain", "portal") if i % 2 == 0 else ("portal", "plain"):
+            if mode == "plain":
+                t0 = time.perf_counter()
+                result = train(config(), Callbacks())
+                plain.append(time.perf_counter() - t0)
+            else:
+                job = services.job_launch(actor=user, **CONFIG)  # dispatch happens on commit: none here
+                TrainingJob.objects.filter(pk=job.pk).update(state="running")
+                callbacks = PortalCallbacks(TrainingJob.objects.select_related("run").get(pk=job.pk))
+                t0 = time.perf_counter()
+                result = train(config(), callbacks)
+                callbacks.close()
+                portal.append(time.perf_counter() - t0)
+                flushes += callbacks.flushes
+                steps = len(result.history["steps"])
+    p, q = statistics.median(plain), statistics.median(portal)
+    return {
+        "template": CONFIG["template"],
+        "params": CONFIG["params"],
+        "steps_per_run": steps,
+        "repeats": repeats,
+        "plain_s_median": round(p, 4),
+        "portal_s_median": round(q, 4),
+        "plain_s": [round(x, 4) for x in plain],
+        "portal_s": [round(x, 4) for x in portal],
+        "metric_batches_per_run": flushes / repeats,
+        "overhead_pct": round((q - p) / p * 100, 2),
+        "goal_pct": 5.0,
+    }
+
+
+def launch_latency(env: dict, launches: int) -> dict:
+
+    user = _user()
+    log_path = Path(env["PORTAL_VAR_DIR"]) / "worker.log"
+    with log_path.open("wb") as log:
+        return _launch_latency(env, launches, user, log)
+
+
+def _launch_latency(env: dict, launches: int, user, log) -> dict:
+    from django.db import transaction
+
+    from apps.core.workers import workers_by_queue
+    from apps.training import services
+    from apps.training.models import TrainingJob
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "cpu,default", "-n", "bench@%h",
+         "--concurrency", "1", "-l", "WARNING", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env={**env, "TRAINING_ONNX_EXPORTER": "torchscript"}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not workers_by_queue().get("cpu"):
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise RuntimeError("worker did not come online")
+            time.sleep(0.2)
+        waits = []
+        params = {"epochs": 1, "batch_size": 256, "hidden_units": 8, "layers": 1}
+        for i in range(launches + 1):
+            with transaction.atomic():
+                job = services.job_launch(actor=user, template="tabular-mlp-classifier", params=params)
+            t0 = time.monotonic()
+            while True:
+                job.refresh_from_db(fields=["state", "started_at", "created_at"])
+                if job.started_at is not None and job.state != "queued":
+                    break
+                if time.monotonic() - t0 > 60:
+                    raise RuntimeError(f"job {job.pk} did not start")
+                time.sleep(0.005)
+            if i:  # the first job pays for the worker child's imports
+                waits.append((job.started_at - job.created_at).total_seconds())
+            while job.state not in TrainingJob.TERMINAL:
+                time.sleep(0.05)
+                job.refresh_from_db(fields=["state"])
+        waits.sort()
+        return {
+            "launches": launches,
+            "p50_s": round(statistics.median(waits), 4),
+            "p90_s": round(waits[int(len(waits) * 0.9) - 1], 4),
+            "max_s": round(waits[-1], 4),
+            "goal_p50_s": 1.0,
+        }
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--launches", type=int, default=15)
+    args = parser.parse_args()
+    with portal_env() as env:
+        out = {
+            "host": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+            "overhead": overhead(args.repeats),
+            "launch_to_running": launch_latency(env, args.launches),
+        }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+TINY = {"epochs": 2, "batch_size": 256, "hidden_units": 8, "layers": 1, "patience": 0}
+
+
+@pytest.fixture(autouse=True)
+def _training_test_defaults(request, monkeypatch):
+    """Defaults for the portal-side tests (not the Django-free engine tests under engine/).
+
+    - Personas get a password per test; PBKDF2 costs about 1 s each on this shared host.
+    - In-process tests run inside a transaction that another thread's connection cannot see, so
+      the callbacks write on the training thread; the live_worker tests run the real writer thread.
+    - Unit tests decide who is online; the live-worker tests override `_no_gpu_workers`.
+    """
+    if "engine" in request.node.path.parts:
+        return
+    request.getfixturevalue("settings").PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    monkeypatch.setattr("apps.training.callbacks.BACKGROUND", False)
+    request.getfixturevalue("_no_gpu_workers")
+
+
+@pytest.fixture
+def _no_gpu_workers(monkeypatch):
+    from apps.core import workers
+
+    monkeypatch.setattr(workers, "workers_by_queue", lambda: {"cpu": 1, "default": 1})
+
+
+@pytest.fixture
+def launch(owner):
+    from apps.training.services import job_launch
+
+    def make(user=None, **kwargs):
+        kwargs.setdefault("template", "tabular-mlp-classifier")
+        kwargs.setdefault("params", dict(TINY))
+        return job_launch(actor=user or owner, **kwargs)
+
+    return make
+
+
+# The TorchScript exporter takes ~0.2 s where dynamo takes 5-10 s per export on this shared host, so
+# this suite's jobs use it (the same parity gate runs either way). The production default, dynamo,
+# is covered by tests/training/engine/test_engine_export.py. Set before the session's live worker
+# starts so that it inherits it.
+os.environ.setdefault("TRAINING_ONNX_EXPORTER", "torchscript")
+
+
+def transactional_db_mark():
+    """`django_db(transaction=True)` that also flushes cleanly on PostgreSQL.
+
+    Django leaves swapped-out auditlog's `auditlog_logentry` table out of `flush`, and its foreign
+    key to the users table makes the plain TRUNCATE fail on PostgreSQL. Naming every app as
+    available makes Django flush with CASCADE (and re-run post_migrate: roles, permissions).
+    """
+    from django.conf import settings
+
+    return pytest.mark.django_db(transaction=True, available_apps=list(settings.INSTALLED_APPS))
