@@ -1,8 +1,8 @@
 import pytest
 
 from apps.accounts import roles
+from tests.browser import screenshot
 from tests.conftest import make_user
-from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

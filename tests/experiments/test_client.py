@@ -14,36 +14,9 @@ from websockets.sync.client import connect
 from apps.accounts.services import token_create
 from apps.experiments.models import Run
 from portal_client import PortalClient, PortalError
-from tests.e2e.conftest import CHROMIUM, FLAGS, screenshot
+from tests.browser import screenshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
-
-
-@pytest.fixture
-def page():
-    """Chromium for this test only: Playwright's sync API keeps an event loop in the thread, which
-    must be gone before the asyncio consumer tests run."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        yield page
-        browser.close()
-
-
-@pytest.fixture
-def login(page, portal_server):
-    def _login(username: str):
-        page.goto(f"{portal_server}/accounts/login/")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", "correct-horse-battery-staple")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{portal_server}/")
-
-    return _login
 
 
 def test_client_logs_a_run_and_a_socket_and_a_browser_see_it_live(portal_server, owner, stranger, page, login):

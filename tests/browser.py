@@ -1,4 +1,6 @@
-"""Browser tests: Debian's chromium driven by Playwright (never `playwright install`)."""
+"""Browser fixtures for every app (loaded with -p): Debian's chromium driven by Playwright
+(never `playwright install`). `page` is a fresh context per test; `login(user)` signs in through
+the real form on the `portal_server`; `screenshot(page, name)` saves a PNG to look at."""
 
 from __future__ import annotations
 
@@ -6,10 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-# Playwright's sync API keeps an event loop in the test thread; the ORM calls the tests make
-# around it are ordinary synchronous ones.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -33,10 +31,20 @@ def browser():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (scripts/test.sh does it as root).")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser
-        browser.close()
+    # Playwright's sync API keeps an event loop in this thread while it runs; the ORM calls that
+    # browser tests and their fixtures make meanwhile are ordinary synchronous ones.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
