@@ -15,6 +15,8 @@ import pyarrow as pa
 import redis
 from django.conf import settings
 
+from apps.features import rawredis
+from apps.features.rawredis import ScriptRunner
 from apps.features.schema import CREATED_TS, EVENT_TS
 
 PREFIX = "portal:fs:"
@@ -84,8 +86,9 @@ def read_rows(groups: list[tuple[list[str], list[str]]]) -> list:
     """[generation, row, row, ...] in one round trip (sync client)."""
     script = _clients.get(("read", settings.REDIS_URL))
     if script is None:
-        script = client().register_script(READ_LUA)
-        _clients[("read", settings.REDIS_URL)] = script
+        url = settings.REDIS_URL
+        script = ScriptRunner(url, READ_LUA) if rawredis.supported(url) else client().register_script(READ_LUA)
+        _clients[("read", url)] = script
     keys, argv = read_args(groups)
     return script(keys=keys, args=argv)
 

@@ -239,25 +239,23 @@ def assemble(refs, entities, n, metas, fields, raw_rows, pii_ok: dict[str, bool]
         by_view[view] = {"rows": rows, "ts": ts_out, "status": status, "names": names}
     results, masked, unmasked_pii = {}, [], []
     for ref, view, feature in refs:
-        block = by_view[view]
+        block, meta = by_view[view], metas[view]
         col = block["names"].index(feature)
-        decode = online.DECODERS[metas[view].dtypes[feature]]
-        is_masked = feature in metas[view].pii and not pii_ok[view]
+        decode = online.DECODERS[meta.dtypes[feature]]
+        is_pii = feature in meta.pii
+        is_masked = is_pii and not pii_ok[view]
         values, statuses = [], []
         for row, st in zip(block["rows"], block["status"], strict=True):
-            raw = row[col]
-            if st != "present":
+            raw = row[col] if st == "present" else None
+            if raw is None:
                 values.append(None)
-                statuses.append(st)
-            elif raw is None:
-                values.append(None)
-                statuses.append("missing")
+                statuses.append("missing" if st == "present" else st)
             else:
                 values.append(MASK if is_masked else decode(raw))
-                statuses.append("present")
+                statuses.append(st)
         if is_masked:
             masked.append(ref)
-        elif feature in metas[view].pii:
+        elif is_pii:
             unmasked_pii.append(ref)
         results[ref] = {"values": values, "statuses": statuses}
     body = {
