@@ -2,13 +2,18 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from apps.core.asgi_handler import PortalASGIHandler  # noqa: E402
+
+django_asgi_app = PortalASGIHandler()  # Django's handler; PORTAL_THREADED_PATHS run on worker threads
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from apps.core.heap import settle  # noqa: E402
 from apps.core.realtime import PortalWebSocketAuth, websocket_urlpatterns  # noqa: E402
 from apps.features import fastpath  # noqa: E402
 
@@ -20,3 +25,5 @@ application = ProtocolTypeRouter(
         "websocket": PortalWebSocketAuth(URLRouter(websocket_urlpatterns())),
     }
 )
+
+settle()  # freeze the start-up heap so full collections stop pausing requests (apps/core/heap.py)

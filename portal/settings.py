@@ -87,6 +87,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "portal.urls"
 ASGI_APPLICATION = "portal.asgi.application"
+# Hot POST paths served whole on the ASGI thread pool instead of Django's one shared sync thread
+# (apps/core/asgi_handler.py): metric ingest overlaps its database waits with other requests.
+PORTAL_THREADED_PATHS = (r"/api/v1/runs/\d+/log-batch",)
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

@@ -16,7 +16,7 @@ import threading
 import time
 
 import redis
-from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,14 @@ def start_heartbeat(sender=None, **kwargs):
     if _state["hostname"] is None:
         _state["hostname"] = getattr(sender, "hostname", socket.gethostname())
     threading.Thread(target=_beat, name="portal-heartbeat", daemon=True).start()
+
+
+@worker_process_init.connect
+def settle_child_heap(**kwargs):
+    """Each pool process: keep full collections off the inherited start-up heap (see heap.py)."""
+    from apps.core.heap import settle
+
+    settle(import_urls=False)
 
 
 @worker_shutdown.connect

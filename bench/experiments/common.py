@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository root
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORTAL_DB = "portal_bench"
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/5")
