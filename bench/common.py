@@ -25,7 +25,10 @@ def portal_env():
     var = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     port = free_port()
     redis = start_redis(port=port, data_dir=var / "redis", log_file=var / "redis.log", persist=False)
-    env = {"PORTAL_VAR_DIR": str(var), "PORTAL_REDIS_PORT": str(port), "PORTAL_ENV": "development"}
+    # Development mode (embedded services, generated keys) but DEBUG off, as in production:
+    # DEBUG records every SQL statement, which would inflate the portal's side of a comparison.
+    env = {"PORTAL_VAR_DIR": str(var), "PORTAL_REDIS_PORT": str(port), "PORTAL_ENV": "development",
+           "PORTAL_DEBUG": "false"}  # fmt: skip
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
     os.environ.update(env)

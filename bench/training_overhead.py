@@ -8,7 +8,7 @@
 2. Launch -> running: `job_launch` on an idle real Celery worker (prefork, concurrency 1), time
    from the job row's creation to the worker marking it running. Goal: p50 < 1 s.
 
-    python bench/training_overhead.py [--repeats 5] [--launches 15]
+    python bench/training_overhead.py [--repeats 15] [--configs small,wide] [--launches 15]
 
 Prints one JSON document.
 """
@@ -29,7 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import portal_env  # noqa: E402
 
-CONFIG = {"template": "digits-cnn", "params": {"epochs": 4, "batch_size": 32, "channels": 16, "patience": 0}}
+TEMPLATE = "digits-cnn"
+# Two model sizes on the same data: "small" is the worst case for a fixed per-epoch cost (0.13 s
+# epochs of tiny, Python-bound steps); "wide" has 4x the channels (about 0.7 s epochs).
+CONFIGS = {
+    "small": {"epochs": 4, "batch_size": 32, "channels": 16, "patience": 0},
+    "wide": {"epochs": 4, "batch_size": 32, "channels": 64, "patience": 0},
+}
+CONFIG = {"template": TEMPLATE, "params": CONFIGS["small"]}
 
 
 def _user():
@@ -40,48 +47,51 @@ def _user():
     return get_user_model().objects.filter(username="bench").first() or make_user("bench", "ml-engineers")
 
 
-def overhead(repeats: int) -> dict:
+def overhead(repeats: int, names: list[str]) -> dict:
     from apps.training import services
 
     user = _user()
     dispatch, services.dispatch = services.dispatch, lambda job: None  # callbacks only: nothing is queued
     try:
-        return _overhead(user, repeats)
+        return {name: _overhead(user, repeats, CONFIGS[name]) for name in names}
     finally:
         services.dispatch = dispatch
 
 
-def _overhead(user, repeats: int) -> dict:
+def _overhead(user, repeats: int, params: dict) -> dict:
     from apps.training import services
     from apps.training.callbacks import PortalCallbacks
     from apps.training.engine import Callbacks, TrainConfig, train
     from apps.training.models import TrainingJob
 
     def config():
-        return TrainConfig(CONFIG["template"], dict(CONFIG["params"]), device="cpu", seed=0, num_threads=1)
+        return TrainConfig(TEMPLATE, dict(params), device="cpu", seed=0, num_threads=1)
 
     train(config(), Callbacks())  # warm-up: imports, allocator, data cache
     plain, portal, steps, flushes = [], [], 0, 0
     for i in range(repeats):
+        pair = {}
         for mode in ("plain", "portal") if i % 2 == 0 else ("portal", "plain"):
             if mode == "plain":
                 t0 = time.perf_counter()
                 result = train(config(), Callbacks())
-                plain.append(time.perf_counter() - t0)
+                pair["plain"] = time.perf_counter() - t0
             else:
-                job = services.job_launch(actor=user, **CONFIG)  # dispatch happens on commit: none here
+                job = services.job_launch(actor=user, template=TEMPLATE, params=dict(params))  # nothing queued
                 TrainingJob.objects.filter(pk=job.pk).update(state="running")
                 callbacks = PortalCallbacks(TrainingJob.objects.select_related("run").get(pk=job.pk))
                 t0 = time.perf_counter()
                 result = train(config(), callbacks)
-                callbacks.close()
-                portal.append(time.perf_counter() - t0)
+                callbacks.close()  # the last checkpoint and metrics are stored before the job may end
+                pair["portal"] = time.perf_counter() - t0
                 flushes += callbacks.flushes
                 steps = len(result.history["steps"])
+        plain.append(pair["plain"])
+        portal.append(pair["portal"])
     p, q = statistics.median(plain), statistics.median(portal)
+    paired = statistics.median(b / a for a, b in zip(plain, portal, strict=True))
     return {
-        "template": CONFIG["template"],
-        "params": CONFIG["params"],
+        "params": params,
         "steps_per_run": steps,
         "repeats": repeats,
         "plain_s_median": round(p, 4),
@@ -90,6 +100,7 @@ def _overhead(user, repeats: int) -> dict:
         "portal_s": [round(x, 4) for x in portal],
         "metric_batches_per_run": flushes / repeats,
         "overhead_pct": round((q - p) / p * 100, 2),
+        "overhead_pct_paired": round((paired - 1) * 100, 2),
         "goal_pct": 5.0,
     }
 
@@ -153,13 +164,14 @@ def _launch_latency(env: dict, launches: int, user, log) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--configs", default="small,wide", help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--launches", type=int, default=15)
     args = parser.parse_args()
     with portal_env() as env:
         out = {
             "host": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
-            "overhead": overhead(args.repeats),
+            "overhead": overhead(args.repeats, args.configs.split(",")),
             "launch_to_running": launch_latency(env, args.launches),
         }
     print(json.dumps(out, indent=2))

@@ -240,7 +240,10 @@ SPECTACULAR_SETTINGS = {
 # --- Audit ------------------------------------------------------------------------------------
 AUDITLOG_LOGENTRY_MODEL = "core.AuditEntry"
 AUDITLOG_INCLUDE_ALL_MODELS = True
-AUDITLOG_EXCLUDE_TRACKING_MODELS = ("sessions", "contenttypes", "admin", "auditlog")
+# VaultBlob rows are storage bookkeeping under audited owners (model versions, training jobs,
+# datasets); auditing them too wrote two hash-chained entries per training checkpoint. Downloads
+# and key rotation are audited as events (apps.core.vault).
+AUDITLOG_EXCLUDE_TRACKING_MODELS = ("sessions", "contenttypes", "admin", "auditlog", "core.VaultBlob")
 AUDITLOG_EXCLUDE_TRACKING_FIELDS = ("last_login", "last_used_at", "updated_at")
 AUDITLOG_MASK_TRACKING_FIELDS = ("password", "key_hash", "wrapped_key")
 AUDITLOG_STORE_JSON_CHANGES = True

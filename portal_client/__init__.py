@@ -7,6 +7,8 @@ with client.start_run("churn-model", name="baseline", params={"lr": 0.01}) as ru
     for step in range(100):
         run.log_metrics({"loss": loss, "val_acc": acc}, step=step)
         run.set_progress(step / 100)
+    run.append_log("training done")                # the run page's log tail
+    run.log_artifact("model.onnx", path="export/model.onnx")   # stored encrypted in the portal
 # leaving the block flushes the buffer and marks the run finished (failed on an exception)
 """
 

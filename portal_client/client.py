@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import os
 import subprocess
 import threading
 import time
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 MAX_POINTS_PER_CALL = 1000
 MAX_PARAMS_PER_CALL = 100
 MAX_TAGS_PER_CALL = 100
+MAX_LOG_BYTES_PER_CALL = 64 * 1024
 RETRY_STATUSES = (429, 502, 503, 504)  # the server wrote nothing: safe to send again
 
 
@@ -33,6 +37,23 @@ def _json_value(value: float) -> float | str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+def _log_pieces(text: str) -> list[str]:
+    """Split text into pieces of at most MAX_LOG_BYTES_PER_CALL UTF-8 bytes (never mid-character)."""
+    if len(text.encode("utf-8", "surrogatepass")) <= MAX_LOG_BYTES_PER_CALL:
+        return [text] if text else []
+    pieces, current, size = [], [], 0
+    for char in text:
+        n = len(char.encode("utf-8", "surrogatepass"))
+        if size + n > MAX_LOG_BYTES_PER_CALL:
+            pieces.append("".join(current))
+            current, size = [], 0
+        current.append(char)
+        size += n
+    if current:
+        pieces.append("".join(current))
+    return pieces
 
 
 def _git_commit() -> str:
@@ -66,12 +87,26 @@ class PortalClient:
         self.session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json"})
 
     # --- HTTP -----------------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        data: dict | None = None,
+        files: dict | None = None,
+    ) -> Any:
+        """One API call with retries; `files` ({field: (name, open binary file)}) are rewound per try."""
         url = f"{self.base_url}/api/v1/{path.lstrip('/')}"
         delay = 0.5
         for attempt in range(self.retries + 1):
+            for _, handle, *_ in (files or {}).values():
+                handle.seek(0)
             try:
-                response = self.session.request(method, url, json=json, params=params, timeout=self.timeout)
+                response = self.session.request(
+                    method, url, json=json, params=params, data=data, files=files, timeout=self.timeout
+                )
             except requests.ConnectionError:
                 if attempt == self.retries:
                     raise
@@ -161,6 +196,53 @@ class PortalClient:
         params = {"experiment": experiment_id, "filter": filter, "order_by": order_by, "page_size": page_size}
         return self.request("GET", "runs/", params=params)["results"]
 
+    def append_log(self, run_id: int, text: str) -> None:
+        """Append output to the run's log tail (sent in pieces of at most 64 KiB)."""
+        for piece in _log_pieces(text):
+            self.request("POST", f"runs/{run_id}/log", json={"text": piece})
+
+    def log_artifact(self, run_id: int, local_path: str | os.PathLike, path: str | None = None) -> dict:
+        """Upload a file as the run's artifact at `path` (default: the file's name), replacing any
+        artifact already there. The portal stores it encrypted; returns its path, size and digest."""
+        local_path = os.fspath(local_path)
+        name = os.path.basename(local_path)
+        with open(local_path, "rb") as handle:
+            return self.request(
+                "POST",
+                f"runs/{run_id}/artifacts",
+                data={"path": path or name},
+                files={"file": (name, handle, "application/octet-stream")},
+            )
+
+    def list_artifacts(self, run_id: int) -> list[dict]:
+        return self.request("GET", f"runs/{run_id}/artifacts", params={"page_size": 500})["results"]
+
+    def download_artifact(self, run_id: int, path: str, local_path: str | os.PathLike) -> str:
+        """Save the run's artifact at `path` to `local_path` (streamed, digest checked); returns it."""
+        url = f"{self.base_url}/api/v1/runs/{run_id}/artifacts/{quote(path)}"
+        local_path = os.fspath(local_path)
+        with self.session.get(url, stream=True, timeout=self.timeout) as response:
+            if response.status_code >= 400:
+                try:
+                    detail = response.json()
+                except ValueError:
+                    detail = response.text[:500]
+                raise PortalError(response.status_code, detail, url)
+            digest = hashlib.sha256()
+            try:
+                with open(local_path, "wb") as out:
+                    for chunk in response.iter_content(1 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+                expected = response.headers.get("X-Content-SHA256")
+                if expected and digest.hexdigest() != expected:
+                    raise PortalError(response.status_code, "the download was cut short or corrupted", url)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(local_path)
+                raise
+        return local_path
+
     def get_metric_history(
         self, run_id: int, key: str, *, max_points: int | None = None, method: str = "minmax"
     ) -> dict:
@@ -205,6 +287,12 @@ class ActiveRun:
 
     def set_progress(self, progress: float) -> None:
         self.client.set_status(self.id, progress=max(0.0, min(1.0, float(progress))))
+
+    def log_artifact(self, local_path: str | os.PathLike, path: str | None = None) -> dict:
+        return self.client.log_artifact(self.id, local_path, path)
+
+    def append_log(self, text: str) -> None:
+        self.client.append_log(self.id, text)
 
     def flush(self) -> None:
         with self._lock:

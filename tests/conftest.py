@@ -212,3 +212,24 @@ def portal_server(django_db_setup, django_db_blocker, tmp_path_factory):
             time.sleep(0.3)
     yield base
     _stop(process)
+
+
+@pytest.fixture(autouse=True)
+def _database_basics(request):
+    """Content types, permissions and role groups, as every test expects them.
+
+    Transactional tests flush the database afterwards. A flush marked with `available_apps` (which
+    PostgreSQL needs for TRUNCATE ... CASCADE) skips post_migrate, leaving the next transactional
+    test without roles; and recreated content types get new ids, so cached ids must go.
+    """
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.clear_cache()
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction") and not marker.kwargs.get("available_apps"):
+        request.getfixturevalue("transactional_db")
+        if not Group.objects.filter(name=roles.ML_ENGINEERS).exists():
+            from django.core.management.sql import emit_post_migrate_signal
+
+            emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    yield

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib.auth import get_user_model
 
 from apps.accounts.models import Team
 from apps.catalog.models import CARD_SECTIONS, FRAMEWORKS, ModelCard
@@ -113,23 +112,3 @@ class AliasForm(_DynamicChoicesMixin, BootstrapFormMixin, forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["version"].choices = [(v, f"v{v}") for v in versions]
         self._revalidate()
-
-
-class ShareForm(BootstrapFormMixin, forms.Form):
-    user = forms.CharField(required=False, label="User", help_text="username")
-    team = forms.ModelChoiceField(queryset=Team.objects.all(), required=False)
-    role = forms.ChoiceField(choices=[("viewer", "viewer"), ("editor", "editor")])
-
-    def clean(self):
-        cleaned = super().clean()
-        username, team = (cleaned.get("user") or "").strip(), cleaned.get("team")
-        if bool(username) == bool(team):
-            raise forms.ValidationError("Choose a user or a team (one of them).")
-        if username:
-            user = get_user_model().objects.filter(username=username, is_active=True).first()
-            if user is None:
-                self.add_error("user", f"No active user {username!r}.")
-            cleaned["user"] = user
-        else:
-            cleaned["user"] = None
-        return cleaned

@@ -15,7 +15,7 @@ from rest_framework.exceptions import APIException
 
 from apps.catalog import forms, selectors, services
 from apps.catalog.models import FRAMEWORKS
-from apps.core import vault
+from apps.core import sharing, vault
 from apps.core.permissions import require_model_perm, user_can
 
 PAGE_SIZE = 25
@@ -67,7 +67,15 @@ def model_create(request):
     return render(request, "catalog/form.html", {"form": form, "title": "Register a model", "multipart": False})
 
 
-def model_detail(request, name):
+def _share_service(*, obj, **kwargs) -> None:
+    services.model_share(model=obj, **kwargs)
+
+
+def _unshare_service(*, obj, **kwargs) -> None:
+    services.model_unshare(model=obj, **kwargs)
+
+
+def model_detail(request, name, *, share_form=None, status=200):
     model = selectors.model_for(request.user, name)
     versions = list(selectors.versions_of(model)[:200])
     series = selectors.metric_series(model)
@@ -87,12 +95,18 @@ def model_detail(request, name):
         },
         "can_change": can_change,
         "can_delete": user_can(request.user, model, "delete"),
-        "sharing": selectors.sharing_of(model) if can_change else None,
+        "sharing": sharing.sharing_context(
+            model,
+            request.user,
+            can_change=can_change,
+            form=share_form,
+            share_url=reverse("catalog:model-share", args=[model.name]),
+            unshare_url=reverse("catalog:model-unshare", args=[model.name]),
+        ),
         "alias_form": forms.AliasForm(versions=[v.version for v in versions]) if can_change else None,
-        "share_form": forms.ShareForm() if can_change else None,
         "protected_by_default": sorted(services.PROTECTED_BY_DEFAULT),
     }
-    return render(request, "catalog/model_detail.html", context)
+    return render(request, "catalog/model_detail.html", context, status=status)
 
 
 def model_edit(request, name):
@@ -124,41 +138,16 @@ def card_edit(request, name):
 @require_POST
 def model_share(request, name):
     model = selectors.model_for(request.user, name, "change")
-    form = forms.ShareForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            services.model_share(
-                model=model, actor=request.user, role=data["role"], user=data["user"], team=data["team"]
-            )
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            who = data["user"].username if data["user"] else data["team"].name
-            messages.success(request, f"Shared with {who} as {data['role']}.")
-    else:
-        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
-    return redirect("catalog:model-detail", name=model.name)
+    form = sharing.SharingForm(request.POST)
+    if sharing.share_from_form(request, form, obj=model, service=_share_service):
+        return redirect("catalog:model-detail", name=model.name)
+    return model_detail(request, name, share_form=form, status=400)  # inline errors; nothing changed
 
 
 @require_POST
 def model_unshare(request, name):
-    from django.contrib.auth import get_user_model
-
-    from apps.accounts.models import Team
-
     model = selectors.model_for(request.user, name, "change")
-    user = get_user_model().objects.filter(username=request.POST.get("user") or "").first()
-    team = Team.objects.filter(slug=request.POST.get("team") or "").first() if user is None else None
-    if user is None and team is None:
-        messages.error(request, "Choose whom to remove.")
-    else:
-        try:
-            services.model_unshare(model=model, actor=request.user, user=user, team=team)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            messages.info(request, f"Removed access for {user.username if user else team.name}.")
+    sharing.unshare_from_post(request, obj=model, service=_unshare_service)
     return redirect("catalog:model-detail", name=model.name)
 
 

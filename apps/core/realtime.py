@@ -6,11 +6,14 @@ never sees an event for data that was rolled back.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
+import os
+import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -38,11 +41,81 @@ def broadcast(group: str, message: dict[str, Any]) -> None:
 
 
 def send_now(group: str, message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    try:
-        async_to_sync(layer.group_send)(group, {"type": "portal.event", "payload": message})
-    except Exception:  # a missed live update must never fail the write that caused it
-        log.exception("broadcast to %s failed", group)
+    """Queue `message` for `group` on this process's sender thread; returns at once, in order.
+
+    `async_to_sync(group_send)` per call built a new event loop and Redis connection each time
+    (about 5 ms on a training job's writer thread); one long-lived loop keeps its connections.
+    """
+    _sender().put(group, message)
+
+
+class _Sender:
+    """One event loop thread per process that sends queued messages to the channel layer in order."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue | None = None
+        self.idle = threading.Event()
+        self.idle.set()
+        self.pending = 0
+        self.lock = threading.Lock()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), name="realtime-sender", daemon=True).start()
+        ready.wait(5)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.queue = asyncio.Queue()
+        ready.set()
+        self.loop.run_until_complete(self._drain())
+
+    async def _drain(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            group, message = await self.queue.get()
+            try:
+                await layer.group_send(group, {"type": "portal.event", "payload": message})
+            except Exception:  # a missed live update must never fail the write that caused it
+                log.exception("broadcast to %s failed", group)
+            with self.lock:
+                self.pending -= 1
+                if not self.pending:
+                    self.idle.set()
+
+    def put(self, group: str, message: dict[str, Any]) -> None:
+        with self.lock:
+            self.pending += 1
+            self.idle.clear()
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until everything queued so far was sent (tests, process exit)."""
+        return self.idle.wait(timeout)
+
+
+_sender_instance: _Sender | None = None
+_sender_lock = threading.Lock()
+
+
+def _sender() -> _Sender:
+    global _sender_instance
+    sender = _sender_instance
+    if sender is None or sender.pid != os.getpid():  # first use, or a forked worker process
+        with _sender_lock:
+            sender = _sender_instance
+            if sender is None or sender.pid != os.getpid():
+                sender = _sender_instance = _Sender()
+    return sender
+
+
+def flush_sends(timeout: float = 2.0) -> bool:
+    """Block until queued live messages have left this process (or `timeout` passes)."""
+    sender = _sender_instance
+    return True if sender is None or sender.pid != os.getpid() else sender.flush(timeout)
+
+
+atexit.register(flush_sends, 1.0)
 
 
 async def send_now_async(group: str, message: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -203,6 +203,17 @@ def blob_delete(blob: VaultBlob) -> None:
     name = blob.storage_key
     blob.delete()
     transaction.on_commit(lambda: blob_discard(name))
+
+
+def blob_delete_superseded(pk: int, storage_key: str) -> None:
+    """`blob_delete` for a blob its only owner just stopped pointing at (training checkpoints).
+
+    One DELETE instead of the ORM collector's reference queries; the database's foreign keys
+    still refuse (at commit) if anything else references the row.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {VaultBlob._meta.db_table} WHERE id = %s", [pk])
+    transaction.on_commit(lambda: blob_discard(storage_key))
 
 
 def _open(blob: VaultBlob) -> tuple[BinaryIO, WrappedKey]:

@@ -14,8 +14,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
-from apps.core.models import OwnedModel
+from apps.core.models import OwnedModel, VaultBlob
 from apps.core.permissions import object_permission_models
 
 slug_validator = RegexValidator(
@@ -141,18 +143,38 @@ class RunTag(models.Model):
 
 
 class RunArtifact(models.Model):
-    """A file a run produced (checkpoint, ONNX export, plot), listed on the run page."""
+    """A file a run produced (checkpoint, ONNX export, plot), listed on the run page.
+
+    Uploaded files live encrypted in the vault (`blob`); `uri` names a file kept elsewhere.
+    """
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
     path = models.CharField(max_length=500)
     size = models.BigIntegerField(default=0)
     digest = models.CharField(max_length=80, blank=True, default="")
     uri = models.CharField(max_length=1000, blank=True, default="")
+    blob = models.ForeignKey(VaultBlob, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["path"]
         constraints = [models.UniqueConstraint(fields=["run", "path"], name="run_artifact_run_path_uniq")]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+@receiver(post_delete, sender=RunArtifact, dispatch_uid="experiments.run_artifact_blob")
+def _delete_artifact_blob(sender, instance: RunArtifact, **kwargs) -> None:
+    """A vault blob belongs to exactly one artifact row: when the row goes (replaced, or its run or
+    experiment deleted), the blob row goes in the same transaction and its ciphertext after commit."""
+    if instance.blob_id is None:
+        return
+    from apps.core import vault
+
+    blob = VaultBlob.objects.filter(pk=instance.blob_id).first()
+    if blob is not None:
+        vault.blob_delete(blob)
 
 
 class ExperimentKey(models.Model):

@@ -8,7 +8,9 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
+from apps.core import sharing
 from apps.experiments import selectors, services
 from apps.experiments.filters import FilterError
 from apps.experiments.forms import ExperimentForm, RunsTableForm
@@ -62,7 +64,7 @@ def experiment_list(request):
     return render(request, "experiments/experiment_list.html", {"page": page, "form": form, "can_add": can_add})
 
 
-def experiment_detail(request, pk):
+def experiment_detail(request, pk, *, share_form=None, status=200):
     experiment = selectors.get_experiment(request.user, pk)
     runs = Run.objects.filter(experiment=experiment)
     metric_keys, param_keys = selectors.experiment_keys(experiment)
@@ -122,8 +124,32 @@ def experiment_detail(request, pk):
         "sort_query": sort_params.urlencode(),
         "statuses": Run.Status.values,
         "can_change": "change" in experiment.user_actions,
+        "sharing": sharing.sharing_context(
+            experiment,
+            request.user,
+            can_change="change" in experiment.user_actions,
+            form=share_form,
+            share_url=reverse("experiments:experiment-share", args=[experiment.pk]),
+            unshare_url=reverse("experiments:experiment-unshare", args=[experiment.pk]),
+        ),
     }
-    return render(request, "experiments/experiment_detail.html", context)
+    return render(request, "experiments/experiment_detail.html", context, status=status)
+
+
+@require_POST
+def experiment_share(request, pk):
+    experiment = selectors.get_experiment(request.user, pk, "change")  # 404 strangers, 403 viewers
+    form = sharing.SharingForm(request.POST)
+    if sharing.share_from_form(request, form, obj=experiment):
+        return redirect("experiments:experiment-detail", pk=experiment.pk)
+    return experiment_detail(request, experiment.pk, share_form=form, status=400)  # inline errors; nothing changed
+
+
+@require_POST
+def experiment_unshare(request, pk):
+    experiment = selectors.get_experiment(request.user, pk, "change")
+    sharing.unshare_from_post(request, obj=experiment)
+    return redirect("experiments:experiment-detail", pk=experiment.pk)
 
 
 def run_detail(request, pk):

@@ -5,7 +5,13 @@ import json
 from django import forms
 
 from apps.core.forms import BootstrapFormMixin
+from apps.core.sharing import Grant
 from apps.features.models import DTYPES, KEY_DTYPES, FeatureView
+
+# Extra right a feature view can be shared with, next to viewer/editor (see apps.core.sharing).
+SHARE_GRANTS = (
+    Grant("view_pii", "PII access", "may see unmasked PII values (view_pii); every unmasked read is audited"),
+)
 
 
 def _lines(text: str, kinds: tuple, what: str) -> list[dict]:

@@ -10,4 +10,6 @@ urlpatterns = [
     path("features/<str:name>/", views.view_detail, name="view-detail"),
     path("features/<str:name>/ingest/", views.view_ingest, name="view-ingest"),
     path("features/<str:name>/materialize/", views.view_materialize, name="view-materialize"),
+    path("features/<str:name>/share/", views.view_share, name="view-share"),
+    path("features/<str:name>/unshare/", views.view_unshare, name="view-unshare"),
 ]

@@ -8,10 +8,13 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from apps.core.permissions import require_model_perm, user_can
+from apps.core import sharing
+from apps.core.permissions import require, require_model_perm, user_can
 from apps.features import offline, selectors, services, stats
-from apps.features.forms import EntityForm, FeatureViewForm, IngestForm, LookupForm, MaterializeForm
+from apps.features.forms import SHARE_GRANTS, EntityForm, FeatureViewForm, IngestForm, LookupForm, MaterializeForm
 from apps.features.models import Entity, FeatureView
 from apps.features.reader import MASK, BadRequest
 
@@ -109,8 +112,9 @@ def _preview(request, view) -> tuple[list, list, str]:
     return columns, rows, ""
 
 
-def view_detail(request, name):
+def view_detail(request, name, *, share_form=None, status=200):
     view = selectors.view_for(request.user, name)
+    can_change = user_can(request.user, view, "change")
     pii_ok = _can_pii(request.user, view)
     statistics = view.statistics if pii_ok else stats.masked(view.statistics, set(view.pii_features))
     columns, rows, residency_error = _preview(request, view)
@@ -120,7 +124,16 @@ def view_detail(request, name):
         "statistics": statistics,
         "stats_json": {k: v for k, v in statistics.items() if not v.get("masked")},
         "pii_ok": pii_ok,
-        "can_change": user_can(request.user, view, "change"),
+        "can_change": can_change,
+        "sharing": sharing.sharing_context(
+            view,
+            request.user,
+            can_change=can_change,
+            grants=SHARE_GRANTS,
+            form=share_form,
+            share_url=reverse("features:view-share", args=[view.name]),
+            unshare_url=reverse("features:view-unshare", args=[view.name]),
+        ),
         "jobs": selectors.jobs_of(view),
         "versions": list(view.versions.all()[:20]),
         "partitions": view.partitions.filter(version=view.version).count(),
@@ -129,7 +142,29 @@ def view_detail(request, name):
         "residency_error": residency_error,
         "materialize_form": MaterializeForm(),
     }
-    return render(request, "features/view_detail.html", context)
+    return render(request, "features/view_detail.html", context, status=status)
+
+
+def _view_to_change(request, name):
+    view = selectors.view_for(request.user, name)  # 404 for strangers
+    require(request.user, view, "change")  # 403 for viewers
+    return view
+
+
+@require_POST
+def view_share(request, name):
+    view = _view_to_change(request, name)
+    form = sharing.SharingForm(request.POST, grants=SHARE_GRANTS)
+    if sharing.share_from_form(request, form, obj=view):
+        return redirect("features:view-detail", name=view.name)
+    return view_detail(request, name, share_form=form, status=400)  # inline errors; nothing changed
+
+
+@require_POST
+def view_unshare(request, name):
+    view = _view_to_change(request, name)
+    sharing.unshare_from_post(request, obj=view, grants=SHARE_GRANTS)
+    return redirect("features:view-detail", name=view.name)
 
 
 def view_ingest(request, name):

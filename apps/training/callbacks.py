@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import psutil
 from django.db import connection, transaction
 
 from apps.core import vault
@@ -174,23 +175,27 @@ class PortalCallbacks(Callbacks):
         if isinstance(record.get("train_loss"), int | float):
             epoch_points.append({"key": "epoch_train_loss", "value": float(record["train_loss"]), "step": step,
                                  "timestamp": ts})  # fmt: skip
-        stored: list[str] = []
+        # Encrypt before the transaction: the job row stays locked only for the database writes.
+        name, sealed = vault.blob_write(io.BytesIO(state), purpose="training.checkpoint")
         try:
             with transaction.atomic():
                 # The job row first: a concurrent cancel locks it before it writes its audit entry,
                 # and so must we (audit entries are hash-chained), or the two deadlock.
-                old = TrainingJob.objects.select_for_update().only("checkpoint").get(pk=self.job.pk).checkpoint
+                old = (
+                    TrainingJob.objects.select_for_update(of=("self",))
+                    .filter(pk=self.job.pk)
+                    .values_list("checkpoint_id", "checkpoint__storage_key")
+                    .get()
+                )
                 self._write_points(points + epoch_points)
-                blob = vault.blob_store(io.BytesIO(state), purpose="training.checkpoint")
-                stored.append(blob.storage_key)
+                blob = vault.blob_record(name, sealed, purpose="training.checkpoint")
                 TrainingJob.objects.filter(pk=self.job.pk).update(
                     checkpoint=blob, checkpoint_epoch=epoch, checkpoint_step=step, epochs_completed=epoch
                 )
-                if old is not None:
-                    vault.blob_delete(old)
+                if old[0] is not None:
+                    vault.blob_delete_superseded(*old)
         except BaseException:
-            for name in stored:
-                vault.blob_discard(name)
+            vault.blob_discard(name)
             raise
         self.job.checkpoint_id, self.job.checkpoint_epoch, self.job.checkpoint_step = blob.pk, epoch, step
         self.job.epochs_completed = epoch
@@ -219,8 +224,6 @@ class PortalCallbacks(Callbacks):
 
 def _system_metrics(run, step: int) -> None:
     try:
-        import psutil
-
         run_log_system_metrics(
             run=run, cpu_percent=psutil.cpu_percent(None), memory_percent=psutil.virtual_memory().percent, step=step
         )

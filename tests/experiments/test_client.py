@@ -7,6 +7,7 @@ test's flush recreates, so a second transactional test against it would see stal
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
@@ -19,7 +20,9 @@ from tests.browser import screenshot
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 
 
-def test_client_logs_a_run_and_a_socket_and_a_browser_see_it_live(portal_server, owner, stranger, page, login):
+def test_client_logs_a_run_and_a_socket_and_a_browser_see_it_live(
+    portal_server, owner, stranger, page, login, tmp_path
+):
     _, key = token_create(user=owner, name="script", scopes=["read", "write"], expires_days=1)
     client = PortalClient(portal_server, key, retries=0)
     ws_base = portal_server.replace("http://", "ws://")
@@ -49,6 +52,15 @@ def test_client_logs_a_run_and_a_socket_and_a_browser_see_it_live(portal_server,
     small = client.get_metric_history(run.id, "loss", max_points=100)
     assert small["downsampled"] and small["steps"][0] == 1 and small["steps"][-1] == 2502
     assert client.search_runs(stored.experiment_id, filter="params.lr < 0.1")[0]["id"] == run.id
+
+    # artifacts and log lines: stored encrypted, streamed back over ASGI byte for byte
+    weights = tmp_path / "model.onnx"
+    weights.write_bytes(bytes(range(256)) * 5000)
+    assert client.log_artifact(run.id, weights, path="export/model.onnx")["size"] == 256 * 5000
+    copy = client.download_artifact(run.id, "export/model.onnx", tmp_path / "copy.onnx")
+    assert Path(copy).read_bytes() == weights.read_bytes()
+    client.append_log(run.id, "epoch 1 done\n")
+    assert Run.objects.get(pk=run.id).log_tail.endswith("epoch 1 done\n")
     with pytest.raises(PortalError) as info:
         client.log_batch(run.id, metrics=[{"key": "bad key!", "value": 1}])
     assert info.value.status == 400 and "not allowed" in str(info.value.detail)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from apps.experiments.models import Experiment, Run, RunArtifact
@@ -123,6 +124,37 @@ class MetricSummarySerializer(serializers.Serializer):
 
 
 class ArtifactSerializer(serializers.ModelSerializer):
+    sha256 = serializers.SerializerMethodField(help_text="hex digest of the stored file; null for outside files")
+    download_url = serializers.SerializerMethodField(help_text="null when the file lives outside the portal (uri)")
+
     class Meta:
         model = RunArtifact
-        fields = ["path", "size", "digest", "uri", "created_at"]
+        fields = ["path", "size", "digest", "sha256", "uri", "created_at", "download_url"]
+        read_only_fields = fields
+
+    def get_sha256(self, artifact) -> str | None:
+        return artifact.blob.sha256 if artifact.blob_id else None
+
+    def get_download_url(self, artifact) -> str | None:
+        if artifact.blob_id is None:
+            return None
+        url = reverse("api-v1:experiments:run-artifact-download", args=[artifact.run_id, artifact.path])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class ArtifactUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True, use_url=False, help_text="the file to store (encrypted)")
+    path = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        help_text="where the file goes in the run's artifacts, e.g. plots/loss.png; default: the file's name",
+    )
+
+
+class LogAppendSerializer(serializers.Serializer):
+    text = serializers.CharField(
+        allow_blank=False, trim_whitespace=False, help_text="output to append (at most 64 KiB per call)"
+    )

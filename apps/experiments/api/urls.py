@@ -8,6 +8,9 @@ urlpatterns = [
     path("runs/", views.RunListView.as_view(), name="run-list"),
     path("runs/<int:pk>/", views.RunDetailView.as_view(), name="run-detail"),
     path("runs/<int:pk>/log-batch", views.RunLogBatchView.as_view(), name="run-log-batch"),
+    path("runs/<int:pk>/log", views.RunLogAppendView.as_view(), name="run-log-append"),
+    path("runs/<int:pk>/artifacts", views.RunArtifactListView.as_view(), name="run-artifact-list"),
+    path("runs/<int:pk>/artifacts/<path:path>", views.RunArtifactDownloadView.as_view(), name="run-artifact-download"),
     path("runs/<int:pk>/metrics/", views.RunMetricKeysView.as_view(), name="run-metric-keys"),
     path("runs/<int:pk>/metrics/<path:key>", views.RunMetricSeriesView.as_view(), name="run-metric-series"),
 ]

@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import APIException
 from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Team
+from apps.core import vault
 from apps.core.api.errors import PayloadTooLarge
 from apps.experiments import selectors, services
 from apps.experiments.api import serializers as s
 from apps.experiments.downsample import METHODS
 from apps.experiments.filters import FilterError
-from apps.experiments.models import Run
+from apps.experiments.models import Run, RunArtifact
 from apps.experiments.validation import check_key
 
 MAX_LOG_BATCH_BYTES = 4 * 1024 * 1024
 MAX_SERIES_MAX_POINTS = 100_000
+MAX_LOG_APPEND_BYTES = 64 * 1024  # of text per call (UTF-8)
+MAX_LOG_APPEND_BODY = 1024 * 1024  # JSON escaping may inflate the text up to 6 times
+MULTIPART_OVERHEAD = 1 << 20
+ERRORS = {
+    400: OpenApiResponse(description="invalid input"),
+    403: OpenApiResponse(description="visible, but the experiment may not be changed"),
+    404: OpenApiResponse(description="not found or not visible"),
+}
+
+
+class ArtifactIntegrityError(APIException):
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_code = "integrity_error"
 
 
 def _int_param(request, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
@@ -200,3 +217,91 @@ class RunMetricSeriesView(APIView):
         if method not in METHODS:
             raise ApiValidationError({"method": [f"Use one of {', '.join(METHODS)}."]})
         return Response(selectors.metric_series(run, key, max_points=max_points, method=method, after_step=after_step))
+
+
+class RunLogAppendView(APIView):
+    """Append output to the run's log tail (the last 64 KiB are kept); streamed to open run pages."""
+
+    @extend_schema(request=s.LogAppendSerializer, responses={204: None, 413: OpenApiResponse(), **ERRORS})
+    def post(self, request, pk):
+        run = selectors.get_run(request.user, pk, "change")
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > MAX_LOG_APPEND_BODY:
+            raise PayloadTooLarge(f"A log body may be at most {MAX_LOG_APPEND_BODY // 1024} KiB; send less per call.")
+        body = request.data
+        if not isinstance(body, dict) or set(body) != {"text"}:
+            raise ApiValidationError(
+                {"detail": ['Send a JSON object with one field, e.g. {"text": "epoch 3 done\\n"}.']}
+            )
+        text = body["text"]
+        if not isinstance(text, str) or not text:
+            raise ApiValidationError({"text": ["text is a non-empty string."]})
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_LOG_APPEND_BYTES:
+            raise ApiValidationError(
+                {"text": [f"text may be at most {MAX_LOG_APPEND_BYTES // 1024} KiB per call; split it."]}
+            )
+        services.run_append_log(run=run, text=text)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RunArtifactListView(generics.ListAPIView):
+    """The run's artifacts (GET), or store a file as one (POST, multipart, encrypted in the vault)."""
+
+    serializer_class = s.ArtifactSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        run = selectors.get_run(self.request.user, self.kwargs["pk"])
+        return RunArtifact.objects.filter(run=run).select_related("blob").order_by("path")
+
+    @extend_schema(
+        request={"multipart/form-data": s.ArtifactUploadSerializer},
+        responses={201: s.ArtifactSerializer, 413: OpenApiResponse(description="over EXPERIMENTS_MAX_ARTIFACT_BYTES"),
+                   **ERRORS},
+        description="Store `file` at `path` (default: the file's name); an artifact already at that path is replaced.",
+    )  # fmt: skip
+    def post(self, request, pk):
+        run = selectors.get_run(request.user, pk, "change")
+        limit = services.max_artifact_bytes()
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit + MULTIPART_OVERHEAD:  # refuse before reading the body
+            raise PayloadTooLarge(f"The upload is {declared:,} bytes; an artifact may be at most {limit:,} bytes.")
+        data = s.ArtifactUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        upload.seek(0)
+        artifact = services.run_artifact_upload(
+            run=run,
+            actor=request.user,
+            src=upload,
+            size=upload.size,
+            path=data.validated_data["path"] or upload.name,
+        )
+        return Response(
+            s.ArtifactSerializer(artifact, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+
+class RunArtifactDownloadView(APIView):
+    """One artifact's bytes, decrypted while streaming. Audited as artifact.download."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS})
+    def get(self, request, pk, path):
+        run = selectors.get_run(request.user, pk)
+        artifact = RunArtifact.objects.select_related("blob").filter(run=run, path=path).first()
+        if artifact is None:
+            raise Http404(f"Run {run.pk} has no artifact at {path!r}.")
+        artifact.run = run
+        try:
+            chunks, size, filename = services.run_artifact_open(artifact=artifact, actor=request.user, request=request)
+        except vault.VaultError as exc:
+            raise ArtifactIntegrityError(
+                f"The stored artifact failed its integrity check and was not sent ({exc}). "
+                "It was changed in storage: restore it from backup or upload it again."
+            ) from None
+        response = vault.streaming_response(chunks, request=request, size=size, filename=filename)
+        response["X-Content-SHA256"] = artifact.blob.sha256
+        return response
