@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from django import forms
 
+from apps.accounts.models import Team
 from apps.core.forms import BootstrapFormMixin
 from apps.training.datasource import DEMO_DATASETS
 from apps.training.models import Sweep
 
 PARAM_PREFIX = "p_"
+TEAM_HELP = "Shares the job, its run and the registered model with the team as viewers."
+
+
+def _teams_of(user):
+    return Team.objects.filter(group__user=user) if user is not None else Team.objects.none()
 
 
 def _param_field(spec) -> forms.Field:
@@ -40,10 +46,12 @@ class LaunchForm(forms.Form):
     max_runtime_s = forms.IntegerField(min_value=1, initial=3600, label="Max runtime (s)")
     seed = forms.IntegerField(min_value=0, initial=0)
     model_name = forms.CharField(required=False, help_text="Catalog model to register the result under.")
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, help_text=TEAM_HELP)
 
-    def __init__(self, *args, template, **kwargs):
+    def __init__(self, *args, template, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.template = template
+        self.fields["team"].queryset = _teams_of(user)
         self.fields["dataset"].choices = [(d, d) for d in DEMO_DATASETS]
         self.fields["dataset"].initial = template.default_dataset
         for spec in template.params:
@@ -77,6 +85,7 @@ class LaunchForm(forms.Form):
             "max_runtime_s": c["max_runtime_s"],
             "seed": c["seed"],
             "model_name": c.get("model_name") or None,
+            "team": c.get("team"),
         }
 
     def add_service_errors(self, errors: dict) -> None:
@@ -102,3 +111,15 @@ class SweepForm(BootstrapFormMixin, forms.Form):
     max_trials = forms.IntegerField(min_value=1, max_value=200, initial=8)
     parallelism = forms.IntegerField(min_value=1, max_value=16, initial=2)
     seed = forms.IntegerField(min_value=0, initial=0)
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), required=False, help_text="Shares the sweep, its trials and their models."
+    )
+
+    def __init__(self, *args, user=None, **kwargs):
+        self._teams = _teams_of(user)
+        super().__init__(*args, **kwargs)
+
+    def order_fields(self, field_order):
+        # BootstrapFormMixin validates inside __init__, so the user's teams must be set before that.
+        self.fields["team"].queryset = self._teams
+        super().order_fields(field_order)

@@ -3,6 +3,12 @@
 Idempotent across redelivery: a job that is already terminal is skipped; a job found `running`
 was interrupted (worker lost) and resumes from its last checkpoint in the vault after deleting
 the run's metric points logged after that checkpoint.
+
+Never twice at once: with acks_late the broker redelivers a message whose first delivery is still
+running (after its visibility timeout, or to a second worker). Each delivery must first take the
+job's lease (Redis SET NX with an expiry, refreshed every TTL/3 by a heartbeat thread while the
+delivery runs, released at its end); a delivery that finds a live lease returns `duplicate`
+without touching the job. A lease whose holder died expires, and the next delivery resumes.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import traceback
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -45,10 +53,127 @@ class JobFailed(Exception):
     """A reason to fail the job with a message for its owner."""
 
 
+LEASE_KEY = "portal:training:lease:{}"
+DUPLICATE = "duplicate"
+
+
+def lease_ttl_s() -> float:
+    """Seconds a lease outlives its last refresh (TRAINING_LEASE_TTL_S setting or environment, default 60).
+
+    Well under the broker's visibility timeout; it is also how long a job whose worker was killed
+    waits before a redelivery resumes it.
+    """
+    value = getattr(settings, "TRAINING_LEASE_TTL_S", None) or os.environ.get("TRAINING_LEASE_TTL_S") or 60
+    return max(1.0, float(value))
+
+
+def lease_retry_in_s(job_id: int) -> float:
+    """When a refused duplicate delivery should look again: just after the current lease would expire."""
+    ttl = lease_ttl_s()
+    task_id = TrainingJob.objects.filter(pk=job_id).values_list("celery_task_id", flat=True).first()
+    try:
+        left_ms = services._redis().pttl(LEASE_KEY.format(task_id or f"job-{job_id}"))
+    except Exception:
+        return ttl
+    return ttl if left_ms is None or left_ms < 0 else min(ttl, left_ms / 1000 + 1.0)
+
+
+class JobLease:
+    """A per-job Redis lease (SET NX PX) that a heartbeat thread refreshes every TTL/3 while held.
+
+    Keyed by the job's task id, unique even across databases. Redis being unreachable does not
+    stop the job (the broker is the same Redis, so this is rare): it runs as before, with a warning.
+    """
+
+    _REFRESH = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    )
+    _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+    def __init__(self, job: TrainingJob, *, hostname: str = "", ttl_s: float | None = None) -> None:
+        self.job_id = job.pk
+        self.key = LEASE_KEY.format(job.celery_task_id or f"job-{job.pk}")
+        self.token = f"{hostname or 'worker'}:{os.getpid()}:{uuid.uuid4().hex}"
+        self.ttl_ms = max(1, int((lease_ttl_s() if ttl_s is None else ttl_s) * 1000))
+        self.held = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._redis = None
+
+    def _client(self):
+        if self._redis is None:
+            self._redis = services._redis()
+        return self._redis
+
+    def acquire(self) -> bool:
+        try:
+            self.held = bool(self._client().set(self.key, self.token, nx=True, px=self.ttl_ms))
+        except Exception:
+            log.warning("job %s: Redis unreachable, running without a lease", self.job_id, exc_info=True)
+            return True
+        return self.held
+
+    def holder(self) -> str:
+        try:
+            value = self._client().get(self.key)
+        except Exception:
+            return ""
+        return value.decode() if isinstance(value, bytes) else (value or "")
+
+    def refresh(self) -> bool:
+        """Extend our lease; if it expired meanwhile, take it back unless another delivery holds it."""
+        if not self.held:
+            return False
+        try:
+            client = self._client()
+            if client.eval(self._REFRESH, 1, self.key, self.token, self.ttl_ms):
+                return True
+            if client.set(self.key, self.token, nx=True, px=self.ttl_ms):
+                log.warning("job %s: lease had expired (stalled refresh); taken back", self.job_id)
+                return True
+            log.error("job %s: lease lost to %s while running", self.job_id, self.holder())
+        except Exception:
+            log.warning("job %s: lease refresh failed", self.job_id, exc_info=True)
+        return False
+
+    def _beat(self) -> None:
+        interval = self.ttl_ms / 3000
+        while not self._stop.wait(interval):
+            self.refresh()
+
+    def start_heartbeat(self) -> None:
+        if self.held and self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name=f"training-job-{self.job_id}-lease", daemon=True)
+            self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.held:
+            self.held = False
+            try:
+                self._client().eval(self._RELEASE, 1, self.key, self.token)
+            except Exception:  # it expires on its own
+                log.warning("job %s: lease release failed", self.job_id, exc_info=True)
+
+
 def execute(job_id: int, *, hostname: str = "") -> str:
     job = TrainingJob.objects.select_related("owner", "run", "checkpoint", "training_set").filter(pk=job_id).first()
     if job is None or job.is_terminal:
         return "skipped"
+    lease = JobLease(job, hostname=hostname)
+    if not lease.acquire():
+        log.warning("job %s: another delivery holds its lease (%s); not running it twice", job.pk, lease.holder())
+        return DUPLICATE
+    lease.start_heartbeat()
+    try:
+        return _execute(job, hostname)
+    finally:
+        lease.release()
+
+
+def _execute(job: TrainingJob, hostname: str) -> str:
     with acting_as(job.owner):
         if not _start(job, hostname):
             return job.state
@@ -200,10 +325,13 @@ def _register(job: TrainingJob, result, onnx_bytes: bytes, weights: bytes, metri
     from apps.catalog.models import RegisteredModel
 
     model = RegisteredModel.objects.filter(name=job.model_name).first()
+    team = job.team if job.team_id and job.owner.groups.filter(pk=job.team.group_id).exists() else None
     if model is None:
         model = catalog.model_create(
-            actor=job.owner, name=job.model_name, description=f"Trained by the {job.template} template.", team=job.team
+            actor=job.owner, name=job.model_name, description=f"Trained by the {job.template} template.", team=team
         )
+    else:  # an existing model of the owner's: its versions become visible to the job's team too
+        services.share_with_team(model, team=team, actor=job.owner)
     views = [v.get("name") for v in ((job.training_set.lineage or {}).get("views", []) if job.training_set else [])]
     lineage = {
         "run_id": str(job.run_id),

@@ -15,7 +15,8 @@ from django.utils.text import slugify
 
 from apps.core import queues, workers
 from apps.core.api.errors import Conflict
-from apps.core.permissions import grant_owner, require, require_model_perm, share, user_can
+from apps.core.audit import audit_event
+from apps.core.permissions import codename, grant_owner, require, require_model_perm, share, user_can
 from apps.core.realtime import group_name, send_now
 from apps.training.datasource import clean_data_spec
 from apps.training.engine import templates as engine_templates
@@ -32,7 +33,7 @@ MAX_RUNTIME_LIMIT_S = 7 * 24 * 3600
 CANCEL_KEY = "portal:training:cancel:{}"
 LAUNCH_FIELDS = (
     "template", "params", "data", "resource_class", "region", "priority", "max_runtime_s", "seed",
-    "allow_cpu_fallback", "experiment", "model_name",
+    "allow_cpu_fallback", "experiment", "model_name", "team",
 )  # fmt: skip
 
 
@@ -58,7 +59,43 @@ def _int_field(errors: dict, name: str, value: Any, default: int, low: int, high
     return number
 
 
-def _experiment_for(actor, template: str, experiment_id: Any):
+def resolve_team(actor, value: Any):
+    """The team named by `value` (a Team, an id, a slug or a name) if `actor` is a member, else a 400."""
+    from apps.accounts.models import Team
+
+    if value in (None, ""):
+        return None
+    mine = Team.objects.filter(group__user=actor)
+    if isinstance(value, Team):
+        team = mine.filter(pk=value.pk).first()
+    elif isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationError({"team": ["team is the id, slug or name of a team you belong to."]})
+    elif isinstance(value, int) or value.strip().isdigit():
+        team = mine.filter(pk=int(value)).first()
+    else:
+        value = value.strip()
+        team = mine.filter(slug=value).first() or mine.filter(name__iexact=value).first()
+    if team is None:
+        raise ValidationError({"team": [f"You are not a member of a team {value!s:.100}; give one of your teams."]})
+    return team
+
+
+def share_with_team(obj, *, team, actor) -> bool:
+    """Let `team` view `obj` (never downgrading an editor share); audited. True when it shared."""
+    from guardian.shortcuts import get_perms
+
+    if team is None or codename(obj, "view") in get_perms(team.group, obj):
+        return False
+    share(obj, role="viewer", team=team)
+    audit_event(actor=actor, event=f"{obj._meta.model_name}.share", obj=obj, data={"team": team.slug, "role": "viewer"})
+    return True
+
+
+def _experiment_for(actor, template: str, experiment_id: Any, team=None):
+    """The experiment for a job's run: the given one, else the team's or the actor's training experiment.
+
+    With a team, the run's experiment is shared with it (team experiments are shared on creation).
+    """
     from apps.experiments import selectors as exp_selectors
     from apps.experiments.models import Experiment
     from apps.experiments.services import experiment_create
@@ -71,11 +108,21 @@ def _experiment_for(actor, template: str, experiment_id: Any):
             raise ValidationError({"experiment": [f"No experiment {experiment_id} is visible to you."]})
         if not user_can(actor, experiment, "change"):
             raise ValidationError({"experiment": ["You may view this experiment but not add runs to it."]})
+        share_with_team(experiment, team=team, actor=actor)
         return experiment
-    name = slugify(f"training-{actor.username}-{template}")[:100].strip("-") or f"training-{actor.pk}"
+    who = team.slug if team is not None else actor.username
+    name = slugify(f"training-{who}-{template}")[:100].strip("-") or f"training-{actor.pk}"
     experiment = Experiment.objects.filter(name=name).first()
     if experiment is None:
-        return experiment_create(name=name, actor=actor, description=f"Training jobs of {actor.username}.")
+        return experiment_create(
+            name=name,
+            actor=actor,
+            description=f"Training jobs of {team.name if team is not None else actor.username}.",
+            team=team,
+        )
+    if team is not None and not user_can(actor, experiment, "change"):
+        raise ValidationError({"team": [f"The team's experiment {name!r} does not accept your runs; "
+                                        "pick an experiment you can add runs to."]})  # fmt: skip
     return exp_selectors.get_experiment(actor, experiment.pk, "change")
 
 
@@ -131,8 +178,19 @@ def job_launch(*, actor, template: Any, params: Any = None, data: Any = None, re
                region: Any = None, priority: Any = None, max_runtime_s: Any = None, seed: Any = None,
                allow_cpu_fallback: bool = False, experiment: Any = None, model_name: Any = None,
                sweep=None, trial_number: int | None = None, team=None) -> TrainingJob:  # fmt: skip
-    """Validate everything, write the job and its queued run, and send the task on commit."""
+    """Validate everything, write the job and its queued run, and send the task on commit.
+
+    `team` (a Team, id, slug or name; the actor must belong to it) shares the job, its run's
+    experiment and, once trained, the registered model with that team as viewers. A sweep's
+    children take the sweep's team.
+    """
     require_model_perm(actor, TrainingJob, "add")
+    if sweep is not None:
+        if sweep.state in sweep.TERMINAL:
+            raise Conflict(f"Sweep {sweep.pk} is {sweep.state}; it launches no more trials.")
+        team = sweep.team
+    else:
+        team = resolve_team(actor, team)
     errors: dict[str, list[str]] = {}
     if not isinstance(template, str) or template not in engine_templates.TEMPLATES:
         raise ValidationError(
@@ -163,7 +221,7 @@ def job_launch(*, actor, template: Any, params: Any = None, data: Any = None, re
     user_slug = slugify(actor.username) or f"user-{actor.pk}"
     model_name = _check_model_name(actor, model_name, f"{user_slug}-{template}"[:100].strip("-"))
     with transaction.atomic():
-        exp = sweep.experiment if sweep is not None else _experiment_for(actor, template, experiment)
+        exp = sweep.experiment if sweep is not None else _experiment_for(actor, template, experiment, team)
         job = TrainingJob.objects.create(
             owner=actor,
             team=team,
@@ -204,6 +262,7 @@ def job_launch(*, actor, template: Any, params: Any = None, data: Any = None, re
         grant_owner(job)
         if team is not None:
             share(job, role="viewer", team=team)
+            audit_event(actor=actor, event="trainingjob.share", obj=job, data={"team": team.slug, "role": "viewer"})
         transaction.on_commit(lambda: dispatch(job))
     return job
 
@@ -235,9 +294,13 @@ def cancel_requested(job: TrainingJob) -> bool:
         return TrainingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
 
-def job_cancel(*, job: TrainingJob, actor) -> TrainingJob:
-    """Cancel a queued job at once (and revoke its message); ask a running job to stop between steps."""
-    require(actor, job, "change")
+def job_cancel(*, job: TrainingJob, actor, sweep=None) -> TrainingJob:
+    """Cancel a queued job at once (and revoke its message); ask a running job to stop between steps.
+
+    `sweep`: the job is cancelled as a child of that sweep, whose change right the caller checked.
+    """
+    if sweep is None or job.sweep_id != sweep.pk:
+        require(actor, job, "change")
     with transaction.atomic():
         locked = TrainingJob.objects.select_for_update().get(pk=job.pk)
         if locked.state in TrainingJob.TERMINAL:

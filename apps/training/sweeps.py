@@ -17,7 +17,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core.permissions import grant_owner, require_model_perm
+from apps.core.api.errors import Conflict
+from apps.core.audit import audit_event
+from apps.core.permissions import grant_owner, require, require_model_perm
 from apps.training import services
 from apps.training.datasource import clean_data_spec
 from apps.training.engine import templates as engine_templates
@@ -96,9 +98,12 @@ def grid_size(space: dict) -> int:
 def sweep_create(*, actor, name: str, template: str, method: str, space: Any, params: Any = None, metric: str = "",
                  mode: str = "", max_trials: Any = None, parallelism: Any = None, seed: Any = None, data: Any = None,
                  resource_class: str = "cpu", region: str = "", max_runtime_s: Any = None,
-                 experiment: Any = None) -> Sweep:  # fmt: skip
+                 experiment: Any = None, team: Any = None) -> Sweep:  # fmt: skip
+    """Validate and start a sweep; `team` (id, slug or name of the actor's team) shares it, its
+    experiment, its child jobs and their model with that team as viewers."""
     require_model_perm(actor, Sweep, "add")
     require_model_perm(actor, TrainingJob, "add")
+    team = services.resolve_team(actor, team)
     if template not in engine_templates.TEMPLATES:
         raise ValidationError({"template": [f"Unknown template; use one of {', '.join(engine_templates.TEMPLATES)}."]})
     spec = engine_templates.get_template(template)
@@ -137,16 +142,41 @@ def sweep_create(*, actor, name: str, template: str, method: str, space: Any, pa
     services.resolve_route(resource_class=resource_class, region=region or None, allow_cpu_fallback=False,
                            data_region=training_set.region if training_set else None)  # fmt: skip
     with transaction.atomic():
-        exp = services._experiment_for(actor, template, experiment)
+        exp = services._experiment_for(actor, template, experiment, team)
         sweep = Sweep.objects.create(
-            owner=actor, name=name, template=template, method=method, space=clean_space, base_params=fixed,
+            owner=actor, team=team, name=name, template=template, method=method, space=clean_space, base_params=fixed,
             launch={"data": data_spec, "resource_class": resource_class, "region": region or "",
                     "max_runtime_s": max_runtime_s},
             metric=metric, mode=mode, max_trials=max_trials, parallelism=parallelism, seed=seed, experiment=exp,
         )  # fmt: skip
         grant_owner(sweep)
+        services.share_with_team(sweep, team=team, actor=actor)
         sweep_advance(sweep_id=sweep.pk)
     return sweep
+
+
+def sweep_cancel(*, sweep: Sweep, actor) -> Sweep:
+    """Stop the sweep: no new trials; queued children are cancelled (and revoked), running ones are
+    asked to stop between steps, all through `services.job_cancel`. 409 when already finished."""
+    require(actor, sweep, "change")
+    with transaction.atomic():
+        locked = Sweep.objects.select_for_update().get(pk=sweep.pk)
+        if locked.state in Sweep.TERMINAL:
+            raise Conflict(f"Sweep {locked.name!r} is already {locked.state}; there is nothing to cancel.")
+        # Lock the active children before any (hash-chained, audited) write, in the order a
+        # checkpoint writer takes them: job row first, then the audit chain.
+        children = list(
+            TrainingJob.objects.select_for_update().filter(sweep=locked, state__in=TrainingJob.ACTIVE).order_by("pk")
+        )
+        locked.state = Sweep.State.CANCELLED
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["state", "finished_at", "updated_at"])
+        cancelled, stopping = [], []
+        for job in children:
+            job = services.job_cancel(job=job, actor=actor, sweep=locked)
+            (cancelled if job.state == TrainingJob.State.CANCELLED else stopping).append(job.pk)
+        audit_event(actor=actor, event="sweep.cancel", obj=locked, data={"cancelled": cancelled, "stopping": stopping})
+    return locked
 
 
 def _sample_random(sweep: Sweep, trial: int) -> dict:
@@ -252,8 +282,13 @@ def sweep_advance(*, sweep_id: int) -> int:
     """Record the best trial, launch trials into free slots, close the sweep when all are done."""
     launched = 0
     with transaction.atomic():
-        sweep = Sweep.objects.select_for_update().select_related("owner", "experiment").filter(pk=sweep_id).first()
-        if sweep is None or sweep.state in Sweep.TERMINAL:
+        sweep = (
+            Sweep.objects.select_for_update(of=("self",))
+            .select_related("owner", "experiment", "team")
+            .filter(pk=sweep_id)
+            .first()
+        )
+        if sweep is None or sweep.state in Sweep.TERMINAL:  # a cancelled sweep never launches again
             return 0
         jobs = sweep.jobs.all()
         active = jobs.filter(state__in=TrainingJob.ACTIVE).count()

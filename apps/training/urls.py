@@ -13,4 +13,5 @@ urlpatterns = [
     path("training/sweeps/", views.sweep_list, name="sweep-list"),
     path("training/sweeps/new/<slug:template>/", views.sweep_create, name="sweep-create"),
     path("training/sweeps/<int:pk>/", views.sweep_detail, name="sweep-detail"),
+    path("training/sweeps/<int:pk>/cancel/", views.sweep_cancel, name="sweep-cancel"),
 ]

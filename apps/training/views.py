@@ -51,7 +51,7 @@ def job_launch(request, name):
     template = _template_or_404(name)
     if not request.user.has_perm("training.add_trainingjob"):
         raise PermissionDenied("Your roles do not allow launching training jobs; ask a platform admin.")
-    form = LaunchForm(request.POST or None, template=template)
+    form = LaunchForm(request.POST or None, template=template, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.job_launch(actor=request.user, **form.launch_kwargs())
@@ -116,7 +116,7 @@ def sweep_create(request, template):
     spec = _template_or_404(template)
     if not request.user.has_perm("training.add_sweep"):
         raise PermissionDenied("Your roles do not allow starting sweeps; ask a platform admin.")
-    form = SweepForm(request.POST or None)
+    form = SweepForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             sweep = sweeps.sweep_create(actor=request.user, template=spec.name, **form.cleaned_data)
@@ -144,5 +144,20 @@ def sweep_detail(request, pk):
     return render(
         request, "training/sweep_detail.html", {"sweep": sweep, "trials": trials, "names": names, "plot": plot,
                                                 "method": Sweep.Method(sweep.method).label,
+                                                "can_cancel": sweep.state not in Sweep.TERMINAL
+                                                and user_can(request.user, sweep, "change"),
                                                 "best_value": sweep.best_job.metrics.get(sweep.metric) if sweep.best_job else None}
     )  # fmt: skip
+
+
+@require_POST
+def sweep_cancel(request, pk):
+    sweep = selectors.get_sweep(request.user, pk)
+    try:
+        sweeps.sweep_cancel(sweep=sweep, actor=request.user)
+    except Conflict as exc:
+        messages.error(request, str(exc.detail))
+    else:
+        messages.success(request, "Sweep cancelled: no new trials; queued trials are cancelled and running ones stop "
+                                  "before their next step.")  # fmt: skip
+    return redirect("training:sweep-detail", pk=sweep.pk)

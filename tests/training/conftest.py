@@ -47,6 +47,9 @@ def launch(owner):
 # is covered by tests/training/engine/test_engine_export.py. Set before the session's live worker
 # starts so that it inherits it.
 os.environ.setdefault("TRAINING_ONNX_EXPORTER", "torchscript")
+# A killed worker's job resumes once its lease expires (production default 60 s); the live worker
+# of test_e2e.py uses a short lease so that the resume test does not wait a minute.
+os.environ.setdefault("TRAINING_LEASE_TTL_S", "3")
 
 
 def transactional_db_mark():

@@ -62,7 +62,8 @@ def test_cancel_running_job_through_worker(live_worker, owner):
 
 def test_killed_worker_process_resumes_from_checkpoint(live_worker, owner):
     client = api_client_for(owner)
-    params = {"epochs": 6, "batch_size": 8, "hidden_units": 8, "layers": 1, "patience": 0}
+    # Long enough (40 short epochs) that the kill lands mid-run however fast the worker is.
+    params = {"epochs": 40, "batch_size": 8, "hidden_units": 8, "layers": 1, "patience": 0}
     body = client.post(JOBS, {"template": "tabular-mlp-classifier", "params": params, "seed": 5}, format="json")
     job_id = body.json()["id"]
     job = wait_for(job_id, lambda j: j.state == "running" and j.checkpoint_epoch >= 2, worker=live_worker)
@@ -72,10 +73,10 @@ def test_killed_worker_process_resumes_from_checkpoint(live_worker, owner):
     job = wait_for(job_id, lambda j: j.is_terminal, timeout=120, worker=live_worker)
     assert job.state == "succeeded", job.error
     assert job.attempts == 2, job.attempts
-    assert job.epochs_completed == 6
+    assert job.epochs_completed == 40
     steps = list(MetricPoint.objects.filter(run_id=job.run_id, key="train_loss").values_list("step", flat=True))
     assert sorted(steps) == list(range(1, len(steps) + 1))  # no duplicates, no gaps
-    assert MetricPoint.objects.filter(run_id=job.run_id, key="epoch").count() == 6
+    assert MetricPoint.objects.filter(run_id=job.run_id, key="epoch").count() == 40
     assert "Resuming from the checkpoint" in job.run.log_tail
 
 

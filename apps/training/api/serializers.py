@@ -21,10 +21,19 @@ class JobLaunchSerializer(serializers.Serializer):
     allow_cpu_fallback = serializers.BooleanField(required=False, default=False)
     experiment = serializers.JSONField(required=False, default=None, help_text="experiment id (default: yours)")
     model_name = serializers.CharField(required=False, allow_blank=True, default="")
+    team = serializers.JSONField(
+        required=False, default=None, help_text="id, slug or name of a team you belong to: shares the job, its run "
+        "and the registered model with the team as viewers"
+    )  # fmt: skip
+
+
+def _team_slug(obj) -> str | None:
+    return obj.team.slug if obj.team_id else None
 
 
 class JobSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.SerializerMethodField()
     model_version = serializers.SerializerMethodField()
     cost = serializers.FloatField(read_only=True)
     gpu_hint = serializers.SerializerMethodField()
@@ -32,7 +41,7 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingJob
         fields = [
-            "id", "owner", "template", "params", "data", "resource_class", "region", "queue", "priority",
+            "id", "owner", "team", "template", "params", "data", "resource_class", "region", "queue", "priority",
             "max_runtime_s", "seed", "allow_cpu_fallback", "device", "warning", "state", "cancel_requested",
             "worker", "attempts", "progress", "eta_s", "epochs_completed", "error", "experiment", "run",
             "checkpoint_epoch", "checkpoint_step", "model_name", "model_version", "metrics", "wall_s", "cpu_s",
@@ -40,6 +49,9 @@ class JobSerializer(serializers.ModelSerializer):
             "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_team(self, obj) -> str | None:
+        return _team_slug(obj)
 
     def get_model_version(self, job) -> dict | None:
         v = job.model_version
@@ -72,19 +84,27 @@ class SweepCreateSerializer(serializers.Serializer):
     region = serializers.CharField(required=False, allow_blank=True, default="")
     max_runtime_s = serializers.JSONField(required=False, default=None)
     experiment = serializers.JSONField(required=False, default=None)
+    team = serializers.JSONField(
+        required=False, default=None, help_text="id, slug or name of a team you belong to: shares the sweep, its "
+        "trials and their models with the team as viewers"
+    )  # fmt: skip
 
 
 class SweepSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.SerializerMethodField()
     best = serializers.SerializerMethodField()
 
     class Meta:
         model = Sweep
         fields = [
-            "id", "name", "owner", "template", "method", "space", "base_params", "metric", "mode", "max_trials",
+            "id", "name", "owner", "team", "template", "method", "space", "base_params", "metric", "mode", "max_trials",
             "parallelism", "seed", "state", "experiment", "best_job", "best", "created_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_team(self, obj) -> str | None:
+        return _team_slug(obj)
 
     def get_best(self, sweep) -> dict | None:
         job = sweep.best_job

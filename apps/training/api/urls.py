@@ -9,4 +9,5 @@ urlpatterns = [
     path("training/jobs/<int:pk>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
     path("training/sweeps/", views.SweepListView.as_view(), name="sweep-list"),
     path("training/sweeps/<int:pk>/", views.SweepDetailView.as_view(), name="sweep-detail"),
+    path("training/sweeps/<int:pk>/cancel", views.SweepCancelView.as_view(), name="sweep-cancel"),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
@@ -94,3 +94,14 @@ class SweepDetailView(APIView):
     @extend_schema(responses=s.SweepSerializer)
     def get(self, request, pk):
         return Response(s.SweepSerializer(selectors.get_sweep(request.user, pk)).data)
+
+
+class SweepCancelView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: s.SweepSerializer, 409: OpenApiResponse(description="the sweep has already finished")},
+        description="Stop scheduling trials and cancel the sweep's queued and running jobs (409 when it has finished).",
+    )
+    def post(self, request, pk):
+        sweep = sweeps.sweep_cancel(sweep=selectors.get_sweep(request.user, pk), actor=request.user)
+        return Response(s.SweepSerializer(selectors.get_sweep(request.user, sweep.pk)).data)
