@@ -16,6 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def ensure_venv(name: str, packages: list[str]) -> Path:
+    """A peer's own virtualenv under bench/.venvs/ (git-ignored), created on first use."""
+    venv = ROOT / "bench" / ".venvs" / name
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    return python
+
+
 @contextmanager
 def portal_env():
     """A throwaway var dir and embedded Redis; Django set up in this process against them."""

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import portal_env  # noqa: E402
+from bench.common import ensure_venv, portal_env  # noqa: E402
 
 N_ENTITIES = 10_000
 FEATS = [f"f{k}" for k in range(10)]
@@ -71,15 +71,6 @@ for rep in range(3):
 print(json.dumps({"version": feast.__version__, "p50_ms": statistics.median(r[0] for r in reps),
                   "p99_ms": statistics.median(r[1] for r in reps)}))
 """
-
-
-def ensure_venv(name: str, packages: list[str]) -> Path:
-    venv = ROOT / "bench" / ".venvs" / name
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
-    return python
 
 
 def percentiles(lat_ms: list[float]) -> dict:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from apps.features.pit import point_in_time_join  # noqa: E402
+from bench.common import ensure_venv  # noqa: E402
 
 FEATURES = [f"f{k}" for k in range(10)]
 TS = pa.timestamp("us", tz="UTC")
@@ -47,15 +48,6 @@ con.execute(f"COPY (SELECT * FROM r ORDER BY lid) TO '{folder}/duck.parquet' (FO
 print(json.dumps({"version": duckdb.__version__, "threads": threads, "median_s": statistics.median(times),
                   "runs_s": [round(t, 3) for t in times]}))
 """
-
-
-def ensure_venv(name: str, packages: list[str]) -> Path:
-    venv = ROOT / "bench" / ".venvs" / name
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
-    return python
 
 
 def generate(folder: Path, n_labels: int) -> None:
