@@ -166,6 +166,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "audit-chain-verify": {"task": "core.audit_verify", "schedule": 3600.0, "options": {"queue": "default"}},
+    # Storage limitation (GDPR art. 5(1)(e), UAE PDPL): delete feature data past each view's retention.
+    "features-retention-sweep": {
+        "task": "features.retention_sweep",
+        "schedule": 86400.0,
+        "options": {"queue": "default"},
+    },
 }
 QUEUE_COST_PER_HOUR = {"cpu": env_float("COST_CPU_PER_HOUR", 0.10), "gpu": env_float("COST_GPU_PER_HOUR", 2.50)}
 

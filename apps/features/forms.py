@@ -6,7 +6,7 @@ from django import forms
 
 from apps.core.forms import BootstrapFormMixin
 from apps.core.sharing import Grant
-from apps.features.models import DTYPES, KEY_DTYPES, FeatureView
+from apps.features.models import DTYPES, KEY_DTYPES, MAX_RETENTION_DAYS, FeatureView
 
 # Extra right a feature view can be shared with, next to viewer/editor (see apps.core.sharing).
 SHARE_GRANTS = (
@@ -65,6 +65,12 @@ class FeatureViewForm(BootstrapFormMixin, forms.Form):
     region = forms.CharField(initial="default", help_text="where the data lives, e.g. default or uae-north")
     ttl_seconds = forms.IntegerField(min_value=0, initial=0, help_text="0 = values never expire")
     source = forms.ChoiceField(choices=FeatureView.Source.choices)
+    retention_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_RETENTION_DAYS,
+        help_text="delete data older than this many days (checked daily); empty = keep forever",
+    )
 
     def __init__(self, *args, entities=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from apps.core.models import OwnedModel
@@ -13,6 +13,7 @@ SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 slug_validator = RegexValidator(SLUG_RE, "Use 1-100 lowercase letters, digits and inner hyphens, e.g. customer-risk.")
 DTYPES = ("int64", "float64", "string", "bool")
 KEY_DTYPES = ("int64", "string")
+MAX_RETENTION_DAYS = 36500
 
 
 class Entity(OwnedModel):
@@ -47,6 +48,13 @@ class FeatureView(OwnedModel):
     tags = models.JSONField(default=list, blank=True)
     region = models.CharField(max_length=41, default="default", db_index=True)
     ttl_seconds = models.PositiveBigIntegerField(default=0, help_text="0 = values never expire")
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text="delete data whose event time is older than this many days (empty = keep forever)",
+    )
+    retention_applied_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.BATCH)
     version = models.PositiveIntegerField(default=1)
     features = models.JSONField(help_text='[{"name", "dtype", "description", "pii"}] of the current version')

@@ -172,3 +172,38 @@ def read_view(view: FeatureView, *, version: int | None = None, start=None, end=
 def delete_files(paths: list[str]) -> None:
     for rel in paths:
         (store_root() / rel).unlink(missing_ok=True)
+
+
+def delete_partitions_before(*, view: FeatureView, cutoff: dt.datetime) -> dict:
+    """Forget every partition (any version) whose newest row is older than `cutoff`: whole files only.
+
+    Call inside a transaction: the rows go with it and the files are unlinked once it commits. A file
+    without a row is never read, so readers see each partition whole or not at all, and a rollback
+    leaves every file in place.
+    """
+    parts = list(
+        Partition.objects.select_for_update().filter(view=view, max_event_at__lt=cutoff).order_by("version", "date")
+    )
+    paths = [p.path for p in parts]
+    if parts:
+        Partition.objects.filter(pk__in=[p.pk for p in parts]).delete()
+        transaction.on_commit(lambda: remove_files(paths))
+    return {
+        "partitions": len(parts),
+        "rows": sum(p.rows for p in parts),
+        "files": paths,
+        "dates": sorted({p.date.isoformat() for p in parts}),
+        "versions": sorted({p.version for p in parts}),
+    }
+
+
+def remove_files(paths: list[str]) -> None:
+    """Unlink partition files, then their date folders once empty."""
+    root = store_root()
+    for rel in paths:
+        path = root / rel
+        path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()
+        except OSError:
+            pass  # other files (or a concurrent write) still there

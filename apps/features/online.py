@@ -179,3 +179,45 @@ def clear_view(view_id: int) -> int:
     for i in range(0, len(keys), 1000):
         c.delete(*keys[i : i + 1000])
     return len(keys)
+
+
+# Delete the keys whose event time is older than ARGV[1] (microseconds), atomically per key, so a
+# newer value written meanwhile is never removed. Returns the deleted keys.
+_EXPIRE_LUA = """
+local gone = {}
+for _, key in ipairs(KEYS) do
+  local ts = redis.call('HGET', key, '__ts')
+  if ts and tonumber(ts) < tonumber(ARGV[1]) then
+    redis.call('DEL', key)
+    gone[#gone + 1] = key
+  end
+end
+return gone
+"""
+
+
+def expire_before(view_id: int, cutoff_us: int) -> int:
+    """Remove the view's online values (every version) whose event time is before `cutoff_us`."""
+    from apps.features import nearcache
+
+    c = client()
+    script = _clients.get(("expire", settings.REDIS_URL))
+    if script is None:
+        script = _clients[("expire", settings.REDIS_URL)] = c.register_script(_EXPIRE_LUA)
+    removed, batch = 0, []
+
+    def flush():
+        nonlocal removed
+        gone = script(keys=batch, args=[cutoff_us])
+        if gone:
+            nearcache.evict([k.decode() if isinstance(k, bytes) else k for k in gone])
+        removed += len(gone)
+        batch.clear()
+
+    for key in c.scan_iter(match=f"{PREFIX}v{view_id}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= CHUNK:
+            flush()
+    if batch:
+        flush()
+    return removed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -13,7 +14,15 @@ from apps.core.permissions import grant_owner, require, require_model_perm
 from apps.core.queues import queue_name, validate_region
 from apps.core.realtime import broadcast, group_name, send_now
 from apps.features import offline, online, stats
-from apps.features.models import DTYPES, KEY_DTYPES, Entity, FeatureView, FeatureViewVersion, MaterializationJob
+from apps.features.models import (
+    DTYPES,
+    KEY_DTYPES,
+    MAX_RETENTION_DAYS,
+    Entity,
+    FeatureView,
+    FeatureViewVersion,
+    MaterializationJob,
+)
 from apps.features.schema import CREATED_TS, EVENT_TS, build_table, parse_payload
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -96,6 +105,20 @@ def _clean_ttl(ttl) -> int:
     return ttl
 
 
+def _clean_retention(days) -> int | None:
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_RETENTION_DAYS:
+        raise ValidationError(
+            {
+                "retention_days": [
+                    f"Retention must be whole days from 1 to {MAX_RETENTION_DAYS}, or null to keep forever."
+                ]
+            }
+        )
+    return days
+
+
 def _clean_region(region) -> str:
     try:
         return validate_region(region) or "default"
@@ -118,7 +141,7 @@ def entity_create(*, actor, name, join_keys, description: str = "", team=None) -
 
 def feature_view_create(
     *, actor, name, entity: Entity, features, description="", tags=(), region="default", ttl_seconds=0,
-    source="batch", team=None,
+    source="batch", team=None, retention_days=None,
 ) -> FeatureView:  # fmt: skip
     require_model_perm(actor, FeatureView, "add")
     require(actor, entity, "view")
@@ -128,10 +151,12 @@ def feature_view_create(
     if source not in FeatureView.Source.values:
         raise ValidationError({"source": ["Source must be batch or push."]})
     clean = clean_features(features, entity.key_names)
+    retention_days = _clean_retention(retention_days)
     with transaction.atomic():
         view = FeatureView.objects.create(
             name=name, entity=entity, features=clean, description=description or "", tags=_clean_tags(list(tags) if isinstance(tags, tuple) else tags),
             region=_clean_region(region), ttl_seconds=_clean_ttl(ttl_seconds), source=source, owner=actor, team=team,
+            retention_days=retention_days,
         )  # fmt: skip
         FeatureViewVersion.objects.create(view=view, version=1, features=clean, join_keys=entity.join_keys)
         grant_owner(view)
@@ -147,7 +172,7 @@ def is_breaking(old: list[dict], new: list[dict]) -> bool:
 
 def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
     require(actor, view, "change")
-    allowed = {"description", "tags", "ttl_seconds", "features", "source", "region", "team"}
+    allowed = {"description", "tags", "ttl_seconds", "features", "source", "region", "team", "retention_days"}
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError({"detail": [f"These fields cannot be changed: {', '.join(sorted(unknown))}."]})
@@ -161,6 +186,8 @@ def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
             view.ttl_seconds = _clean_ttl(changes["ttl_seconds"])
         if "team" in changes:
             view.team = changes["team"]
+        if "retention_days" in changes:
+            view.retention_days = _clean_retention(changes["retention_days"])
         if "source" in changes:
             if changes["source"] not in FeatureView.Source.values:
                 raise ValidationError({"source": ["Source must be batch or push."]})
@@ -188,16 +215,22 @@ def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
     return view
 
 
-def _refresh_statistics(view: FeatureView) -> None:
+def _refresh_statistics(view: FeatureView, *, ingested: bool = True) -> None:
+    """Statistics, row count and freshness from the current version's rows (after ingest or deletion)."""
     table = offline.read_view(view)
     view.statistics = stats.compute(table, view.features)
     view.row_count = table.num_rows
+    fields = ["statistics", "row_count", "newest_event_at", "updated_at"]
     if table.num_rows:
         import pyarrow.compute as pc
 
         view.newest_event_at = pc.max(table.column(EVENT_TS)).as_py()
-    view.last_ingested_at = timezone.now()
-    view.save(update_fields=["statistics", "row_count", "newest_event_at", "last_ingested_at", "updated_at"])
+    elif not ingested:
+        view.newest_event_at = None
+    if ingested:
+        view.last_ingested_at = timezone.now()
+        fields.append("last_ingested_at")
+    view.save(update_fields=fields)
 
 
 def feature_view_ingest(*, view: FeatureView, actor, data, fmt: str | None = None, request=None) -> dict:
@@ -295,3 +328,57 @@ def online_read(*, actor, features: list[str], entities: dict, request=None) -> 
     from apps.features.reader import read_sync
 
     return read_sync(user=actor, body={"features": features, "entities": entities}, request=request)
+
+
+MAX_AUDITED_FILES = 500
+
+
+def feature_view_apply_retention(*, view: FeatureView, actor, scheduled: bool = False, request=None, now=None) -> dict:
+    """Delete the view's data older than its retention_days (storage limitation); one audit event.
+
+    Offline: whole partition files (any version) whose newest row is older than the cutoff; their rows
+    go in one transaction and the files once it commits. Online: keys whose event time is older than
+    the cutoff (done first: those values are due for deletion whatever happens next, and a rerun is
+    harmless). Statistics and freshness are recomputed when current-version data went. Training sets
+    are separate files and stay. `scheduled` is the daily task acting as the system user.
+    """
+    if not scheduled:
+        require(actor, view, "change")
+    if view.retention_days is None:
+        raise ValidationError({"retention_days": [f"{view.name} keeps its data forever; set retention_days first."]})
+    offline.check_residency(view.region, actor=actor, obj=view, action="retention", request=request)
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=view.retention_days)
+    online_keys = online.expire_before(view.pk, int(cutoff.timestamp() * 1_000_000))
+    with transaction.atomic():
+        view = FeatureView.objects.select_for_update().select_related("entity").get(pk=view.pk)
+        removed = offline.delete_partitions_before(view=view, cutoff=cutoff)
+        if view.version in removed["versions"]:
+            _refresh_statistics(view, ingested=False)
+        view.retention_applied_at = now
+        view.save(update_fields=["retention_applied_at", "updated_at"])
+        result = {
+            "retention_days": view.retention_days,
+            "cutoff": cutoff.isoformat(),
+            "partitions": removed["partitions"],
+            "rows": removed["rows"],
+            "files": removed["files"],
+            "dates": removed["dates"],
+            "versions": removed["versions"],
+            "online_keys": online_keys,
+        }
+        from apps.core.audit import audit_event
+
+        audit_event(
+            actor=actor,
+            event="features.retention_applied",
+            obj=view,
+            data={
+                **result,
+                "files": removed["files"][:MAX_AUDITED_FILES],
+                "files_truncated": len(removed["files"]) > MAX_AUDITED_FILES,
+                "scheduled": scheduled,
+            },
+            request=request,
+        )
+    return result

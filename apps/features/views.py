@@ -78,6 +78,7 @@ def view_create(request):
             view = services.feature_view_create(
                 actor=request.user, name=d["name"], entity=entity, features=d["features"], description=d["description"],
                 tags=d["tags"], region=d["region"], ttl_seconds=d["ttl_seconds"], source=d["source"],
+                retention_days=d.get("retention_days"),
             )  # fmt: skip
         except ValidationError as exc:
             _apply_errors(form, exc)

@@ -6,7 +6,15 @@ from rest_framework import serializers
 
 from apps.core.permissions import user_can
 from apps.features import stats
-from apps.features.models import DTYPES, KEY_DTYPES, Entity, FeatureView, MaterializationJob, TrainingSet
+from apps.features.models import (
+    DTYPES,
+    KEY_DTYPES,
+    MAX_RETENTION_DAYS,
+    Entity,
+    FeatureView,
+    MaterializationJob,
+    TrainingSet,
+)
 
 
 class JoinKeySerializer(serializers.Serializer):
@@ -46,9 +54,9 @@ class FeatureViewSerializer(serializers.ModelSerializer):
     class Meta:
         model = FeatureView
         fields = [
-            "id", "name", "entity", "description", "tags", "region", "ttl_seconds", "source", "version", "features",
-            "owner", "team", "row_count", "last_ingested_at", "newest_event_at", "last_materialized_at",
-            "created_at", "updated_at",
+            "id", "name", "entity", "description", "tags", "region", "ttl_seconds", "retention_days", "source",
+            "version", "features", "owner", "team", "row_count", "last_ingested_at", "newest_event_at",
+            "last_materialized_at", "retention_applied_at", "created_at", "updated_at",
         ]  # fmt: skip
 
 
@@ -108,6 +116,10 @@ class FeatureViewCreateSerializer(serializers.Serializer):
     ttl_seconds = serializers.JSONField(required=False, default=0, help_text="0 = never expires")
     source = serializers.ChoiceField(choices=FeatureView.Source.values, required=False, default="batch")
     team = serializers.CharField(required=False, allow_blank=True, help_text="team slug")
+    retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_RETENTION_DAYS,
+        help_text="delete data older than this many days (daily); null = keep forever",
+    )  # fmt: skip
 
 
 class FeatureViewUpdateSerializer(serializers.Serializer):
@@ -117,6 +129,10 @@ class FeatureViewUpdateSerializer(serializers.Serializer):
     features = serializers.JSONField(required=False, help_text="a removed or retyped feature makes a new version")
     source = serializers.CharField(required=False)
     region = serializers.CharField(required=False)
+    retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_RETENTION_DAYS,
+        help_text="delete data older than this many days (daily); null = keep forever",
+    )  # fmt: skip
 
 
 class IngestResultSerializer(serializers.Serializer):
@@ -129,6 +145,17 @@ class PushResultSerializer(serializers.Serializer):
     rows = serializers.IntegerField()
     keys_written = serializers.IntegerField()
     version = serializers.IntegerField()
+
+
+class RetentionResultSerializer(serializers.Serializer):
+    retention_days = serializers.IntegerField()
+    cutoff = serializers.DateTimeField(help_text="data with event time before this went")
+    partitions = serializers.IntegerField(help_text="offline partition files removed")
+    rows = serializers.IntegerField(help_text="offline rows removed")
+    files = serializers.ListField(child=serializers.CharField())
+    dates = serializers.ListField(child=serializers.DateField())
+    versions = serializers.ListField(child=serializers.IntegerField())
+    online_keys = serializers.IntegerField(help_text="online-store entities removed")
 
 
 class MaterializeSerializer(serializers.Serializer):

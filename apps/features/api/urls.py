@@ -10,6 +10,7 @@ urlpatterns = [
     path("feature-views/<str:name>/ingest", views.IngestView.as_view(), name="view-ingest"),
     path("feature-views/<str:name>/push", views.PushView.as_view(), name="view-push"),
     path("feature-views/<str:name>/materialize", views.MaterializeView.as_view(), name="view-materialize"),
+    path("feature-views/<str:name>/apply-retention", views.ApplyRetentionView.as_view(), name="view-apply-retention"),
     path("features/online", views.OnlineFeaturesView.as_view(), name="online"),
     path("training-sets/", views.TrainingSetListView.as_view(), name="training-set-list"),
     path("training-sets/<int:pk>/", views.TrainingSetDetailView.as_view(), name="training-set-detail"),

@@ -112,6 +112,7 @@ class FeatureViewListView(generics.ListAPIView):
             actor=request.user, name=data["name"], entity=entity, features=data["features"],
             description=data["description"], tags=data["tags"],
             region=data["region"], ttl_seconds=data["ttl_seconds"], source=data["source"], team=_team(data.get("team")),
+            retention_days=data.get("retention_days"),
         )  # fmt: skip
         body = s.FeatureViewDetailSerializer(view, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED)
@@ -128,8 +129,10 @@ class FeatureViewDetailView(APIView):
         view = selectors.view_for(request.user, name)
         if not isinstance(request.data, dict):
             raise ValidationError({"detail": ["Send a JSON object with the fields to change."]})
-        _valid(s.FeatureViewUpdateSerializer, request.data, partial=True)
+        valid = _valid(s.FeatureViewUpdateSerializer, request.data, partial=True)
         changes = dict(request.data)
+        if "retention_days" in valid:
+            changes["retention_days"] = valid["retention_days"]
         if "team" in changes:
             changes["team"] = _team(changes["team"])
         view = services.feature_view_update(view=view, actor=request.user, **changes)
@@ -178,6 +181,18 @@ class MaterializeView(APIView):
     def get(self, request, name):
         view = selectors.view_for(request.user, name)
         return Response(s.MaterializationJobSerializer(selectors.jobs_of(view), many=True).data)
+
+
+class ApplyRetentionView(APIView):
+    @extend_schema(
+        request=None, responses={200: s.RetentionResultSerializer, **ERRORS},
+        description="Delete the view's offline partitions and online values older than its retention_days now "
+        "(also done daily). Owner and editors only; audited.",
+    )  # fmt: skip
+    def post(self, request, name):
+        view = selectors.view_for(request.user, name)
+        result = services.feature_view_apply_retention(view=view, actor=request.user, request=request)
+        return Response(s.RetentionResultSerializer(result).data)
 
 
 class OnlineFeaturesView(APIView):
