@@ -1,15 +1,14 @@
-"""A lean synchronous Redis connection for the online store's hot read (one script call).
+"""A lean synchronous Redis connection for the online store's hot read (one pipelined write).
 
 redis-py spends about 100 us of Python per command (pool checkout, observability hooks, parser
-plumbing); an online read is one EVALSHA, so its own round trip dominated the in-process read.
-This keeps one raw socket per thread, packs and parses with hiredis (a redis-py dependency
-here), and reconnects once on a broken connection. Anything unusual (TLS, Sentinel) falls back to
-redis-py: `connect` returns None and the caller uses the regular client.
+plumbing), which dominated an in-process online read. This keeps one raw socket per thread,
+packs and parses with hiredis (a redis-py dependency here) and reconnects once on a broken
+connection. Only plain `redis://` and `unix://` URLs use it (`supported`); TLS and anything
+unusual stay on redis-py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import threading
@@ -51,6 +50,24 @@ class RawConnection:
                 raise ConnectionError("Redis closed the connection")
             reader.feed(chunk)
 
+    def pipeline(self, commands: list[tuple]) -> list:
+        """Send every command in one write and read their replies in order (no MULTI)."""
+        self.sock.sendall(b"".join(hiredis.pack_command(c) for c in commands))
+        reader, recv, out = self.reader, self.sock.recv, []
+        while len(out) < len(commands):
+            reply = reader.gets()
+            if reply is False:
+                chunk = recv(1 << 16)
+                if not chunk:
+                    raise ConnectionError("Redis closed the connection")
+                reader.feed(chunk)
+                continue
+            out.append(reply)
+        for reply in out:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+        return out
+
     def close(self) -> None:
         try:
             self.sock.close()
@@ -73,13 +90,11 @@ def supported(url: str) -> bool:
     return urlparse(url).scheme in ("redis", "unix")
 
 
-class ScriptRunner:
-    """EVALSHA of one Lua script over a per-thread raw connection (SCRIPT LOAD after NOSCRIPT)."""
+class ThreadConnections:
+    """One raw connection per thread (and process); a call that hits a broken one reconnects once."""
 
-    def __init__(self, url: str, source: str):
+    def __init__(self, url: str):
         self.url = url
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
         self.local = threading.local()
 
     def _connection(self) -> RawConnection:
@@ -88,11 +103,12 @@ class ScriptRunner:
             conn = self.local.conn = RawConnection(self.url)
         return conn
 
-    def __call__(self, keys: list, args: list):
+    def run(self, fn):
+        """`fn(connection)`, retried once on a fresh connection after a connection error."""
         for attempt in (0, 1):
             conn = self._connection()
             try:
-                return self._eval(conn, keys, args)
+                return fn(conn)
             except (OSError, ConnectionError):
                 conn.close()
                 self.local.conn = None
@@ -100,11 +116,5 @@ class ScriptRunner:
                     raise
         raise AssertionError("unreachable")
 
-    def _eval(self, conn: RawConnection, keys: list, args: list):
-        try:
-            return conn.call("EVALSHA", self.sha, len(keys), *keys, *args)
-        except redis.ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-            conn.call("SCRIPT", "LOAD", self.source)
-            return conn.call("EVALSHA", self.sha, len(keys), *keys, *args)
+    def pipeline(self, commands: list[tuple]) -> list:
+        return self.run(lambda conn: conn.pipeline(commands))

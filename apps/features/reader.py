@@ -102,7 +102,7 @@ class Cache:
 CACHE = Cache()
 
 
-def parse_request(body) -> tuple[list[tuple[str, str, str]], dict[str, list], int]:
+def parse_request(body) -> tuple[tuple[tuple[str, str, str], ...], dict[str, list], int]:
     """Validate `{"features": ["view:feature", ...], "entities": {"key": [...]}}`."""
     if not isinstance(body, dict):
         raise BadRequest('Send a JSON object: {"features": ["view:feature", ...], "entities": {"key": [...]}}.')
@@ -111,14 +111,7 @@ def parse_request(body) -> tuple[list[tuple[str, str, str]], dict[str, list], in
         raise BadRequest('Give "features" as a non-empty list of "view:feature" strings.', "features")
     if len(features) > MAX_FEATURES:
         raise BadRequest(f"At most {MAX_FEATURES} features per call.", "features")
-    refs = []
-    for ref in features:
-        if not isinstance(ref, str) or ref.count(":") != 1 or ref.startswith(":") or ref.endswith(":"):
-            raise BadRequest(f'{str(ref)[:80]!r} is not a "view:feature" reference.', "features")
-        view, feature = ref.split(":")
-        refs.append((ref, view, feature))
-    if len({r[0] for r in refs}) != len(refs):
-        raise BadRequest("A feature is listed twice.", "features")
+    refs = _parse_features(features)
     if not isinstance(entities, dict) or not entities:
         raise BadRequest('Give "entities" as an object of join key -> list of values.', "entities")
     lengths = set()
@@ -132,6 +125,32 @@ def parse_request(body) -> tuple[list[tuple[str, str, str]], dict[str, list], in
     if n == 0 or n > MAX_ENTITIES:
         raise BadRequest(f"Send between 1 and {MAX_ENTITIES} entities per call.", "entities")
     return refs, entities, n
+
+
+_PARSED: dict[tuple, tuple[tuple[str, str, str], ...]] = {}
+
+
+def _parse_features(features: list) -> tuple[tuple[str, str, str], ...]:
+    """`(ref, view, feature)` per reference; a service asks for the same list every call, so the
+    parse of a valid list is remembered (a bounded dict keyed by the tuple of references)."""
+    key = tuple(features) if all(type(f) is str for f in features) else None
+    refs = _PARSED.get(key) if key is not None else None
+    if refs is not None:
+        return refs
+    refs = []
+    for ref in features:
+        if not isinstance(ref, str) or ref.count(":") != 1 or ref.startswith(":") or ref.endswith(":"):
+            raise BadRequest(f'{str(ref)[:80]!r} is not a "view:feature" reference.', "features")
+        view, feature = ref.split(":")
+        refs.append((ref, view, feature))
+    if len({r[0] for r in refs}) != len(refs):
+        raise BadRequest("A feature is listed twice.", "features")
+    refs = tuple(refs)  # shared between requests: immutable
+    if key is not None:
+        if len(_PARSED) >= 10_000:
+            _PARSED.clear()
+        _PARSED[key] = refs
+    return refs
 
 
 def cached_views(user_id: int, names) -> dict[str, ViewMeta] | None:
@@ -236,11 +255,11 @@ def assemble(refs, entities, n, metas, fields, raw_rows, pii_ok: dict[str, bool]
             ts = int(ts_raw)
             ts_out.append(datetime.fromtimestamp(ts / 1e6, UTC).isoformat().replace("+00:00", "Z"))
             status.append("expired" if meta.ttl_us and now_us - ts > meta.ttl_us else "present")
-        by_view[view] = {"rows": rows, "ts": ts_out, "status": status, "names": names}
+        by_view[view] = {"rows": rows, "ts": ts_out, "status": status, "cols": {f: c for c, f in enumerate(names)}}
     results, masked, unmasked_pii = {}, [], []
     for ref, view, feature in refs:
         block, meta = by_view[view], metas[view]
-        col = block["names"].index(feature)
+        col = block["cols"][feature]
         decode = online.DECODERS[meta.dtypes[feature]]
         is_pii = feature in meta.pii
         is_masked = is_pii and not pii_ok[view]

@@ -1,4 +1,4 @@
-"""The lean Redis connection behind online reads: script reload, reconnect, errors."""
+"""The lean Redis connection behind online reads: pipelining, reconnect, errors, threads."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from apps.features.rawredis import RawConnection, ScriptRunner, supported
-
-ECHO = "return {KEYS[1], ARGV[1]}"
+from apps.features import online
+from apps.features.rawredis import RawConnection, ThreadConnections, supported
 
 
 @pytest.fixture
@@ -20,41 +19,44 @@ def plain():
     client.close()
 
 
-def test_script_runs_and_reloads_after_a_flush(plain):
-    run = ScriptRunner(settings.REDIS_URL, ECHO)
-    assert run(["k"], ["v"]) == [b"k", b"v"]
-    plain.script_flush()
-    assert run(["k2"], [3]) == [b"k2", b"3"]  # NOSCRIPT -> SCRIPT LOAD -> EVALSHA
+def test_pipeline_answers_in_order_like_the_read_script(plain):
+    plain.hset("portal:fs:test:a", mapping={"x": "1.5", "__ts": "10"})
+    plain.set(online.GEN_KEY, "7")
+    try:
+        groups = [(["portal:fs:test:a", "portal:fs:test:missing"], ["x", "y", "__ts"])]
+        keys, argv = online.read_args(groups)
+        by_script = plain.register_script(online.READ_LUA)(keys=keys, args=argv)
+        assert online.read_rows(groups) == by_script == [b"7", [b"1.5", None, b"10"], [None, None, None]]
+    finally:
+        plain.delete("portal:fs:test:a", online.GEN_KEY)
 
 
 def test_reconnects_once_when_the_server_drops_the_connection(plain):
-    run = ScriptRunner(settings.REDIS_URL, ECHO)
-    run(["a"], ["1"])
-    conn_id = run.local.conn.call("CLIENT", "ID")
+    conns = ThreadConnections(settings.REDIS_URL)
+    conn_id = conns.pipeline([("CLIENT", "ID")])[0]
     plain.execute_command("CLIENT", "KILL", "ID", conn_id)
-    assert run(["b"], ["2"]) == [b"b", b"2"]
-    assert run.local.conn.call("CLIENT", "ID") != conn_id
+    assert conns.pipeline([("PING",), ("CLIENT", "ID")])[0] == b"PONG"
+    assert conns.local.conn.call("CLIENT", "ID") != conn_id
 
 
-def test_script_errors_are_raised_not_swallowed():
-    run = ScriptRunner(settings.REDIS_URL, "return redis.call('INCR', KEYS[1])")
+def test_command_errors_are_raised_not_swallowed():
     conn = RawConnection(settings.REDIS_URL)
     try:
         conn.call("SET", "portal:test:rawredis", "not a number")
         with pytest.raises(redis.ResponseError):
-            run(["portal:test:rawredis"], [])
+            conn.pipeline([("GET", "portal:test:rawredis"), ("INCR", "portal:test:rawredis")])
+        assert conn.call("GET", "portal:test:rawredis") == b"not a number"  # the stream stayed in sync
     finally:
         conn.call("DEL", "portal:test:rawredis")
         conn.close()
 
 
 def test_each_thread_gets_its_own_connection():
-    run = ScriptRunner(settings.REDIS_URL, ECHO)
+    conns = ThreadConnections(settings.REDIS_URL)
     ids = []
 
     def work():
-        run(["x"], ["y"])
-        ids.append(run.local.conn.call("CLIENT", "ID"))
+        ids.append(conns.pipeline([("CLIENT", "ID")])[0])
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for t in threads:
