@@ -185,6 +185,18 @@ def run_set_status(*, run: Run, status: str | None = None, progress: float | Non
     return run
 
 
+def run_report_progress(*, run: Run, progress: float) -> Run:
+    """Progress only (0..1), from the process that runs the run: one UPDATE and a live status
+    message; no row lock, because the caller owns the run's status (a training job's writer
+    thread reports this about once a second)."""
+    if isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 1:
+        raise ValidationError({"progress": ["Progress is a number between 0 and 1."]})
+    run.progress = float(progress)
+    Run.objects.filter(pk=run.pk).update(progress=run.progress)
+    transaction.on_commit(lambda: _publish_status(run))
+    return run
+
+
 def _publish_status(run: Run) -> None:
     message = {"type": "status", "run": run.pk, "status": run.status, "progress": run.progress}
     if run.ended_at is not None:

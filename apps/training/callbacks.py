@@ -13,7 +13,7 @@ import psutil
 from django.db import connection, transaction
 
 from apps.core import vault
-from apps.experiments.services import run_log_batch, run_log_system_metrics, run_set_status
+from apps.experiments.services import run_log_batch, run_log_system_metrics, run_report_progress
 from apps.experiments.validation import now_ms
 from apps.training import services
 from apps.training.engine.callbacks import Callbacks
@@ -93,6 +93,7 @@ class PortalCallbacks(Callbacks):
     def __init__(self, job: TrainingJob, *, pruner=None, background: bool | None = None) -> None:
         self.job = job
         self.run = job.run
+        self.run.refresh_from_db(fields=["status"])  # progress messages carry it (the runner moved it)
         self.buffer: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.last_stop_check = 0.0
@@ -211,8 +212,9 @@ class PortalCallbacks(Callbacks):
     def _write_progress(self, epoch: int, metrics: dict[str, float], progress: float, eta_s: float | None) -> None:
         job = self.job
         job.progress, job.eta_s = float(min(max(progress, 0.0), 1.0)), eta_s
-        TrainingJob.objects.filter(pk=job.pk).update(progress=job.progress, eta_s=eta_s)
-        run_set_status(run=self.run, progress=job.progress)
+        with transaction.atomic():  # one commit for both rows
+            TrainingJob.objects.filter(pk=job.pk).update(progress=job.progress, eta_s=eta_s)
+            run_report_progress(run=self.run, progress=job.progress)
         if time.monotonic() - self.last_system >= SYSTEM_METRICS_EVERY_S:
             self.last_system = time.monotonic()
             _system_metrics(self.run, int(metrics.get("step", 0)))
