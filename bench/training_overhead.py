@@ -68,7 +68,7 @@ def _overhead(user, repeats: int, params: dict) -> dict:
         return TrainConfig(TEMPLATE, dict(params), device="cpu", seed=0, num_threads=1)
 
     train(config(), Callbacks())  # warm-up: imports, allocator, data cache
-    plain, portal, steps, flushes = [], [], 0, 0
+    plain, portal, drains, steps, flushes = [], [], [], 0, 0
     for i in range(repeats):
         pair = {}
         for mode in ("plain", "portal") if i % 2 == 0 else ("portal", "plain"):
@@ -82,8 +82,10 @@ def _overhead(user, repeats: int, params: dict) -> dict:
                 callbacks = PortalCallbacks(TrainingJob.objects.select_related("run").get(pk=job.pk))
                 t0 = time.perf_counter()
                 result = train(config(), callbacks)
+                t1 = time.perf_counter()
                 callbacks.close()  # the last checkpoint and metrics are stored before the job may end
                 pair["portal"] = time.perf_counter() - t0
+                drains.append(time.perf_counter() - t1)
                 flushes += callbacks.flushes
                 steps = len(result.history["steps"])
         plain.append(pair["plain"])
@@ -99,6 +101,7 @@ def _overhead(user, repeats: int, params: dict) -> dict:
         "plain_s": [round(x, 4) for x in plain],
         "portal_s": [round(x, 4) for x in portal],
         "metric_batches_per_run": flushes / repeats,
+        "final_drain_s": [round(x, 4) for x in drains],  # waiting for the writer after the last step
         "overhead_pct": round((q - p) / p * 100, 2),
         "overhead_pct_paired": round((paired - 1) * 100, 2),
         "goal_pct": 5.0,
