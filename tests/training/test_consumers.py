@@ -14,6 +14,13 @@ from tests.training.conftest import transactional_db_mark
 pytestmark = [transactional_db_mark(), pytest.mark.asyncio]
 
 
+@pytest.fixture(autouse=True)
+def _nothing_queued(monkeypatch):
+    """Only the job row matters here: a real worker (alive if an earlier test started it) must not
+    train these jobs and write while the database is flushed after the test."""
+    monkeypatch.setattr(services, "dispatch", lambda job: None)
+
+
 async def _socket(path, user):
     communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1:8000")])
     communicator.scope["user"] = user
