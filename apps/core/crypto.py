@@ -389,14 +389,19 @@ def encrypt_file(
     """Encrypt ``src`` into ``dst`` in one pass, hashing the plaintext on the way."""
     wrapped, blob = _new_blob(keyring, context, chunk_size)
     digest = hashlib.sha256()
-    # Small in-memory sources (training checkpoints) get buffers of their own size: zero-filling
-    # three 1 MiB buffers cost more than encrypting a 100 KB checkpoint. The chunking is the same.
-    size = _known_size(src)
-    block = chunk_size if size is None or size >= chunk_size else size + 1
-    out = memoryview(bytearray(min(block, chunk_size) + TAG_SIZE))  # reused by encrypt_into
+    memory = _memory_view(src)
+    if memory is not None:  # bytes or BytesIO (training checkpoints): slice it, copy nothing
+        with memory:
+            blocks = _memory_blocks(memory, chunk_size)
+            return _seal(blob, wrapped, blocks, dst, digest, min(len(memory), chunk_size))
+    return _seal(blob, wrapped, _blocks(_reader(src), chunk_size), dst, digest, chunk_size)
+
+
+def _seal(blob, wrapped, blocks, dst: BinaryIO, digest, largest: int) -> EncryptResult:
+    out = memoryview(bytearray(largest + TAG_SIZE))  # reused by encrypt_into
     dst.write(blob.header)
     plain = sealed_total = 0
-    for index, chunk, final in _blocks(_reader(src), block):
+    for index, chunk, final in blocks:
         digest.update(chunk)
         nonce, aad = blob.params(index, final)
         sealed = out[: len(chunk) + TAG_SIZE]
@@ -407,13 +412,23 @@ def encrypt_file(
     return EncryptResult(wrapped, plain, digest.hexdigest(), HEADER_SIZE + sealed_total)
 
 
-def _known_size(src) -> int | None:
-    """Bytes left in an in-memory source, or None when it is a stream of unknown length."""
+def _memory_view(src) -> memoryview | None:
+    """The unread bytes of an in-memory source as a view (None for streams). A BytesIO made from
+    a bytes object hands that object back from getvalue() without copying."""
     if isinstance(src, bytes | bytearray | memoryview):
-        return len(src)
+        return memoryview(src).cast("B")
     if isinstance(src, io.BytesIO):
-        return len(src.getbuffer()) - src.tell()
+        start, data = src.tell(), src.getvalue()
+        src.seek(0, io.SEEK_END)  # consumed, as reading it would leave it
+        return memoryview(data)[start:]
     return None
+
+
+def _memory_blocks(view: memoryview, size: int) -> Iterator[tuple[int, memoryview, bool]]:
+    """The same ``(index, block, is_final)`` sequence as ``_blocks`` for data already in memory."""
+    last = max(len(view) - 1, 0) // size
+    for index in range(last + 1):
+        yield index, view[index * size : (index + 1) * size], index == last
 
 
 def _open_blob(src: BinaryIO, wrapped: WrappedKey, ring: KeyRing, context: bytes) -> _Blob:

@@ -27,8 +27,17 @@ HEARTBEAT_TTL_S = 12
 _state: dict = {"queues": [], "hostname": None, "stop": threading.Event()}
 
 
+_clients: dict[str, redis.Redis] = {}
+
+
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    """One client (and connection pool) per Redis URL and process: a new client per call opened a
+    TCP connection for every cancel check of a running job. redis-py resets pools after a fork."""
+    url = settings.REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return client
 
 
 def cuda_available() -> bool:
