@@ -345,32 +345,19 @@ def analyze_after_ingest() -> None:
         cursor.execute("ANALYZE experiments_runmetricsummary")
 
 
+def start_portal_server(env: dict) -> subprocess.Popen:
+    """uvicorn (uvloop, httptools, one process) serving portal.asgi, pinned to CPU0."""
+    args = ["-m", "uvicorn", "portal.asgi:application", "--port", str(PORTAL_PORT), "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    return subprocess.Popen([*pin(0), sys.executable, *args], cwd=ROOT, env=env, start_new_session=True)
+
+
 def run_portal(args) -> dict:
     ensure_database(PORTAL_DB)
     env = portal_env()
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     setup = portal_setup(args.runs)
-    server = subprocess.Popen(
-        [
-            *pin(0),
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "portal.asgi:application",
-            "--port",
-            str(PORTAL_PORT),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
+    server = start_portal_server(env)
     base = f"http://127.0.0.1:{PORTAL_PORT}"
     try:
         wait_http(f"{base}/healthz", server, "portal server")

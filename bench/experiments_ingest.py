@@ -15,8 +15,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from experiments.common import PORTAL_DB, PORTAL_PORT, ROOT, ensure_database, pin, portal_env, set_cpus, stop, wait_http  # noqa: E402
-from experiments_bench import ingest, portal_setup  # noqa: E402
+from experiments.common import PORTAL_DB, PORTAL_PORT, ROOT, ensure_database, portal_env, set_cpus, stop, wait_http  # noqa: E402
+from experiments_bench import ingest, portal_setup, start_portal_server  # noqa: E402
 
 
 def main() -> None:
@@ -28,11 +28,7 @@ def main() -> None:
     env = portal_env()
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     setup = portal_setup(10_000)
-    server = subprocess.Popen(
-        [*pin(0), sys.executable, "-m", "uvicorn", "portal.asgi:application", "--port", str(PORTAL_PORT), "--loop",
-         "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
-    )  # fmt: skip
+    server = start_portal_server(env)
     base = f"http://127.0.0.1:{PORTAL_PORT}"
     try:
         wait_http(f"{base}/healthz", server, "portal server")

@@ -118,12 +118,7 @@ class PortalClient:
                 time.sleep(float(wait) if wait and wait.replace(".", "", 1).isdigit() else delay)
                 delay *= 2
                 continue
-            if response.status_code >= 400:
-                try:
-                    detail = response.json()
-                except ValueError:
-                    detail = response.text[:500]
-                raise PortalError(response.status_code, detail, url)
+            _raise_for_status(response, url)
             return response.json() if response.content else None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -222,12 +217,7 @@ class PortalClient:
         url = f"{self.base_url}/api/v1/runs/{run_id}/artifacts/{quote(path)}"
         local_path = os.fspath(local_path)
         with self.session.get(url, stream=True, timeout=self.timeout) as response:
-            if response.status_code >= 400:
-                try:
-                    detail = response.json()
-                except ValueError:
-                    detail = response.text[:500]
-                raise PortalError(response.status_code, detail, url)
+            _raise_for_status(response, url)
             digest = hashlib.sha256()
             try:
                 with open(local_path, "wb") as out:
@@ -313,3 +303,13 @@ class ActiveRun:
             self.finish("killed")
         else:
             self.finish("failed" if exc_type else "finished")
+
+
+def _raise_for_status(response, url: str) -> None:
+    """PortalError with the server's JSON (or text) detail for any 4xx/5xx answer."""
+    if response.status_code >= 400:
+        try:
+            detail = response.json()
+        except ValueError:
+            detail = response.text[:500]
+        raise PortalError(response.status_code, detail, url)

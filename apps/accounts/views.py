@@ -8,6 +8,7 @@ from apps.accounts import services
 from apps.accounts.forms import LoginForm, TokenCreateForm
 from apps.accounts.models import ApiToken
 from apps.accounts.roles import ROLE_DESCRIPTIONS, user_roles
+from apps.core.forms import apply_validation_error
 
 
 class LoginView(auth_views.LoginView):
@@ -30,8 +31,7 @@ def profile(request):
                     expires_days=form.cleaned_data["expires_days"],
                 )
             except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                apply_validation_error(form, exc)
             else:
                 messages.success(request, f"Token '{token.name}' created. Copy it now: it will not be shown again.")
                 request.session["new_token_key"] = new_key

@@ -16,17 +16,10 @@ from rest_framework.exceptions import APIException
 from apps.catalog import forms, selectors, services
 from apps.catalog.models import FRAMEWORKS
 from apps.core import sharing, vault
+from apps.core.forms import apply_validation_error
 from apps.core.permissions import require_model_perm, user_can
 
 PAGE_SIZE = 25
-
-
-def _apply_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "message_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def model_list(request):
@@ -60,7 +53,7 @@ def model_create(request):
                 team=data["team"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, f"Model {model.name} registered. Upload its first version.")
             return redirect("catalog:version-upload", name=model.name)
@@ -117,7 +110,7 @@ def model_edit(request, name):
         try:
             services.model_update(model=model, actor=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, "Saved.")
             return redirect("catalog:model-detail", name=model.name)
@@ -180,7 +173,7 @@ def version_upload(request, name):
                 framework=data["framework"],
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         except APIException as exc:  # 409 archived, 413 too large
             form.add_error(None, str(exc.detail))
         else:
@@ -239,7 +232,7 @@ def version_detail(request, name, version):
             try:
                 services.version_update(version=found, actor=request.user, changes=form.cleaned_data)
             except ValidationError as exc:
-                _apply_errors(form, exc)
+                apply_validation_error(form, exc)
             else:
                 messages.success(request, "Saved.")
                 return redirect("catalog:version-detail", name=name, version=found.version)

@@ -1,4 +1,5 @@
 from django import forms
+from django.core.exceptions import ValidationError
 
 
 class BootstrapFormMixin:
@@ -20,8 +21,23 @@ class BootstrapFormMixin:
 
     def full_clean(self):
         super().full_clean()
-        for name in self.errors:
-            if name in self.fields:
-                widget = self.fields[name].widget
-                if "is-invalid" not in widget.attrs.get("class", ""):
-                    widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
+        mark_invalid(self)
+
+
+def mark_invalid(form: forms.Form) -> None:
+    """Bootstrap's `is-invalid` on every field that has an error."""
+    for name in form.errors:
+        if name in form.fields:
+            widget = form.fields[name].widget
+            if "is-invalid" not in widget.attrs.get("class", ""):
+                widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
+
+
+def apply_validation_error(form: forms.Form, exc: ValidationError) -> None:
+    """Show a service's ValidationError on the form: per field where it names one, else on top."""
+    if hasattr(exc, "message_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+    mark_invalid(form)

@@ -34,7 +34,7 @@ from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 from apps.accounts.models import Team
 from apps.core import permissions
 from apps.core.audit import audit_event
-from apps.core.forms import BootstrapFormMixin
+from apps.core.forms import BootstrapFormMixin, apply_validation_error
 
 ROLE_CHOICES = [("viewer", "viewer"), ("editor", "editor")]
 
@@ -263,7 +263,7 @@ def share_from_form(request, form: SharingForm, *, obj: models.Model, service: S
                 grants=form.grants, requested=form.requested_grants(), request=request,
             )  # fmt: skip
     except ValidationError as exc:
-        apply_errors(form, exc)
+        apply_validation_error(form, exc)
         return False
     who = data["user"].username if data["user"] else data["team"].name
     extras = [g.label for g in form.grants if data.get(g.codename)]
@@ -289,16 +289,3 @@ def unshare_from_post(
         messages.error(request, " ".join(exc.messages))
     else:
         messages.info(request, f"Removed access for {user.username if user else team.name}.")
-
-
-def apply_errors(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "message_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-    for name in form.errors:
-        if name in form.fields:
-            widget = form.fields[name].widget
-            if "is-invalid" not in widget.attrs.get("class", ""):
-                widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()

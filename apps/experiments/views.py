@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core import sharing
+from apps.core.forms import apply_validation_error
 from apps.experiments import selectors, services
 from apps.experiments.filters import FilterError
 from apps.experiments.forms import ExperimentForm, RunsTableForm
@@ -53,8 +54,7 @@ def experiment_list(request):
                     actor=request.user,
                 )
             except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                apply_validation_error(form, exc)
             else:
                 messages.success(
                     request, f"Experiment {experiment.name} created. Log runs to it from a script or a training job."

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core import sharing
+from apps.core.forms import apply_validation_error
 from apps.core.permissions import require, require_model_perm, user_can
 from apps.features import offline, selectors, services, stats
 from apps.features.forms import SHARE_GRANTS, EntityForm, FeatureViewForm, IngestForm, LookupForm, MaterializeForm
@@ -20,14 +21,6 @@ from apps.features.reader import MASK, BadRequest
 
 PAGE_SIZE = 25
 PREVIEW_ROWS = 20
-
-
-def _apply_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "message_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _can_pii(user, view) -> bool:
@@ -60,7 +53,7 @@ def entity_create(request):
                 actor=request.user, name=d["name"], join_keys=d["join_keys"], description=d["description"]
             )
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, f"Entity {d['name']} registered. Now define a feature view on it.")
             return redirect("features:view-create")
@@ -81,7 +74,7 @@ def view_create(request):
                 retention_days=d.get("retention_days"),
             )  # fmt: skip
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            apply_validation_error(form, exc)
         else:
             messages.success(request, f"Feature view {view.name} created. Ingest its first data.")
             return redirect("features:view-ingest", name=view.name)

@@ -46,15 +46,21 @@ class JobListView(generics.ListAPIView):
 
     @extend_schema(request=s.JobLaunchSerializer, responses={201: s.JobDetailSerializer})
     def post(self, request):
-        if not isinstance(request.data, dict):
-            raise ApiValidationError({"detail": ["Send a JSON object."]})
-        data = s.JobLaunchSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        unknown = sorted(set(request.data) - set(s.JobLaunchSerializer().fields))
-        if unknown:
-            raise ApiValidationError({name: ["Unknown field."] for name in unknown})
+        data = _validated(s.JobLaunchSerializer, request)
         job = services.job_launch(actor=request.user, **data.validated_data)
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+def _validated(serializer_class, request):
+    """A JSON object with only the serializer's fields, validated (400 names what is wrong)."""
+    if not isinstance(request.data, dict):
+        raise ApiValidationError({"detail": ["Send a JSON object."]})
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    unknown = sorted(set(request.data) - set(data.fields))
+    if unknown:
+        raise ApiValidationError({name: ["Unknown field."] for name in unknown})
+    return data
 
 
 class JobDetailView(APIView):
@@ -79,13 +85,7 @@ class SweepListView(generics.ListAPIView):
 
     @extend_schema(request=s.SweepCreateSerializer, responses={201: s.SweepSerializer})
     def post(self, request):
-        if not isinstance(request.data, dict):
-            raise ApiValidationError({"detail": ["Send a JSON object."]})
-        data = s.SweepCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        unknown = sorted(set(request.data) - set(s.SweepCreateSerializer().fields))
-        if unknown:
-            raise ApiValidationError({name: ["Unknown field."] for name in unknown})
+        data = _validated(s.SweepCreateSerializer, request)
         sweep = sweeps.sweep_create(actor=request.user, **data.validated_data)
         return Response(s.SweepSerializer(sweep).data, status=status.HTTP_201_CREATED)
 
