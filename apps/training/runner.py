@@ -47,6 +47,7 @@ def onnx_exporter() -> str:
 
 
 GPU_UNDERUSED_MB = 512
+WRITER_RESTARTS = 2  # a lost writer process is restarted and the job resumed at most this often
 
 
 class JobFailed(Exception):
@@ -178,7 +179,7 @@ def _execute(job: TrainingJob, hostname: str) -> str:
         if not _start(job, hostname):
             return job.state
         try:
-            return _train(job)
+            return _train_resuming(job, hostname)
         except JobFailed as exc:
             _fail(job, str(exc))
         except ValidationError as exc:
@@ -202,6 +203,23 @@ def _start(job: TrainingJob, hostname: str) -> bool:
             services.job_transition(job=job, to=State.RETRYING)
         services.job_transition(job=job, to=State.RUNNING, worker=hostname[:200], attempts=locked.attempts + 1)
     return True
+
+
+def _train_resuming(job: TrainingJob, hostname: str) -> str:
+    """`_train`, resumed from the last checkpoint (up to WRITER_RESTARTS times) if the writer process is lost."""
+    from apps.training.writer_process import WriterLost
+
+    for restart in range(WRITER_RESTARTS + 1):
+        try:
+            return _train(job)
+        except WriterLost as exc:
+            if restart == WRITER_RESTARTS:
+                raise
+            log.warning("job %s: %s; resuming from its last checkpoint", job.pk, exc)
+            run_append_log(run=job.run, text=f"The portal's writer process was lost ({exc}); resuming.\n")
+            if not _start(job, hostname):  # running -> retrying -> running, unless cancelled meanwhile
+                return job.state
+    raise AssertionError("unreachable")
 
 
 def _train(job: TrainingJob) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,15 +27,11 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .header import FORMAT, CheckpointError, read_safetensors_metadata  # noqa: F401 (re-exported)
 from .models import InferenceModel
 from .templates import get_template
 
-FORMAT = "mlops-trainer-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """Checkpoint bytes are malformed or do not match the run being resumed."""
 
 
 def encode_checkpoint(
@@ -85,20 +80,6 @@ def read_header(data: bytes) -> dict[str, Any]:
     if header.get("version") != VERSION:
         raise CheckpointError(f"unsupported checkpoint version {header.get('version')!r}")
     return header
-
-
-def read_safetensors_metadata(data: bytes) -> dict[str, str]:
-    """Read the ``__metadata__`` block of a safetensors blob held in memory."""
-    if len(data) < 8:
-        raise CheckpointError("truncated safetensors data")
-    (size,) = struct.unpack("<Q", bytes(data[:8]))
-    if size > len(data) - 8:
-        raise CheckpointError("truncated safetensors header")
-    try:
-        doc = json.loads(bytes(data[8 : 8 + size]))
-    except ValueError as exc:
-        raise CheckpointError(f"invalid safetensors header: {exc}") from exc
-    return dict(doc.get("__metadata__") or {})
 
 
 def _plain(t: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,284 @@
+"""The worker's writer process: a training job's portal writes, off the training process's GIL.
+
+A writer thread shares the GIL with the training thread: every millisecond of ORM and vault work
+it does is one the training loop's Python waits for (4-8% of a short epoch's time). So each
+worker process that trains starts one long-lived helper, `python -m apps.training.writer_process`
+(a fresh interpreter: forking the trainer would make it pay copy-on-write faults on every page it
+touches), connected by a socket pair. Per job it opens a session that owns a `JobWriter`;
+the training side's `ProcessSink` sends it operations through a feeder thread (so a busy writer
+never blocks a step) and a reader thread takes back cancel requests, errors and the summary.
+
+Failure handling: if the helper dies, every open session fails with `WriterLost` (the job then
+fails or is retried like any other error) and the next job starts a new helper. If the worker
+process dies, the helper reads end-of-file after the last operation it was sent, finishes them
+(the last checkpoint lands) and exits. It ignores Ctrl-C so that a terminal's interrupt leaves
+that order intact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import pickle
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+log = logging.getLogger(__name__)
+CLOSE_TIMEOUT_S = 600.0
+
+
+class WriterLost(RuntimeError):
+    """The writer process exited or stopped answering."""
+
+
+# --- the training side ---------------------------------------------------------------------------
+class ProcessSink:
+    """One job's session in the writer process (see apps.training.sinks for the interface)."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, job_id: int) -> None:
+        self.id = next(self._ids)
+        self.stop = False
+        self.error: BaseException | None = None
+        self.result: dict[str, Any] | None = None
+        self.done = threading.Event()
+        self.process = WriterProcess.get()
+        self.process.open(self, job_id)
+
+    def submit(self, op: str, *args: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.process.send(("op", self.id, op, args))
+
+    def should_stop(self) -> bool:
+        if self.error is not None:
+            raise self.error
+        return self.stop
+
+    def close(self) -> dict[str, Any]:
+        self.process.send(("close", self.id))
+        if not self.done.wait(CLOSE_TIMEOUT_S):
+            self.error = self.error or WriterLost(f"the writer process did not finish in {CLOSE_TIMEOUT_S:.0f} s")
+        self.process.forget(self)
+        if self.error is not None:
+            raise self.error
+        return self.result or {}
+
+
+class WriterProcess:
+    """The helper process of this (worker) process, started on first use and again if it died."""
+
+    _current: WriterProcess | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> WriterProcess:
+        with cls._lock:
+            current = cls._current
+            if current is None or not current.alive or current.owner_pid != os.getpid():
+                current = cls._current = cls()
+            return current
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        from django.conf import settings
+
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "apps.training.writer_process", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            cwd=str(settings.BASE_DIR),
+            stdin=subprocess.DEVNULL,
+            env=env,  # None: this process's environment (settings, database, Redis)
+        )
+        theirs.close()
+        self.sock = ours  # kept for shutdown(); the connection works on a duplicate descriptor
+        self.conn = Connection(os.dup(ours.fileno()))
+        self.closing = False
+        self.owner_pid = os.getpid()
+        self.alive = True
+        self.sessions: dict[int, ProcessSink] = {}
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._feed, name="training-writer-feed", daemon=True).start()
+        threading.Thread(target=self._read, name="training-writer-read", daemon=True).start()
+
+    def open(self, sink: ProcessSink, job_id: int) -> None:
+        self.sessions[sink.id] = sink
+        if not self.alive:  # lost between get() and now
+            sink.error = WriterLost("the writer process exited")
+            sink.done.set()
+        self.send(("open", sink.id, job_id))
+
+    def forget(self, sink: ProcessSink) -> None:
+        self.sessions.pop(sink.id, None)
+
+    def send(self, message: tuple) -> None:
+        self.outbox.put(message)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Let the helper finish what it was sent and exit (it reads end-of-file)."""
+        self.closing = True
+        self.outbox.put(None)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def _feed(self) -> None:
+        while True:
+            message = self.outbox.get()
+            if message is None:
+                self.sock.shutdown(socket.SHUT_WR)  # end-of-file for the helper; replies still come
+                return
+            try:
+                self.conn.send(message)  # pickling a checkpoint is a copy; the write drops the GIL
+            except OSError:
+                self._lost()
+                return
+
+    def _read(self) -> None:
+        while True:
+            try:
+                kind, sid, *rest = self.conn.recv()
+            except (EOFError, OSError):
+                self._lost()
+                return
+            sink = self.sessions.get(sid)
+            if sink is None:
+                continue
+            if kind == "stop":
+                sink.stop = True
+            elif kind == "error":
+                sink.error = rest[0]
+            elif kind == "closed":
+                sink.result = rest[0]
+                sink.done.set()
+
+    def _lost(self) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        code = self.proc.poll()
+        if not self.closing:
+            log.error("the training writer process exited (code %s); open jobs fail", code)
+        for sink in list(self.sessions.values()):
+            sink.error = sink.error or WriterLost(f"the writer process exited (code {code})")
+            sink.done.set()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# --- the writer process --------------------------------------------------------------------------
+class _Session:
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.error: BaseException | None = None
+        self.stop_sent = False
+
+
+def serve(conn: Connection) -> None:
+    """Run operations in the order they come; between them, poll each open job's cancel flag."""
+    from apps.training.jobwriter import STOP_CHECK_EVERY_S
+
+    sessions: dict[int, _Session] = {}
+    while True:
+        try:
+            message = conn.recv() if conn.poll(STOP_CHECK_EVERY_S) else None
+        except (EOFError, OSError):
+            return  # the worker process is gone; everything it sent has been done
+        if message is not None:
+            _handle(conn, sessions, message)
+        for sid, session in sessions.items():
+            _check_stop(conn, sid, session)
+
+
+def _handle(conn: Connection, sessions: dict[int, _Session], message: tuple) -> None:
+    from apps.core.audit import acting_as
+
+    kind, sid, *rest = message
+    if kind == "open":
+        sessions[sid] = session = _Session(None)
+        try:
+            session.writer = _open_writer(rest[0])
+        except Exception as exc:
+            _fail(conn, sid, session, exc)
+    elif kind == "op":
+        session = sessions.get(sid)
+        if session is None or session.error is not None:
+            return
+        op, args = rest
+        try:
+            with acting_as(session.writer.job.owner):
+                getattr(session.writer, f"write_{op}")(*args)
+        except Exception as exc:
+            _fail(conn, sid, session, exc)
+    elif kind == "close":
+        session = sessions.pop(sid, None)
+        summary = session.writer.summary() if session is not None and session.writer is not None else {}
+        if not sessions:  # idle until the next job: hold no database connection meanwhile
+            from django.db import connections
+
+            connections.close_all()
+        conn.send(("closed", sid, summary))
+
+
+def _open_writer(job_id: int):
+    from django.db import close_old_connections
+
+    from apps.training.jobwriter import JobWriter
+    from apps.training.models import TrainingJob
+
+    close_old_connections()  # a long-lived process: drop a connection that died or aged out
+    return JobWriter(TrainingJob.objects.select_related("run", "owner").get(pk=job_id))
+
+
+def _check_stop(conn: Connection, sid: int, session: _Session) -> None:
+    if session.writer is None or session.error is not None or session.stop_sent:
+        return
+    try:
+        session.writer.poll_stop()
+    except Exception:
+        log.warning("job %s: cancel check failed", session.writer.job.pk, exc_info=True)
+        return
+    if session.writer.stop:
+        session.stop_sent = True
+        conn.send(("stop", sid))
+
+
+def _fail(conn: Connection, sid: int, session: _Session, exc: Exception) -> None:
+    log.warning("training writer: session %s failed", sid, exc_info=True)
+    session.error = exc
+    conn.send(("error", sid, _portable(exc)))
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError that names it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # finish what was sent; end-of-file ends us
+    fd = int(sys.argv[1])
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    import django
+
+    django.setup()
+    serve(Connection(fd))
+
+
+if __name__ == "__main__":
+    main()
