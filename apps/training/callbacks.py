@@ -24,12 +24,10 @@ PROGRESS_EVERY_S = 1.0  # job row, run progress and broadcast at most this often
 BACKGROUND = True  # tests inside a wrapping transaction write on the training thread instead
 
 
-def writer_mode(*, background: bool | None, pruner) -> str:
-    """`process` in workers; `thread` for sweep trials (their pruner lives here) or if configured."""
+def writer_mode(background: bool | None = None) -> str:
+    """`process` in workers (or `thread` if TRAINING_WRITER says so); `inline` when switched off."""
     if not (BACKGROUND if background is None else background):
         return "inline"
-    if pruner is not None:
-        return "thread"
     return getattr(settings, "TRAINING_WRITER", "process")
 
 
@@ -51,12 +49,13 @@ class PortalCallbacks(Callbacks):
         self.pruner = pruner  # callable(epoch, metrics) -> bool, for sweep trials
         self.pruned_at: int | None = None
         self.flushes = 0
+        self.writer_cpu_s = 0.0
         self.last_progress = float("-inf")
-        self.mode = writer_mode(background=background, pruner=pruner)
+        self.mode = writer_mode(background)
         if self.mode == "process":
             from apps.training.writer_process import ProcessSink
 
-            self.sink = ProcessSink(job.pk)
+            self.sink = ProcessSink(job.pk, prune=pruner is not None)  # it builds its own pruner
         else:
             writer = JobWriter(job, pruner=pruner)
             self.sink = ThreadSink(writer) if self.mode == "thread" else InlineSink(writer)
@@ -66,6 +65,7 @@ class PortalCallbacks(Callbacks):
         self.flush()
         summary = self.sink.close()
         self.flushes, self.pruned_at = summary.get("flushes", 0), summary.get("pruned_at")
+        self.writer_cpu_s = float(summary.get("writer_cpu_s", 0.0))  # CPU spent outside this process
         if summary.get("checkpoint_id") is not None:  # the writer may have been another process
             for field in ("checkpoint_id", "checkpoint_epoch", "checkpoint_step", "epochs_completed"):
                 setattr(self.job, field, summary[field])

@@ -270,7 +270,7 @@ def _train(job: TrainingJob) -> str:
         _close_quietly(callbacks)
         raise
     callbacks.close()
-    _account(job, result.resources)
+    _account(job, result.resources, writer_cpu_s=callbacks.writer_cpu_s)
     if result.status == "cancelled":
         if callbacks.pruned_at is not None:
             job.result = {"pruned_at_epoch": callbacks.pruned_at, "history": result.history["epochs"]}
@@ -381,9 +381,9 @@ def _finite(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
 
 
-def _account(job: TrainingJob, usage) -> None:
+def _account(job: TrainingJob, usage, *, writer_cpu_s: float = 0.0) -> None:
     job.wall_s += float(usage.wall_s or 0)
-    job.cpu_s += float(usage.cpu_s or 0)
+    job.cpu_s += float(usage.cpu_s or 0) + writer_cpu_s
     job.gpu_s += float(usage.gpu_s or 0)
     if usage.peak_rss_mb is not None:
         job.peak_mem_mb = max(job.peak_mem_mb or 0.0, float(usage.peak_rss_mb))

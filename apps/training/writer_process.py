@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -44,14 +45,14 @@ class ProcessSink:
 
     _ids = itertools.count(1)
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, *, prune: bool = False) -> None:
         self.id = next(self._ids)
         self.stop = False
         self.error: BaseException | None = None
         self.result: dict[str, Any] | None = None
         self.done = threading.Event()
         self.process = WriterProcess.get()
-        self.process.open(self, job_id)
+        self.process.open(self, job_id, prune)
 
     def submit(self, op: str, *args: Any) -> None:
         if self.error is not None:
@@ -109,12 +110,12 @@ class WriterProcess:
         threading.Thread(target=self._feed, name="training-writer-feed", daemon=True).start()
         threading.Thread(target=self._read, name="training-writer-read", daemon=True).start()
 
-    def open(self, sink: ProcessSink, job_id: int) -> None:
+    def open(self, sink: ProcessSink, job_id: int, prune: bool = False) -> None:
         self.sessions[sink.id] = sink
         if not self.alive:  # lost between get() and now
             sink.error = WriterLost("the writer process exited")
             sink.done.set()
-        self.send(("open", sink.id, job_id))
+        self.send(("open", sink.id, job_id, prune))
 
     def forget(self, sink: ProcessSink) -> None:
         self.sessions.pop(sink.id, None)
@@ -184,6 +185,7 @@ class _Session:
         self.writer = writer
         self.error: BaseException | None = None
         self.stop_sent = False
+        self.cpu_s = 0.0
 
 
 def serve(conn: Connection) -> None:
@@ -209,7 +211,7 @@ def _handle(conn: Connection, sessions: dict[int, _Session], message: tuple) -> 
     if kind == "open":
         sessions[sid] = session = _Session(None)
         try:
-            session.writer = _open_writer(rest[0])
+            session.writer = _open_writer(*rest)
         except Exception as exc:
             _fail(conn, sid, session, exc)
     elif kind == "op":
@@ -217,14 +219,18 @@ def _handle(conn: Connection, sessions: dict[int, _Session], message: tuple) -> 
         if session is None or session.error is not None:
             return
         op, args = rest
+        started = time.process_time()
         try:
             with acting_as(session.writer.job.owner):
                 getattr(session.writer, f"write_{op}")(*args)
         except Exception as exc:
             _fail(conn, sid, session, exc)
+        session.cpu_s += time.process_time() - started
     elif kind == "close":
         session = sessions.pop(sid, None)
         summary = session.writer.summary() if session is not None and session.writer is not None else {}
+        if session is not None:  # the job's accounting adds it: this CPU is not the trainer's process's
+            summary["writer_cpu_s"] = round(session.cpu_s, 4)
         if not sessions:  # idle until the next job: hold no database connection meanwhile
             from django.db import connections
 
@@ -232,14 +238,16 @@ def _handle(conn: Connection, sessions: dict[int, _Session], message: tuple) -> 
         conn.send(("closed", sid, summary))
 
 
-def _open_writer(job_id: int):
+def _open_writer(job_id: int, prune: bool):
     from django.db import close_old_connections
 
     from apps.training.jobwriter import JobWriter
     from apps.training.models import TrainingJob
+    from apps.training.sweeps import pruner_for
 
     close_old_connections()  # a long-lived process: drop a connection that died or aged out
-    return JobWriter(TrainingJob.objects.select_related("run", "owner").get(pk=job_id))
+    job = TrainingJob.objects.select_related("run", "owner", "sweep").get(pk=job_id)
+    return JobWriter(job, pruner=pruner_for(job) if prune else None)  # a sweep trial's median pruner
 
 
 def _check_stop(conn: Connection, sid: int, session: _Session) -> None:

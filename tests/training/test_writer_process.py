@@ -76,7 +76,7 @@ def test_points_checkpoints_and_progress_land_through_the_process(writer, runnin
     steps = list(MetricPoint.objects.filter(run_id=job.run_id, key="train_loss").values_list("step", flat=True))
     assert sorted(steps) == list(range(1, len(result.history["steps"]) + 1))
     assert MetricPoint.objects.filter(run_id=job.run_id, key="epoch").count() == 3
-    assert callbacks.flushes >= 3
+    assert callbacks.flushes >= 3 and 0 < callbacks.writer_cpu_s < 5  # accounted to the job
     assert writer.proc.poll() is None  # long-lived: the next job reuses it
 
 
@@ -98,6 +98,28 @@ def test_cancel_request_reaches_the_training_thread(writer, running_job):
         assert time.monotonic() < deadline, "the cancel request never arrived"
         time.sleep(0.05)
     sink.close()
+
+
+def test_sweep_trial_is_pruned_by_the_writer_process(writer, owner, running_job, monkeypatch):
+    from apps.training import services, sweeps
+
+    monkeypatch.setattr(services, "_advance_sweep", lambda sweep_id: None)  # advanced by hand here
+    space = {"lr": {"min": 0.0001, "max": 0.1, "log": True}}
+    params = {"epochs": 3, "batch_size": 256, "layers": 1, "patience": 0}
+    sweep = sweeps.sweep_create(actor=owner, name="p", template="tabular-mlp-classifier", method="tpe",
+                                space=space, params=params, max_trials=3, parallelism=1)  # fmt: skip
+    for trial in range(2):  # two finished trials give the median pruner its reference
+        assert runner.execute(sweep.jobs.get(trial_number=trial).pk) == "succeeded"
+        sweeps.sweep_advance(sweep_id=sweep.pk)
+    third = sweep.jobs.get(trial_number=2)
+    sink = ProcessSink(third.pk, prune=True)
+    for epoch in (1, 2):  # far worse than both: pruned after the warm-up epoch
+        sink.submit("progress", epoch, {"val_loss": 1e6, "step": epoch}, epoch / 3, None)
+    deadline = time.monotonic() + 10
+    while not sink.should_stop():
+        assert time.monotonic() < deadline, "the pruner's stop never arrived"
+        time.sleep(0.05)
+    assert sink.close()["pruned_at"] == 2
 
 
 def test_lost_writer_fails_open_jobs_and_the_next_job_gets_a_new_one(writer, running_job):
