@@ -9,6 +9,7 @@
    from the job row's creation to the worker marking it running. Goal: p50 < 1 s.
 
     python bench/training_overhead.py [--repeats 15] [--configs small,wide] [--launches 15]
+                                      [--writers process,thread]
 
 Prints one JSON document.
 """
@@ -47,18 +48,29 @@ def _user():
     return get_user_model().objects.filter(username="bench").first() or make_user("bench", "ml-engineers")
 
 
-def overhead(repeats: int, names: list[str]) -> dict:
+def overhead(repeats: int, names: list[str], writers: list[str]) -> dict:
+    from django.conf import settings
+
     from apps.training import services
 
     user = _user()
     dispatch, services.dispatch = services.dispatch, lambda job: None  # callbacks only: nothing is queued
+    default = settings.TRAINING_WRITER
+    out = {}
     try:
-        return {name: _overhead(user, repeats, CONFIGS[name]) for name in names}
+        for writer in writers:  # the default first, keyed by config; others as "<config>/<writer>"
+            settings.TRAINING_WRITER = writer
+            for name in names:
+                out[name if writer == writers[0] else f"{name}/{writer}"] = _overhead(user, repeats, CONFIGS[name])
+        return out
     finally:
         services.dispatch = dispatch
+        settings.TRAINING_WRITER = default
 
 
 def _overhead(user, repeats: int, params: dict) -> dict:
+    from django.conf import settings
+
     from apps.training import services
     from apps.training.callbacks import PortalCallbacks
     from apps.training.engine import Callbacks, TrainConfig, train
@@ -67,13 +79,17 @@ def _overhead(user, repeats: int, params: dict) -> dict:
     def config():
         return TrainConfig(TEMPLATE, dict(params), device="cpu", seed=0, num_threads=1)
 
-    def portal_run():
+    def running_job():
         job = services.job_launch(actor=user, template=TEMPLATE, params=dict(params))  # nothing queued
         TrainingJob.objects.filter(pk=job.pk).update(state="running")
-        return PortalCallbacks(TrainingJob.objects.select_related("run").get(pk=job.pk))
+        return TrainingJob.objects.select_related("run").get(pk=job.pk)
 
-    # Warm-up, one run each: imports, allocator and data cache for both; for the portal also the
-    # first vault write, ORM and channel-layer connections that a long-running worker has open.
+    def portal_run():
+        return PortalCallbacks(running_job())
+
+    # Warm-up, one run each: imports, allocator and data cache for both; for the portal also what
+    # a long-running worker process has from its first job: the writer process, its first vault
+    # write, ORM and channel-layer connections.
     train(config(), Callbacks())
     warm = portal_run()
     train(config(), warm)
@@ -87,8 +103,9 @@ def _overhead(user, repeats: int, params: dict) -> dict:
                 result = train(config(), Callbacks())
                 pair["plain"] = time.perf_counter() - t0
             else:
-                callbacks = portal_run()
-                t0 = time.perf_counter()
+                job = running_job()
+                t0 = time.perf_counter()  # from opening the job's writer session
+                callbacks = PortalCallbacks(job)
                 result = train(config(), callbacks)
                 t1 = time.perf_counter()
                 callbacks.close()  # the last checkpoint and metrics are stored before the job may end
@@ -110,6 +127,7 @@ def _overhead(user, repeats: int, params: dict) -> dict:
         "portal_s": [round(x, 4) for x in portal],
         "metric_batches_per_run": flushes / repeats,
         "final_drain_s": [round(x, 4) for x in drains],  # waiting for the writer after the last step
+        "writer": getattr(settings, "TRAINING_WRITER", "process"),
         "overhead_pct": round((q - p) / p * 100, 2),
         "overhead_pct_paired": round((paired - 1) * 100, 2),
         "goal_pct": 5.0,
@@ -178,11 +196,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--configs", default="small,wide", help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--launches", type=int, default=15)
+    parser.add_argument("--writers", default="process", help="comma-separated TRAINING_WRITER modes: process,thread")
     args = parser.parse_args()
     with portal_env() as env:
         out = {
             "host": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
-            "overhead": overhead(args.repeats, args.configs.split(",")),
+            "overhead": overhead(args.repeats, args.configs.split(","), args.writers.split(",")),
             "launch_to_running": launch_latency(env, args.launches),
         }
     print(json.dumps(out, indent=2))

@@ -167,16 +167,16 @@ class WriterProcess:
         if not self.alive:
             return
         self.alive = False
-        code = self.proc.poll()
-        if not self.closing:
-            log.error("the training writer process exited (code %s); open jobs fail", code)
-        for sink in list(self.sessions.values()):
-            sink.error = sink.error or WriterLost(f"the writer process exited (code {code})")
-            sink.done.set()
         try:
-            self.proc.wait(5)
+            code = self.proc.wait(2)  # end-of-file comes just before the exit
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            code = "killed: it stopped answering"
+        if not self.closing:
+            log.error("the training writer process exited (code %s); its open jobs resume or fail", code)
+        for sink in list(self.sessions.values()):
+            sink.error = sink.error or WriterLost(f"the writer process exited (code {code}; see the worker log)")
+            sink.done.set()
 
 
 # --- the writer process --------------------------------------------------------------------------
@@ -231,11 +231,11 @@ def _handle(conn: Connection, sessions: dict[int, _Session], message: tuple) -> 
         summary = session.writer.summary() if session is not None and session.writer is not None else {}
         if session is not None:  # the job's accounting adds it: this CPU is not the trainer's process's
             summary["writer_cpu_s"] = round(session.cpu_s, 4)
+        conn.send(("closed", sid, summary))
         if not sessions:  # idle until the next job: hold no database connection meanwhile
             from django.db import connections
 
             connections.close_all()
-        conn.send(("closed", sid, summary))
 
 
 def _open_writer(job_id: int, prune: bool):
