@@ -106,6 +106,16 @@ class MaterializeForm(BootstrapFormMixin, forms.Form):
     end = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
 
+class RetentionForm(BootstrapFormMixin, forms.Form):
+    retention_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_RETENTION_DAYS,
+        label="Keep data for (days)",
+        help_text="older data is deleted daily; empty = keep forever",
+    )
+
+
 class LookupForm(BootstrapFormMixin, forms.Form):
     features = forms.CharField(help_text="comma-separated view:feature references")
     keys = forms.CharField(help_text="entity keys, comma-separated (composite keys: a|b)")

@@ -10,6 +10,8 @@ urlpatterns = [
     path("features/<str:name>/", views.view_detail, name="view-detail"),
     path("features/<str:name>/ingest/", views.view_ingest, name="view-ingest"),
     path("features/<str:name>/materialize/", views.view_materialize, name="view-materialize"),
+    path("features/<str:name>/retention/", views.view_retention, name="view-retention"),
+    path("features/<str:name>/retention/apply/", views.view_apply_retention, name="view-apply-retention"),
     path("features/<str:name>/share/", views.view_share, name="view-share"),
     path("features/<str:name>/unshare/", views.view_unshare, name="view-unshare"),
 ]

@@ -15,7 +15,15 @@ from apps.core import sharing
 from apps.core.forms import apply_validation_error
 from apps.core.permissions import require, require_model_perm, user_can
 from apps.features import offline, selectors, services, stats
-from apps.features.forms import SHARE_GRANTS, EntityForm, FeatureViewForm, IngestForm, LookupForm, MaterializeForm
+from apps.features.forms import (
+    SHARE_GRANTS,
+    EntityForm,
+    FeatureViewForm,
+    IngestForm,
+    LookupForm,
+    MaterializeForm,
+    RetentionForm,
+)
 from apps.features.models import Entity, FeatureView
 from apps.features.reader import MASK, BadRequest
 
@@ -135,6 +143,7 @@ def view_detail(request, name, *, share_form=None, status=200):
         "preview_rows": rows,
         "residency_error": residency_error,
         "materialize_form": MaterializeForm(),
+        "retention_form": RetentionForm(initial={"retention_days": view.retention_days}),
     }
     return render(request, "features/view_detail.html", context, status=status)
 
@@ -198,6 +207,46 @@ def view_materialize(request, name):
             messages.success(request, f"Materialization job {job.pk} queued on {job.queue}; progress shows below.")
     elif request.method == "POST":
         messages.error(request, "Give a start and an end time for the materialization.")
+    return redirect("features:view-detail", name=view.name)
+
+
+@require_POST
+def view_retention(request, name):
+    """Set or clear the view's retention period (audited as a view change)."""
+    view = selectors.view_for(request.user, name)
+    form = RetentionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("features:view-detail", name=view.name)
+    days = form.cleaned_data["retention_days"]
+    try:
+        services.feature_view_update(view=view, actor=request.user, retention_days=days)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        kept = (
+            f"data older than {days} day{'s' if days != 1 else ''} is deleted daily" if days else "data is kept forever"
+        )
+        messages.success(request, f"Retention saved: {kept}.")
+    return redirect("features:view-detail", name=view.name)
+
+
+@require_POST
+def view_apply_retention(request, name):
+    """Delete the view's data past its retention now instead of at the next daily sweep."""
+    view = selectors.view_for(request.user, name)
+    try:
+        result = services.feature_view_apply_retention(view=view, actor=request.user, request=request)
+    except (ValidationError, PermissionDenied) as exc:
+        if isinstance(exc, PermissionDenied) and not user_can(request.user, view, "change"):
+            raise
+        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    else:
+        messages.success(
+            request,
+            f"Retention applied: {result['rows']} offline rows in {result['partitions']} files and "
+            f"{result['online_keys']} online keys older than {result['cutoff'][:10]} deleted.",
+        )
     return redirect("features:view-detail", name=view.name)
 
 

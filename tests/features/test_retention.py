@@ -162,6 +162,49 @@ def test_browser_form_and_detail_page(client, owner, customer):
     assert "45 days: older data is deleted daily" in page and "Share" in page
 
 
+PAGE = "/features/customer-stats/"
+
+
+def test_browser_changes_retention_and_applies_it_now(aged, client, owner):
+    view, _ = aged
+    client.force_login(owner)
+    page = client.get(PAGE).content.decode()
+    assert 'id="retention-form"' in page and "Apply now" in page
+    response = client.post(PAGE + "retention/", {"retention_days": "0"}, follow=True)
+    assert "greater than or equal to 1" in response.content.decode()
+    view.refresh_from_db()
+    assert view.retention_days == 30  # refused: unchanged
+    response = client.post(PAGE + "retention/", {"retention_days": "60"}, follow=True)
+    assert "Retention saved: data older than 60 days is deleted daily." in response.content.decode()
+    view.refresh_from_db()
+    assert view.retention_days == 60
+    assert AuditEntry.objects.filter(object_pk=str(view.pk), changes__icontains="retention_days").exists()
+    response = client.post(PAGE + "retention/apply/", follow=True)
+    body = response.content.decode()
+    assert "Retention applied: 6 offline rows in 2 files and 1 online keys" in body
+    assert Partition.objects.filter(view=view).count() == 1
+    client.post(PAGE + "retention/", {"retention_days": ""})
+    view.refresh_from_db()
+    assert view.retention_days is None
+    response = client.post(PAGE + "retention/apply/", follow=True)
+    assert "keeps its data forever; set retention_days first" in response.content.decode()
+
+
+def test_browser_retention_viewer_403_stranger_404(aged, client, collaborator, stranger):
+    view, _ = aged
+    share(view, role="viewer", user=collaborator)
+    client.force_login(collaborator)
+    assert 'id="retention-form"' not in client.get(PAGE).content.decode()
+    assert client.post(PAGE + "retention/", {"retention_days": "5"}).status_code == 403
+    assert client.post(PAGE + "retention/apply/").status_code == 403
+    client.force_login(stranger)
+    assert client.post(PAGE + "retention/", {"retention_days": "5"}).status_code == 404
+    assert client.post(PAGE + "retention/apply/").status_code == 404
+    assert client.get(PAGE + "retention/").status_code in (404, 405)
+    view.refresh_from_db()
+    assert view.retention_days == 30 and Partition.objects.filter(view=view).count() == 3
+
+
 def test_daily_task_queues_every_view_with_retention_and_runs_as_system(
     aged, owner, monkeypatch, django_capture_on_commit_callbacks
 ):  # fmt: skip

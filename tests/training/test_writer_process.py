@@ -80,6 +80,18 @@ def test_points_checkpoints_and_progress_land_through_the_process(writer, runnin
     assert writer.proc.poll() is None  # long-lived: the next job reuses it
 
 
+def test_thread_writer_when_configured(running_job, monkeypatch, settings):
+    settings.TRAINING_WRITER = "thread"
+    monkeypatch.setattr("apps.training.callbacks.BACKGROUND", True)
+    job = running_job()
+    callbacks = PortalCallbacks(job)
+    assert callbacks.mode == "thread"
+    train(_config(job), callbacks)
+    callbacks.close()
+    assert job.checkpoint_epoch == 3 and TrainingJob.objects.get(pk=job.pk).checkpoint_id == job.checkpoint_id
+    assert MetricPoint.objects.filter(run_id=job.run_id, key="epoch").count() == 3
+
+
 def test_a_failed_write_is_raised_on_the_training_side(writer):
     sink = ProcessSink(job_id=987654)  # no such job: opening the session fails in the writer
     with pytest.raises(TrainingJob.DoesNotExist):
