@@ -42,11 +42,12 @@ for path in sorted(out.glob("*.json")):
         doc = json.loads(path.read_text())
     except ValueError:
         continue
-    onnx = doc.get("onnx") or {}
+    onnx = doc.get("export") or {}
     res = doc.get("resources") or {}
     print(f"{path.stem}: status={doc.get('status')} epochs={doc.get('epochs_completed')} "
           f"metrics={ {k: round(v, 4) for k, v in (doc.get('metrics') or {}).items() if isinstance(v, float)} } "
-          f"parity_max_abs_diff={onnx.get('max_abs_diff')} gpu_s={res.get('gpu_s')} "
+          f"device={doc.get('device')} bf16={doc.get('bf16')} world={doc.get('world_size')} "
+          f"exporter={onnx.get('exporter')} parity_max_abs_diff={onnx.get('parity_max_abs_diff')} gpu_s={res.get('gpu_s')} "
           f"peak_gpu_mem_mb={res.get('peak_gpu_mem_mb')} wall_s={res.get('wall_s')}")
 EOF
 exit $status
