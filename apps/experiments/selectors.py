@@ -23,6 +23,7 @@ from apps.experiments.models import (
     ExperimentUserObjectPermission,
     MetricPoint,
     Run,
+    RunArtifact,
     RunMetricSummary,
 )
 
@@ -103,6 +104,20 @@ def get_run(user, pk, action: str = "view") -> Run:
         raise Http404("No run matches the given query.") from None
     _check(user, run.experiment, action, "run")
     return run
+
+
+def run_artifacts(run: Run) -> QuerySet[RunArtifact]:
+    """A run's artifacts by path, with their vault blobs (the caller checked the run with get_run)."""
+    return RunArtifact.objects.filter(run=run).select_related("blob").order_by("path")
+
+
+def run_artifact(run: Run, path: str) -> RunArtifact:
+    """The run's artifact at `path` (404 if there is none)."""
+    artifact = run_artifacts(run).filter(path=path).first()
+    if artifact is None:
+        raise Http404(f"Run {run.pk} has no artifact at {path!r}.")
+    artifact.run = run
+    return artifact
 
 
 @dataclass

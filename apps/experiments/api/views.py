@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import APIException
@@ -19,7 +18,7 @@ from apps.experiments import selectors, services
 from apps.experiments.api import serializers as s
 from apps.experiments.downsample import METHODS
 from apps.experiments.filters import FilterError
-from apps.experiments.models import Run, RunArtifact
+from apps.experiments.models import Run
 from apps.experiments.validation import check_key
 
 MAX_LOG_BATCH_BYTES = 4 * 1024 * 1024
@@ -251,8 +250,7 @@ class RunArtifactListView(generics.ListAPIView):
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self):
-        run = selectors.get_run(self.request.user, self.kwargs["pk"])
-        return RunArtifact.objects.filter(run=run).select_related("blob").order_by("path")
+        return selectors.run_artifacts(selectors.get_run(self.request.user, self.kwargs["pk"]))
 
     @extend_schema(
         request={"multipart/form-data": s.ArtifactUploadSerializer},
@@ -290,11 +288,7 @@ class RunArtifactDownloadView(APIView):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS})
     def get(self, request, pk, path):
-        run = selectors.get_run(request.user, pk)
-        artifact = RunArtifact.objects.select_related("blob").filter(run=run, path=path).first()
-        if artifact is None:
-            raise Http404(f"Run {run.pk} has no artifact at {path!r}.")
-        artifact.run = run
+        artifact = selectors.run_artifact(selectors.get_run(request.user, pk), path)
         try:
             chunks, size, filename = services.run_artifact_open(artifact=artifact, actor=request.user, request=request)
         except vault.VaultError as exc:
