@@ -84,6 +84,21 @@ def api_admin(admin_user):
     return api_client_for(admin_user)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, plus: before the test database is dropped, close the connection that async
+    tests left in asgiref's thread-sensitive executor thread (with CONN_MAX_AGE it stays open,
+    and PostgreSQL refuses to drop a database that has a session)."""
+    yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
+
+
 # --- Real processes over the test database: a Celery worker and an ASGI server -----------------
 import os  # noqa: E402
 import signal  # noqa: E402
