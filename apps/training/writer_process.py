@@ -198,10 +198,13 @@ def serve(conn: Connection) -> None:
             message = conn.recv() if conn.poll(STOP_CHECK_EVERY_S) else None
         except (EOFError, OSError):
             return  # the worker process is gone; everything it sent has been done
-        if message is not None:
-            _handle(conn, sessions, message)
-        for sid, session in sessions.items():
-            _check_stop(conn, sid, session)
+        try:
+            if message is not None:
+                _handle(conn, sessions, message)
+            for sid, session in sessions.items():
+                _check_stop(conn, sid, session)
+        except OSError:  # a reply found the worker process gone: what it sent is done
+            return
 
 
 def _handle(conn: Connection, sessions: dict[int, _Session], message: tuple) -> None:
