@@ -6,7 +6,7 @@ from django import forms
 
 from apps.accounts.models import Team
 from apps.core.forms import BootstrapFormMixin
-from apps.training.datasource import DEMO_DATASETS
+from apps.training.datasource import DEMO_DATASETS, NON_FEATURE_COLUMNS
 from apps.training.models import Sweep
 
 PARAM_PREFIX = "p_"
@@ -34,10 +34,23 @@ def _param_field(spec) -> forms.Field:
     return forms.ChoiceField(choices=[(c, c) for c in spec.choices], **common)
 
 
+TRAINING_SET_CHOICES = 200
+SET_META_COLUMNS = set(NON_FEATURE_COLUMNS)
+
+
 class LaunchForm(forms.Form):
     dataset = forms.ChoiceField(required=False, help_text="A demo dataset; ignored when a training set is chosen.")
-    training_set = forms.IntegerField(required=False, help_text="Id of a feature-store training set (optional).")
-    label = forms.CharField(required=False, help_text="Label column of the training set.")
+    training_set = forms.TypedChoiceField(
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text="A feature-store training set you can read (newest first); empty: the demo dataset.",
+    )
+    label = forms.CharField(
+        required=False,
+        help_text="Label column of the training set (suggestions list its columns).",
+        widget=forms.TextInput(attrs={"list": "training-set-columns", "autocomplete": "off"}),
+    )
     features = forms.CharField(required=False, help_text="Comma-separated feature columns (empty: all others).")
     resource_class = forms.ChoiceField(choices=[("cpu", "CPU"), ("gpu", "GPU")], initial="cpu")
     allow_cpu_fallback = forms.BooleanField(required=False, label="Allow CPU fallback when no GPU worker is online")
@@ -54,6 +67,7 @@ class LaunchForm(forms.Form):
         self.fields["team"].queryset = _teams_of(user)
         self.fields["dataset"].choices = [(d, d) for d in DEMO_DATASETS]
         self.fields["dataset"].initial = template.default_dataset
+        self._set_training_sets(user)
         for spec in template.params:
             self.fields[PARAM_PREFIX + spec.name] = _param_field(spec)
         self.param_names = [PARAM_PREFIX + s.name for s in template.params]
@@ -61,6 +75,16 @@ class LaunchForm(forms.Form):
             widget = field.widget
             if not isinstance(widget, forms.CheckboxInput):
                 widget.attrs["class"] = "form-select" if isinstance(widget, forms.Select) else "form-control"
+
+    def _set_training_sets(self, user) -> None:
+        from apps.features.selectors import training_sets_visible
+
+        sets = list(training_sets_visible(user)[:TRAINING_SET_CHOICES]) if user is not None else []
+        self.fields["training_set"].choices = [("", "None: use the demo dataset")] + [
+            (ts.pk, f"{ts.name} (#{ts.pk}, {ts.row_count:,} rows, region {ts.region})") for ts in sets
+        ]
+        # The label's suggestions follow the chosen set (templates/training/job_launch.html).
+        self.training_set_columns = {str(ts.pk): [c for c in ts.columns if c not in SET_META_COLUMNS] for ts in sets}
 
     def param_fields(self):
         return [self[name] for name in self.param_names]

@@ -51,7 +51,8 @@ def job_launch(request, name):
     template = _template_or_404(name)
     if not request.user.has_perm("training.add_trainingjob"):
         raise PermissionDenied("Your roles do not allow launching training jobs; ask a platform admin.")
-    form = LaunchForm(request.POST or None, template=template, user=request.user)
+    initial = {"training_set": request.GET.get("training_set")}  # links may preselect a set
+    form = LaunchForm(request.POST or None, template=template, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.job_launch(actor=request.user, **form.launch_kwargs())

@@ -59,6 +59,30 @@ def test_launch_form_launches(owner):
     assert "waits in the queue" in page and 'id="job-progress"' in page and "/ws/training/jobs/" in page
 
 
+def test_launch_form_offers_only_readable_training_sets(owner, stranger):
+    from tests.training.test_api import _training_set
+
+    ts = _training_set(owner, "uae-north")
+    client = browser(owner)
+    body = client.get("/training/templates/tabular-mlp-classifier/launch/").content.decode()
+    assert f'<option value="{ts.pk}">churn-set (#{ts.pk}, 0 rows, region uae-north)</option>' in body
+    assert '"cust", "a", "b", "label"' in body and 'list="training-set-columns"' in body  # label suggestions
+    preselected = client.get(f"/training/templates/tabular-mlp-classifier/launch/?training_set={ts.pk}")
+    assert f'<option value="{ts.pk}" selected>' in preselected.content.decode()
+    assert (
+        "churn-set" not in browser(stranger).get("/training/templates/tabular-mlp-classifier/launch/").content.decode()
+    )
+    data = {"training_set": ts.pk, "label": "label", "features": "a, b", "resource_class": "cpu", "priority": 5,
+            "max_runtime_s": 60, "seed": 0, "dataset": "breast_cancer"}  # fmt: skip
+    refused = browser(stranger).post("/training/templates/tabular-mlp-classifier/launch/", data)
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+    assert not TrainingJob.objects.exists()
+    response = client.post("/training/templates/tabular-mlp-classifier/launch/", data)
+    job = TrainingJob.objects.get()
+    assert response.status_code == 302 and job.queue == "cpu.uae-north"
+    assert job.data == {"training_set": ts.pk, "label": "label", "features": ["a", "b"]}
+
+
 def test_launch_needs_role(auditor):
     assert browser(auditor).get("/training/templates/digits-cnn/launch/").status_code == 403
     assert browser(auditor).get("/training/templates/nope/launch/").status_code == 404
