@@ -106,6 +106,25 @@ class MaterializeForm(BootstrapFormMixin, forms.Form):
     end = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
 
+class TrainingSetForm(BootstrapFormMixin, forms.Form):
+    name = forms.CharField(max_length=100, help_text="lowercase letters, digits and dashes")
+    features = forms.CharField(
+        widget=forms.TextInput(attrs={"list": "feature-refs", "autocomplete": "off"}),
+        help_text="comma-separated view:feature references, e.g. customer-stats:balance, customer-stats:orders",
+    )
+    file = forms.FileField(
+        label="Entity and label table",
+        help_text="CSV (with a header row) or Parquet: the entity's join keys, event_timestamp and your label "
+        "column(s). Each row gets the feature values as of its timestamp, never later ones.",
+    )
+
+    def clean_features(self) -> list[str]:
+        refs = [ref.strip() for ref in self.cleaned_data["features"].split(",") if ref.strip()]
+        if not refs:
+            raise forms.ValidationError("Name at least one view:feature.")
+        return refs
+
+
 class RetentionForm(BootstrapFormMixin, forms.Form):
     retention_days = forms.IntegerField(
         required=False,

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from apps.core import sharing
 from apps.core.forms import apply_validation_error
 from apps.core.permissions import require, require_model_perm, user_can
-from apps.features import offline, selectors, services, stats
+from apps.features import offline, selectors, services, stats, training_sets
 from apps.features.forms import (
     SHARE_GRANTS,
     EntityForm,
@@ -23,8 +23,9 @@ from apps.features.forms import (
     LookupForm,
     MaterializeForm,
     RetentionForm,
+    TrainingSetForm,
 )
-from apps.features.models import Entity, FeatureView
+from apps.features.models import Entity, FeatureView, TrainingSet
 from apps.features.reader import MASK, BadRequest
 
 PAGE_SIZE = 25
@@ -289,3 +290,46 @@ def lookup(request):
     context = {"form": form, "result": result, "table": table, "error": error,
                "raw": json.dumps(result, indent=2, default=str) if result else ""}  # fmt: skip
     return render(request, "features/lookup.html", context)
+
+
+def training_set_list(request):
+    """Training sets the user can read, and a form that builds one (point-in-time join)."""
+    can_create = request.user.has_perm("features.add_trainingset")
+    form = TrainingSetForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        require_model_perm(request.user, TrainingSet, "add")
+        if form.is_valid():
+            built = _build_training_set(request, form)
+            if built is not None:
+                messages.success(
+                    request, f"Training set {built.name} built: {built.row_count:,} rows. Train a model on it below."
+                )
+                return redirect("features:training-set-detail", pk=built.pk)
+    page = Paginator(selectors.training_sets_visible(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    refs = [f"{v.name}:{f['name']}" for v in selectors.views_visible(request.user, {})[:200] for f in v.features]
+    context = {"page": page, "form": form, "can_create": can_create, "feature_refs": refs}
+    return render(request, "features/training_set_list.html", context)
+
+
+def _build_training_set(request, form) -> TrainingSet | None:
+    d = form.cleaned_data
+    fmt = "parquet" if d["file"].name.lower().endswith(".parquet") else None
+    try:
+        return training_sets.training_set_create(
+            actor=request.user, name=d["name"], features=d["features"], entity_table=d["file"].read(), fmt=fmt,
+            request=request,
+        )  # fmt: skip
+    except ValidationError as exc:
+        apply_validation_error(form, exc)
+    except PermissionDenied as exc:  # residency or PII rules of a named view
+        form.add_error(None, str(exc))
+    return None
+
+
+def training_set_detail(request, pk):
+    ts = selectors.training_set_for(request.user, pk)
+    from apps.training.engine.templates import TEMPLATES
+
+    trainable = [t for t in TEMPLATES.values() if t.input_shape is None]  # tabular recipes take a training set
+    context = {"ts": ts, "templates": trainable, "can_train": request.user.has_perm("training.add_trainingjob")}
+    return render(request, "features/training_set_detail.html", context)
