@@ -62,8 +62,10 @@ class PortalCallbacks(Callbacks):
 
     def close(self) -> None:
         """Write what is buffered, wait for the writer, and raise its error if it had one."""
-        self.flush()
-        summary = self.sink.close()
+        try:
+            self.flush()  # raises the writer's earlier error, if it had one...
+        finally:
+            summary = self.sink.close()  # ...but the writer session ends either way
         self.flushes, self.pruned_at = summary.get("flushes", 0), summary.get("pruned_at")
         self.writer_cpu_s = float(summary.get("writer_cpu_s", 0.0))  # CPU spent outside this process
         if summary.get("checkpoint_id") is not None:  # the writer may have been another process

@@ -11,12 +11,13 @@ never blocks a step) and a reader thread takes back cancel requests, errors and 
 Failure handling: if the helper dies, every open session fails with `WriterLost` (the job then
 fails or is retried like any other error) and the next job starts a new helper. If the worker
 process dies, the helper reads end-of-file after the last operation it was sent, finishes them
-(the last checkpoint lands) and exits. It ignores Ctrl-C so that a terminal's interrupt leaves
-that order intact.
+(the last checkpoint lands) and exits. It ignores Ctrl-C and SIGTERM sent to the whole process
+group, so that a shutdown leaves that order intact; a write that outlives the close timeout kills it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -67,6 +68,8 @@ class ProcessSink:
     def close(self) -> dict[str, Any]:
         self.process.send(("close", self.id))
         if not self.done.wait(CLOSE_TIMEOUT_S):
+            # Stop it: a resumed attempt must not be written behind this session's late writes.
+            self.process.proc.kill()
             self.error = self.error or WriterLost(f"the writer process did not finish in {CLOSE_TIMEOUT_S:.0f} s")
         self.process.forget(self)
         if self.error is not None:
@@ -137,11 +140,17 @@ class WriterProcess:
         while True:
             message = self.outbox.get()
             if message is None:
-                self.sock.shutdown(socket.SHUT_WR)  # end-of-file for the helper; replies still come
+                if self.alive:
+                    with contextlib.suppress(OSError):
+                        self.sock.shutdown(socket.SHUT_WR)  # end-of-file for the helper; replies still come
                 return
             try:
                 self.conn.send(message)  # pickling a checkpoint is a copy; the write drops the GIL
-            except OSError:
+            except Exception:  # a broken socket, or a message that cannot be pickled or allocated
+                if not self.alive:
+                    return  # already lost (the reader closed the connection)
+                log.exception("training writer: sending to the writer process failed")
+                self.proc.kill()
                 self._lost()
                 return
 
@@ -149,7 +158,10 @@ class WriterProcess:
         while True:
             try:
                 kind, sid, *rest = self.conn.recv()
-            except (EOFError, OSError):
+            except Exception as exc:  # end-of-file, or a reply that cannot be read: the writer is lost
+                if not isinstance(exc, EOFError | OSError):
+                    log.exception("training writer: a reply from the writer process could not be read")
+                    self.proc.kill()
                 self._lost()
                 return
             sink = self.sessions.get(sid)
@@ -171,7 +183,12 @@ class WriterProcess:
             code = self.proc.wait(2)  # end-of-file comes just before the exit
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
             code = "killed: it stopped answering"
+        self.outbox.put(None)  # ends the feeder thread if it is waiting for work
+        for closable in (self.conn, self.sock):
+            with contextlib.suppress(OSError):
+                closable.close()
         if not self.closing:
             log.error("the training writer process exited (code %s); its open jobs resume or fail", code)
         for sink in list(self.sessions.values()):
@@ -188,26 +205,41 @@ class _Session:
         self.cpu_s = 0.0
 
 
+class _Replies:
+    """Sends replies to the worker process; once it is gone, drops them (the work still gets done)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.gone = False
+
+    def send(self, message: tuple) -> None:
+        if not self.gone:
+            try:
+                self.conn.send(message)
+            except OSError:
+                self.gone = True
+
+
 def serve(conn: Connection) -> None:
     """Run operations in the order they come; between them, poll each open job's cancel flag."""
     from apps.training.jobwriter import STOP_CHECK_EVERY_S
 
     sessions: dict[int, _Session] = {}
+    replies = _Replies(conn)
     while True:
         try:
             message = conn.recv() if conn.poll(STOP_CHECK_EVERY_S) else None
         except (EOFError, OSError):
             return  # the worker process is gone; everything it sent has been done
-        try:
-            if message is not None:
-                _handle(conn, sessions, message)
-            for sid, session in sessions.items():
-                _check_stop(conn, sid, session)
-        except OSError:  # a reply found the worker process gone: what it sent is done
-            return
+        if message is not None:
+            _handle(replies, sessions, message)
+        for sid, session in sessions.items():
+            _check_stop(replies, sid, session)
 
 
-def _handle(conn: Connection, sessions: dict[int, _Session], message: tuple) -> None:
+def _handle(conn: _Replies, sessions: dict[int, _Session], message: tuple) -> None:
+    from django.db import close_old_connections
+
     from apps.core.audit import acting_as
 
     kind, sid, *rest = message
@@ -224,6 +256,7 @@ def _handle(conn: Connection, sessions: dict[int, _Session], message: tuple) -> 
         op, args = rest
         started = time.process_time()
         try:
+            close_old_connections()  # reconnect between writes if the connection died or aged out
             with acting_as(session.writer.job.owner):
                 getattr(session.writer, f"write_{op}")(*args)
         except Exception as exc:
@@ -253,7 +286,7 @@ def _open_writer(job_id: int, prune: bool):
     return JobWriter(job, pruner=pruner_for(job) if prune else None)  # a sweep trial's median pruner
 
 
-def _check_stop(conn: Connection, sid: int, session: _Session) -> None:
+def _check_stop(conn: _Replies, sid: int, session: _Session) -> None:
     if session.writer is None or session.error is not None or session.stop_sent:
         return
     try:
@@ -266,7 +299,7 @@ def _check_stop(conn: Connection, sid: int, session: _Session) -> None:
         conn.send(("stop", sid))
 
 
-def _fail(conn: Connection, sid: int, session: _Session, exc: Exception) -> None:
+def _fail(conn: _Replies, sid: int, session: _Session, exc: Exception) -> None:
     log.warning("training writer: session %s failed", sid, exc_info=True)
     session.error = exc
     conn.send(("error", sid, _portable(exc)))
@@ -282,7 +315,10 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # finish what was sent; end-of-file ends us
+    # Finish what was sent, even when the whole process group is told to stop: end-of-file from the
+    # worker process (which stops on its own terms) ends this one; SIGKILL still works.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     fd = int(sys.argv[1])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django

@@ -99,6 +99,16 @@ def test_a_failed_write_is_raised_on_the_training_side(writer):
     assert writer.alive  # one job's failure does not take the writer down
 
 
+def test_close_after_a_failed_write_still_ends_the_session(writer, running_job):
+    job = running_job()
+    callbacks = PortalCallbacks(job)
+    callbacks.sink.error = RuntimeError("the last write failed")  # as the reader thread would set it
+    callbacks.buffer = [{"key": "train_loss", "value": 1.0, "step": 1, "timestamp": 0}]
+    with pytest.raises(RuntimeError, match="the last write failed"):
+        callbacks.close()
+    assert callbacks.sink.done.wait(10) and callbacks.sink.id not in writer.sessions
+
+
 def test_cancel_request_reaches_the_training_thread(writer, running_job):
     from apps.training import services
 

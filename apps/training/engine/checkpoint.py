@@ -95,7 +95,7 @@ def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
         return obj
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else {"__float__": repr(obj)}
+        return obj if math.isfinite(obj) else {"__float__": repr(float(obj))}  # not np.float64(nan)
     if isinstance(obj, tuple):
         return {"__tuple__": [_encode(v, tensors) for v in obj]}
     if isinstance(obj, list):
