@@ -68,8 +68,12 @@ class PortalCallbacks(Callbacks):
             summary = self.sink.close()  # ...but the writer session ends either way
         self.flushes, self.pruned_at = summary.get("flushes", 0), summary.get("pruned_at")
         self.writer_cpu_s = float(summary.get("writer_cpu_s", 0.0))  # CPU spent outside this process
-        if summary.get("checkpoint_id") is not None:  # the writer may have been another process
-            for field in ("checkpoint_id", "checkpoint_epoch", "checkpoint_step", "epochs_completed"):
+        # The writer may have been another process: its view of the job is the current one.
+        fields = ["progress", "eta_s"]
+        if summary.get("checkpoint_id") is not None:
+            fields += ["checkpoint_id", "checkpoint_epoch", "checkpoint_step", "epochs_completed"]
+        for field in fields:
+            if field in summary:
                 setattr(self.job, field, summary[field])
 
     # --- metrics ---------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ class JobWriter:
             "checkpoint_epoch": job.checkpoint_epoch,
             "checkpoint_step": job.checkpoint_step,
             "epochs_completed": job.epochs_completed,
+            "progress": job.progress,
+            "eta_s": job.eta_s,
         }
 
     # --- metrics ---------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ def test_points_checkpoints_and_progress_land_through_the_process(writer, runnin
     assert stored.checkpoint_id is not None and stored.checkpoint_epoch == 3 and stored.progress == 1.0
     # The training side's job object has the writer's checkpoint fields (the runner uses them).
     assert (job.checkpoint_id, job.checkpoint_epoch, job.epochs_completed) == (stored.checkpoint_id, 3, 3)
+    assert job.progress == 1.0  # what the runner's last live message shows
     steps = list(MetricPoint.objects.filter(run_id=job.run_id, key="train_loss").values_list("step", flat=True))
     assert sorted(steps) == list(range(1, len(result.history["steps"]) + 1))
     assert MetricPoint.objects.filter(run_id=job.run_id, key="epoch").count() == 3
