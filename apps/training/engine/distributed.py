@@ -7,6 +7,8 @@ to be picklable; cancellation flows back through a shared Event.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import queue
 import signal
@@ -120,9 +122,11 @@ def _worker(
     config: TrainConfig,
     events: Any,
     stop_event: Any,
+    parent_pid: int,
 ) -> None:
     # The parent turns Ctrl-C into a cooperative stop; workers must not die on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
     use_cuda = backend == "nccl"
     if use_cuda:
         torch.cuda.set_device(rank)
@@ -180,10 +184,10 @@ def train_distributed(
     outcome: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ddp-store-") as tmp:
         init_method = Path(tmp, "store").as_uri()
-        with _worker_env(backend):
+        with _worker_env(backend), _allow_children():
             procs = mp.start_processes(
                 _worker,
-                args=(world_size, backend, init_method, worker_config, events, stop_event),
+                args=(world_size, backend, init_method, worker_config, events, stop_event, os.getpid()),
                 nprocs=world_size,
                 join=False,
                 start_method="spawn",
@@ -225,6 +229,37 @@ def train_distributed(
     if result.status == "timeout" and config.raise_on_timeout:
         raise MaxRuntimeExceeded(float(config.max_runtime_s or 0.0), result)
     return result
+
+
+@contextmanager
+def _allow_children() -> Iterator[None]:
+    """Let a daemonic process (a Celery prefork pool process) spawn the ranks.
+
+    multiprocessing refuses children in daemonic processes because they would be orphaned when
+    the daemon is terminated. Here that cannot happen: the ranks are joined or terminated before
+    train_distributed returns, and each rank dies with its parent (`_die_with_parent`).
+    """
+    config = multiprocessing.current_process()._config
+    saved = config.get("daemon")
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        if saved is None:
+            config.pop("daemon", None)
+        else:
+            config["daemon"] = saved
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A rank must not outlive the process that trains (a killed worker would leave it on the GPU)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 @contextmanager

@@ -57,3 +57,50 @@ def test_two_gloo_processes_train_digits_cnn():
 def test_invalid_params_fail_before_spawning():
     with pytest.raises(InvalidParams):
         train_distributed(TrainConfig("digits-cnn", {"channels": 0}, device="cpu"), 2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ranks_start_from_a_daemonic_process(monkeypatch):
+    """Celery's prefork pool processes are daemonic; multiprocessing refuses them children."""
+    import multiprocessing
+
+    config = multiprocessing.current_process()._config
+    monkeypatch.setitem(config, "daemon", True)
+    params = {"epochs": 1, "channels": 4, "batch_size": 256}
+    result = train_distributed(TrainConfig("digits-cnn", params, device="cpu", seed=0), 2)
+    assert result.status == "succeeded" and result.world_size == 2
+    assert config["daemon"] is True  # restored for the rest of the process
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ranks_die_with_the_training_process(tmp_path):
+    """A worker killed mid-training must not leave its ranks running (on a GPU, holding it)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "apps.training.engine", "--template", "digits-cnn", "--device", "cpu", "--ddp", "2",
+         "--epochs", "500", "--params", '{"channels": 4, "batch_size": 8}', "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        ranks: list[psutil.Process] = []
+        while len(ranks) < 2:
+            assert time.monotonic() < deadline and trainer.poll() is None, "the ranks never started"
+            ranks = [p for p in psutil.Process(trainer.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+            time.sleep(0.2)
+        time.sleep(1.0)
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait(10)
+        gone, alive = psutil.wait_procs(ranks, timeout=15)
+        assert not alive, f"ranks outlived the trainer: {[p.pid for p in alive]}"
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
