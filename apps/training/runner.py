@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import threading
+import time
 import traceback
 import uuid
 from decimal import Decimal
@@ -207,12 +208,19 @@ def _start(job: TrainingJob, hostname: str) -> bool:
 
 def _train_resuming(job: TrainingJob, hostname: str) -> str:
     """`_train`, resumed from the last checkpoint (up to WRITER_RESTARTS times) if the writer process is lost."""
+    from apps.training.engine.resources import ResourceUsage
     from apps.training.writer_process import WriterLost
 
     for restart in range(WRITER_RESTARTS + 1):
+        wall0, cpu0 = time.perf_counter(), time.process_time()
         try:
             return _train(job)
         except WriterLost as exc:
+            # The lost attempt's time is still the job's (and its cost's); its wall clock includes
+            # the data loading, a slight overcount next to the successful attempt's training time.
+            wall = time.perf_counter() - wall0
+            gpus = _device(job)[1] if job.device == "cuda" else 0
+            _account(job, ResourceUsage(wall_s=wall, cpu_s=time.process_time() - cpu0, gpu_s=wall * gpus))
             if restart == WRITER_RESTARTS:
                 raise
             log.warning("job %s: %s; resuming from its last checkpoint", job.pk, exc)

@@ -188,6 +188,7 @@ def test_runner_resumes_when_the_writer_is_lost(writer, running_job, monkeypatch
     steps = list(MetricPoint.objects.filter(run_id=job.run_id, key="train_loss").values_list("step", flat=True))
     assert sorted(steps) == list(range(1, len(steps) + 1))  # no duplicates, no gaps
     assert "writer process was lost" in job.run.log_tail
+    assert job.wall_s > 0 and job.cpu_s > 0
 
 
 def _with_test_env(init):
