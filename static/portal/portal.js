@@ -16,3 +16,14 @@ window.portal = {
     connect();
   },
 };
+
+// A form with data-busy="Building…" shows that text on its submit button and disables it while the
+// server works, so a slow request is not sent twice.
+document.addEventListener("submit", (e) => {
+  const form = e.target;
+  if (!(form instanceof HTMLFormElement) || !form.dataset.busy) return;
+  const button = form.querySelector("button[type=submit]");
+  if (!button) return;
+  button.disabled = true;
+  button.innerHTML = `<span class="spinner-border spinner-border-sm" aria-hidden="true"></span> ${form.dataset.busy}`;
+});
