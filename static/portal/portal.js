@@ -21,9 +21,11 @@ window.portal = {
 // server works, so a slow request is not sent twice.
 document.addEventListener("submit", (e) => {
   const form = e.target;
-  if (!(form instanceof HTMLFormElement) || !form.dataset.busy) return;
-  const button = form.querySelector("button[type=submit]");
+  // getAttribute, not form.dataset: a field named "dataset" shadows that property on a form.
+  const busy = form instanceof HTMLFormElement ? form.getAttribute("data-busy") : null;
+  const button = busy && form.querySelector("button[type=submit]");
   if (!button) return;
   button.disabled = true;
-  button.innerHTML = `<span class="spinner-border spinner-border-sm" aria-hidden="true"></span> ${form.dataset.busy}`;
+  button.innerHTML = '<span class="spinner-border spinner-border-sm" aria-hidden="true"></span> ';
+  button.append(busy);
 });
