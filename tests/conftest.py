@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts import roles
@@ -62,6 +63,20 @@ def api_client_for(user, scopes=("read", "write", "predict", "features")) -> API
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
+
+
+def page_client_for(user) -> Client:
+    """A browser-like test client signed in as `user` (session cookie)."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def object_permission_rows(user_model, group_model) -> list[tuple]:
+    """Every direct object-permission row of a model's guardian tables, users first then ("g", ...) groups."""
+    users = user_model.objects.values_list("user_id", "permission__codename", "content_object_id")
+    groups = group_model.objects.values_list("group_id", "permission__codename", "content_object_id")
+    return sorted(users) + sorted(("g", *g) for g in groups)
 
 
 @pytest.fixture

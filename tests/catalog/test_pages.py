@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from apps.catalog import services
 from apps.catalog.models import Alias, ModelVersion
 from apps.core.models import AuditEntry
+from tests.conftest import page_client_for as login
 
 pytestmark = pytest.mark.django_db
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_pages_need_login(client, registered):

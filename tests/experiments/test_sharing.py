@@ -11,7 +11,8 @@ from apps.core.models import AuditEntry
 from apps.core.permissions import share
 from apps.experiments.models import ExperimentGroupObjectPermission, ExperimentUserObjectPermission
 from apps.experiments.selectors import experiment_actions
-from tests.conftest import make_user
+from tests.conftest import make_user, object_permission_rows
+from tests.conftest import page_client_for as login
 from tests.experiments.factories import experiment
 
 pytestmark = pytest.mark.django_db
@@ -22,22 +23,12 @@ def exp(owner):
     return experiment(owner, description="churn model experiments")
 
 
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def url(exp, action="") -> str:
     return f"/experiments/{exp.pk}/{action + '/' if action else ''}"
 
 
 def perm_rows() -> list[tuple]:
-    users = ExperimentUserObjectPermission.objects.values_list("user_id", "permission__codename", "content_object_id")
-    groups = ExperimentGroupObjectPermission.objects.values_list(
-        "group_id", "permission__codename", "content_object_id"
-    )
-    return sorted(users) + sorted(("g", *g) for g in groups)
+    return object_permission_rows(ExperimentUserObjectPermission, ExperimentGroupObjectPermission)
 
 
 def test_owner_shares_with_a_user_who_then_sees_the_page_until_unshared(exp, owner, collaborator):

@@ -10,15 +10,10 @@ from django.test import Client
 from apps.core.models import AuditEntry
 from apps.core.permissions import share
 from apps.features.models import FeatureView, FeatureViewGroupObjectPermission, FeatureViewUserObjectPermission
-from tests.conftest import make_user
+from tests.conftest import make_user, object_permission_rows
+from tests.conftest import page_client_for as login
 
 pytestmark = pytest.mark.django_db
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def url(view, action="") -> str:
@@ -26,11 +21,7 @@ def url(view, action="") -> str:
 
 
 def perm_rows() -> list[tuple]:
-    users = FeatureViewUserObjectPermission.objects.values_list("user_id", "permission__codename", "content_object_id")
-    groups = FeatureViewGroupObjectPermission.objects.values_list(
-        "group_id", "permission__codename", "content_object_id"
-    )
-    return sorted(users) + sorted(("g", *g) for g in groups)
+    return object_permission_rows(FeatureViewUserObjectPermission, FeatureViewGroupObjectPermission)
 
 
 def fresh(view) -> FeatureView:

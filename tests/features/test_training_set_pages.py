@@ -4,19 +4,13 @@ with lineage and "train on it" links; strangers get 404, roles without the add r
 from __future__ import annotations
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from apps.features import training_sets
 from apps.features.models import TrainingSet
+from tests.conftest import page_client_for as browser
 
 LIST = "/features/training-sets/"
 LABELS = b"customer_id,event_timestamp,churned\n0,2024-06-03T00:00:00Z,0\n1,2024-06-03T00:00:00Z,1\n2,2024-06-01T00:00:00Z,0\n"
-
-
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def build(client, **overrides):

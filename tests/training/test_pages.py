@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from apps.training.models import TrainingJob
 from apps.training.services import job_launch
+from tests.conftest import page_client_for as browser
 from tests.training.conftest import TINY
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_job_list_query_count(owner, django_assert_max_num_queries):
