@@ -1,13 +1,10 @@
-"""DRF authentication by `Authorization: Token <key>` and the scope check that goes with it."""
+"""DRF authentication by `Authorization: Token <key>` (scopes are checked by `apps.core.api.permissions`)."""
 
 from __future__ import annotations
 
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions
 
 from apps.accounts.tokens import find_token
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
@@ -28,26 +25,6 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return self.keyword
-
-
-class TokenScopePermission(permissions.BasePermission):
-    """Token callers need `read` for safe methods and `write` for the rest (or a view's own scope).
-
-    Views may set `required_scope` (e.g. "predict") for endpoints with a dedicated scope.
-    Session callers are not limited by scopes; their roles and object permissions apply.
-    """
-
-    message = "This token's scopes do not allow this request."
-
-    def has_permission(self, request, view) -> bool:
-        token = request.auth
-        if token is None or not hasattr(token, "scopes"):
-            return True
-        needed = getattr(view, "required_scope", None) or ("read" if request.method in SAFE_METHODS else "write")
-        if needed in token.scopes:
-            return True
-        self.message = f"This token lacks the '{needed}' scope; create one with it on your profile page."
-        return False
 
 
 try:  # document the scheme in the OpenAPI schema

@@ -8,7 +8,7 @@ from apps.core.permissions import restrict
 
 
 def cards(user) -> list[dict]:
-    visible = restrict(RegisteredModel.objects.filter(archived_at__isnull=True), user, "view")
+    visible = restrict(user, "view", RegisteredModel.objects.filter(archived_at__isnull=True))
     week = ModelVersion.objects.filter(
         model__in=visible.values("pk"), created_at__gte=timezone.now() - timedelta(days=7)
     )

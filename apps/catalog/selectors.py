@@ -6,7 +6,7 @@ from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
 from apps.catalog.models import Alias, ModelVersion, RegisteredModel
-from apps.core.permissions import get_visible_or_404, restrict
+from apps.core.permissions import restrict, visible_one
 
 SORTS = {
     "name": "name",
@@ -38,7 +38,7 @@ def _has_tag(tag: str) -> Q:
 def models_visible(user, params=None) -> QuerySet:
     """The catalog list for `user`, filtered and sorted by query params (bad values are ignored)."""
     params = params or {}
-    qs = restrict(RegisteredModel.objects.all(), user, "view")
+    qs = restrict(user, "view", RegisteredModel.objects.all())
     if str(params.get("archived", "")).lower() not in ("1", "true", "yes"):
         qs = qs.filter(archived_at__isnull=True)
     if q := (params.get("q") or "").strip()[:100]:
@@ -63,9 +63,9 @@ def model_for(user, name: str, action: str = "view") -> RegisteredModel:
     """One model by name: 404 when invisible, 403 when visible but `action` is not allowed."""
     from apps.core.permissions import require
 
-    model = get_visible_or_404(RegisteredModel.objects.select_related("owner", "team"), user, name=name)
+    model = visible_one(user, RegisteredModel.objects.select_related("owner", "team"), name=name)
     if action != "view":
-        require(user, model, action)
+        require(user, action, model)
     return model
 
 

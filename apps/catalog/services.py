@@ -23,7 +23,7 @@ from apps.catalog.models import (
     alias_validator,
 )
 from apps.core import permissions, vault
-from apps.core.api.errors import Conflict, PayloadTooLarge
+from apps.core.errors import Conflict, TooLarge
 from apps.core.audit import audit_event
 
 DEFAULT_MAX_ARTIFACT_BYTES = 512 << 20
@@ -138,7 +138,7 @@ def _clean_name(name: Any) -> str:
 
 @transaction.atomic
 def model_create(*, actor, name: str, description: str = "", tags=None, team=None) -> RegisteredModel:
-    permissions.require_model_perm(actor, RegisteredModel, "add")
+    permissions.require(actor, "add", RegisteredModel)
     name = _clean_name(name)
     if team is not None and not actor.is_superuser and not actor.groups.filter(pk=team.group_id).exists():
         raise ValidationError({"team": ["You can only assign a team you belong to."]})
@@ -156,7 +156,7 @@ def model_create(*, actor, name: str, description: str = "", tags=None, team=Non
 
 @transaction.atomic
 def model_update(*, model: RegisteredModel, actor, **changes) -> RegisteredModel:
-    permissions.require(actor, model, "change")
+    permissions.require(actor, "change", model)
     unknown = set(changes) - {"description", "tags"}
     if unknown:
         raise ValidationError({f: ["This field cannot be changed."] for f in unknown})
@@ -171,7 +171,7 @@ def model_update(*, model: RegisteredModel, actor, **changes) -> RegisteredModel
 @transaction.atomic
 def model_archive(*, model: RegisteredModel, actor) -> RegisteredModel:
     """DELETE archives: versions and artifacts stay for lineage and audit; no new versions."""
-    permissions.require(actor, model, "delete")
+    permissions.require(actor, "delete", model)
     if model.archived_at is None:
         model.archived_at = timezone.now()
         model.save(update_fields=["archived_at", "updated_at"])
@@ -179,7 +179,7 @@ def model_archive(*, model: RegisteredModel, actor) -> RegisteredModel:
 
 
 def model_share(*, model: RegisteredModel, actor, role: str, user=None, team=None) -> None:
-    permissions.require(actor, model, "change")
+    permissions.require(actor, "change", model)
     if user is not None and user.pk == model.owner_id:
         raise ValidationError({"user": ["The owner already has full access."]})
     if role not in permissions.ROLE_ACTIONS:
@@ -190,7 +190,7 @@ def model_share(*, model: RegisteredModel, actor, role: str, user=None, team=Non
 
 
 def model_unshare(*, model: RegisteredModel, actor, user=None, team=None) -> None:
-    permissions.require(actor, model, "change")
+    permissions.require(actor, "change", model)
     if user is not None and user.pk == model.owner_id:
         raise ValidationError({"user": ["The owner always keeps access."]})
     with transaction.atomic():
@@ -204,7 +204,7 @@ def _target(user, team) -> dict:
 
 @transaction.atomic
 def card_update(*, model: RegisteredModel, actor, **sections) -> ModelCard:
-    permissions.require(actor, model, "change")
+    permissions.require(actor, "change", model)
     allowed = {field for field, _ in CARD_SECTIONS}
     unknown = set(sections) - allowed
     if unknown:
@@ -239,13 +239,13 @@ def version_register(
     framework: str = "",
 ) -> ModelVersion:
     """Validate, encrypt and record a new immutable version. On any failure nothing is left behind."""
-    permissions.require(actor, model, "change")
+    permissions.require(actor, "change", model)
     if model.archived_at is not None:
         raise Conflict(f"Model {model.name!r} is archived; it takes no new versions.")
     limit = max_artifact_bytes()
     for label, size in (("artifact", artifact_size), ("state dict", state_dict_size)):
         if size is not None and size > limit:
-            raise PayloadTooLarge(
+            raise TooLarge(
                 f"The {label} is {size:,} bytes; the limit is {limit:,} bytes (CATALOG_MAX_ARTIFACT_BYTES)."
             )
     if artifact_size == 0:
@@ -315,7 +315,7 @@ def version_register(
 @transaction.atomic
 def version_update(*, version: ModelVersion, actor, changes: dict) -> ModelVersion:
     """Only description, tags and metrics may change; anything else is refused with 409."""
-    permissions.require(actor, version.model, "change")
+    permissions.require(actor, "change", version.model)
     frozen = set(changes) - {"description", "tags", "metrics"}
     if frozen:
         raise Conflict(f"Versions are immutable: {', '.join(sorted(frozen))} cannot change; register a new version.")
@@ -331,7 +331,7 @@ def version_update(*, version: ModelVersion, actor, changes: dict) -> ModelVersi
 
 def artifact_open(*, version: ModelVersion, actor, which: str = "artifact", request=None):
     """Check permission, start decrypting and audit the download. Returns (chunks, size, filename)."""
-    permissions.require(actor, version.model, "view")
+    permissions.require(actor, "view", version.model)
     blob = version.artifact if which == "artifact" else version.state_dict
     if blob is None:
         raise ValidationError({"which": ["This version has no PyTorch state dict."]})
@@ -383,7 +383,7 @@ def alias_move(
     A protected alias (or a new one named production/champion) moves only with an approved
     `promotion` for exactly this version and alias; anything else is refused with 409.
     """
-    permissions.require(actor, model, "change")
+    permissions.require(actor, "change", model)
     try:
         alias_validator(alias)
     except ValidationError as exc:
@@ -445,7 +445,7 @@ def _check_promotion(alias: str, version: ModelVersion, promotion) -> None:
 
 
 def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
-    permissions.require(actor, model, "change")
+    permissions.require(actor, "change", model)
     with transaction.atomic():
         current = Alias.objects.select_for_update().filter(model=model, name=alias).first()
         if current is None:
@@ -463,7 +463,7 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
 
 def alias_set_protection(*, model: RegisteredModel, alias: str, protected: bool, actor) -> Alias:
     """Editors may protect an alias; only the owner (delete right) may lift the protection."""
-    permissions.require(actor, model, "change" if protected else "delete")
+    permissions.require(actor, "change" if protected else "delete", model)
     with transaction.atomic():
         current = Alias.objects.select_for_update().filter(model=model, name=alias).first()
         if current is None:

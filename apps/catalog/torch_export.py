@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 
 from apps.catalog import services
 from apps.catalog.models import ModelVersion, RegisteredModel
-from apps.core.permissions import get_visible_or_404
+from apps.core.permissions import visible_one
 
 PARITY_BATCH_SIZES = (1, 3, 7)
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -122,7 +122,7 @@ def version_register_from_torch(
             raise ValidationError({"model_name": [f"No model called {model_name!r}."]})
         model = services.model_create(actor=actor, name=model_name, description=model_description, team=team)
     else:
-        model = get_visible_or_404(RegisteredModel.objects.all(), actor, pk=existing.pk)
+        model = visible_one(actor, RegisteredModel.objects.all(), pk=existing.pk)
     onnx_bytes = export_onnx(module, example_input)
     max_diff = parity_check(module, onnx_bytes, example_input, tolerance=tolerance)
     full_lineage: dict[str, Any] = {"package_versions": package_versions(), **(lineage or {})}

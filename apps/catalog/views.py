@@ -17,7 +17,7 @@ from apps.catalog import forms, selectors, services
 from apps.catalog.models import FRAMEWORKS
 from apps.core import sharing, vault
 from apps.core.forms import apply_validation_error
-from apps.core.permissions import require_model_perm, user_can
+from apps.core.permissions import can, require
 
 PAGE_SIZE = 25
 
@@ -40,7 +40,7 @@ def model_list(request):
 
 
 def model_create(request):
-    require_model_perm(request.user, services.RegisteredModel, "add")
+    require(request.user, "add", services.RegisteredModel)
     form = forms.ModelCreateForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -73,7 +73,7 @@ def model_detail(request, name, *, share_form=None, status=200):
     versions = list(selectors.versions_of(model)[:200])
     series = selectors.metric_series(model)
     metric = request.GET.get("metric") if request.GET.get("metric") in series else next(iter(sorted(series)), None)
-    can_change = user_can(request.user, model, "change")
+    can_change = can(request.user, "change", model)
     context = {
         "model": model,
         "card": model.card,
@@ -87,7 +87,7 @@ def model_detail(request, name, *, share_form=None, status=200):
             "metric": metric,
         },
         "can_change": can_change,
-        "can_delete": user_can(request.user, model, "delete"),
+        "can_delete": can(request.user, "delete", model),
         "sharing": sharing.sharing_context(
             model,
             request.user,
@@ -223,7 +223,7 @@ def _lineage_link(run_id: str) -> str | None:
 
 def version_detail(request, name, version):
     found = selectors.version_for(request.user, name, version)
-    can_change = user_can(request.user, found.model, "change")
+    can_change = can(request.user, "change", found.model)
     form = None
     if can_change:
         initial = {"description": found.description, "tags": ", ".join(found.tags), "metrics": _json(found.metrics)}

@@ -1,8 +1,22 @@
+"""Page-side middleware: deny by default, and the one mapping of domain errors to pages.
+
+`NotFound` and `Forbidden` are Django's `Http404` / `PermissionDenied`, so Django shows the
+portal's 404 and 403 pages for them. The other domain errors (409, 413, 429, integrity) and a
+field-less `ValidationError` raised by a service reached from a page get the portal's error page
+with their status and message; views with forms catch `ValidationError` themselves to show it on
+the form (`apps.core.forms.apply_validation_error`). API paths are DRF's (apps/core/api/errors.py).
+"""
+
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+
+from apps.core.errors import DomainError, Forbidden, NotFound, Throttled
 
 # The API answers 401 JSON through DRF; the admin has its own login; static files and the
 # health probe are public by design (API.md).
-PUBLIC_PREFIXES = ("/api/", "/admin/", "/static/", "/healthz")
+PUBLIC_PREFIXES = ("/api/", "/admin/", "/static/", "/healthz", "/favicon.ico")
+TITLES = {409: "Not possible right now", 413: "Too large", 429: "Too many requests", 500: "Integrity check failed"}
 
 
 class LoginRequiredMiddleware(DjangoLoginRequired):
@@ -12,3 +26,32 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
         if request.path.startswith(PUBLIC_PREFIXES):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class DomainErrorMiddleware:
+    """Show a domain error raised while rendering a page as the portal's error page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if request.path.startswith("/api/") or isinstance(exception, (NotFound, Forbidden)):
+            return None
+        if isinstance(exception, DomainError):
+            status = exception.status
+            response = render(
+                request, "error.html", {"title": TITLES.get(status, "Not possible"), "message": exception.detail},
+                status=status,
+            )  # fmt: skip
+            if isinstance(exception, Throttled) and exception.retry_after is not None:
+                response["Retry-After"] = str(int(exception.retry_after))
+            return response
+        if isinstance(exception, ValidationError):
+            return render(
+                request, "error.html", {"title": "Check your input", "message": " ".join(exception.messages)},
+                status=400,
+            )  # fmt: skip
+        return None

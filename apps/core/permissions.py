@@ -1,29 +1,47 @@
-"""Object permissions: one sharing helper, permission-filtered querysets, deny by default.
+"""The one decision point: every "may this user ..." in the portal is answered here.
 
-Every owned object gets guardian object permissions. Owners receive view/change/delete on
-creation; others get them only through `share()`. A user who may not view an object is told it
-does not exist (404); one who may view but not change it gets 403.
+- `restrict(user, action, qs)`: the objects of `qs` the user may `action`, as one SQL query.
+- `can(user, action, target)`: one object (object permission, or the role's global permission),
+  or a model class (the role's model permission, e.g. ``can(user, "add", TrainingJob)``).
+- `require(user, action, target)`: raise `NotFound` when an object is invisible (strangers learn
+  nothing), `Forbidden` when it is visible but the action is not allowed or the role lacks it.
+- `can_view_pii(user, view)`, `token_allows(token, scopes)`, `team_member(user, team)`.
+- `capabilities(user)`: what templates ask (``{% if can_add.trainingjob %}``).
+- `grant_owner`, `share`, `unshare`: the guardian rows behind the answers; only services call
+  them (the share service in `apps.core.sharing`, creators granting their owner).
+
+Nothing else calls `has_perm`, reads `is_superuser`, filters groups or looks at `token.scopes`.
+Deny by default: anonymous and inactive users may do nothing; an unknown action is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
+from django.apps import apps as django_apps
 from django.contrib.auth.models import AnonymousUser, Group
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Cast
-from django.http import Http404
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from guardian.shortcuts import assign_perm, remove_perm
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
-Action = Literal["view", "change", "delete"]
+from apps.core.errors import Forbidden, NotFound
+
+Action = Literal["view", "change", "delete", "add"]
 Role = Literal["viewer", "editor"]
 ROLE_ACTIONS: dict[str, tuple[str, ...]] = {"viewer": ("view",), "editor": ("view", "change")}
 OWNER_ACTIONS = ("view", "change", "delete")
+# Token scopes (shared/API.md): `read` for safe methods and sockets, `write` for changes; some
+# routes take their own (`features`, `predict`, `metrics`, `admin`). A scope never widens a user's rights.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PII_CODENAME = "view_pii"
+
+
+# --- guardian plumbing -------------------------------------------------------------------------
 
 
 def codename(model: type[models.Model] | models.Model, action: str) -> str:
@@ -54,12 +72,16 @@ def object_permission_models(model: type[models.Model]) -> tuple[type, type]:
 
 
 def grant_owner(obj: models.Model) -> None:
+    """Give `obj.owner` view, change and delete on `obj` (called by the service that creates it)."""
     for action in OWNER_ACTIONS:
         assign_perm(codename(obj, action), obj.owner, obj)
 
 
 def share(obj: models.Model, *, role: Role, user=None, team=None) -> None:
-    """Share `obj` with a user or a team. Editor implies viewer."""
+    """Low-level: give a user or a team `role` on `obj` (editor implies viewer; viewer downgrades).
+
+    Call it through `apps.core.sharing.share_object` (checks, audit, sockets), or from a creating
+    service for its team; nothing else."""
     target = _share_target(user, team)
     if role not in ROLE_ACTIONS:
         raise ValueError(f"Unknown role {role!r}: use viewer or editor.")
@@ -70,11 +92,17 @@ def share(obj: models.Model, *, role: Role, user=None, team=None) -> None:
 
 
 def unshare(obj: models.Model, *, user=None, team=None) -> None:
+    """Low-level: remove every role right of a user or a team on `obj` (the owner keeps access)."""
     target = _share_target(user, team)
     if user is not None and getattr(obj, "owner_id", None) == user.pk:
         raise ValueError("The owner always keeps access; transfer ownership instead.")
     for action in OWNER_ACTIONS:
         remove_perm(codename(obj, action), target, obj)
+
+
+def grant_extra(obj: models.Model, codename_: str, *, user=None, team=None, granted: bool = True) -> None:
+    """Low-level: give or take an extra object permission (e.g. ``view_pii``) on `obj`."""
+    (assign_perm if granted else remove_perm)(codename_, _share_target(user, team), obj)
 
 
 def _share_target(user, team) -> object:
@@ -85,12 +113,36 @@ def _share_target(user, team) -> object:
     return user
 
 
-def restrict(queryset: QuerySet, user, action: Action = "view") -> QuerySet:
+def _is_direct(perm_model: type) -> bool:
+    return not getattr(perm_model._meta, "abstract", False) and perm_model.__name__ not in (
+        "UserObjectPermission",
+        "GroupObjectPermission",
+    )
+
+
+# --- the questions -----------------------------------------------------------------------------
+
+
+def is_active_user(user) -> bool:
+    return bool(user is not None and not isinstance(user, AnonymousUser) and user.is_authenticated and user.is_active)
+
+
+def is_platform_admin(user) -> bool:
+    """Superusers (the platform-admins role) pass every object check; nobody else does."""
+    return is_active_user(user) and user.is_superuser
+
+
+def _role_allows(user, model: type[models.Model] | models.Model, action: str) -> bool:
+    """The user's roles give `action` on every object of the model (e.g. auditors view all entries)."""
+    return user.has_perm(full_perm(model, action))
+
+
+def restrict(user, action: Action, queryset: QuerySet) -> QuerySet:
     """The objects in `queryset` that `user` may `action`, as one SQL query (no id lists)."""
-    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated or not user.is_active:
+    if not is_active_user(user):
         return queryset.none()
     model = queryset.model
-    if user.is_superuser or user.has_perm(full_perm(model, action)):
+    if user.is_superuser or _role_allows(user, model, action):
         return queryset
     ctype = ContentType.objects.get_for_model(model)
     perm_filter = {"permission__content_type": ctype, "permission__codename": codename(model, action)}
@@ -113,37 +165,130 @@ def restrict(queryset: QuerySet, user, action: Action = "view") -> QuerySet:
     return queryset.filter(Q(pk__in=by_user) | Q(pk__in=by_group))
 
 
-def _is_direct(perm_model: type) -> bool:
-    return not getattr(perm_model._meta, "abstract", False) and perm_model.__name__ not in (
-        "UserObjectPermission",
-        "GroupObjectPermission",
-    )
-
-
-def user_can(user, obj: models.Model, action: Action) -> bool:
-    if user is None or not user.is_authenticated or not user.is_active:
+def can(user, action: str, target: models.Model | type[models.Model]) -> bool:
+    """May `user` `action` `target`? An instance: its object permission or the role's global one.
+    A model class: the role's model permission (``can(user, "add", Experiment)``)."""
+    if not is_active_user(user):
         return False
-    return user.has_perm(full_perm(obj, action)) or user.has_perm(codename(obj, action), obj)
+    if isinstance(target, type):
+        return _role_allows(user, target, action)
+    if action == "add":
+        return _role_allows(user, target, action)
+    return _role_allows(user, target, action) or user.has_perm(codename(target, action), target)
 
 
-def get_visible_or_404(queryset: QuerySet, user, **lookup) -> models.Model:
-    """Fetch one object the user may view; anything else is indistinguishable from missing."""
+def holds(user, codename_: str, obj: models.Model) -> bool:
+    """Does `user` hold the extra permission `codename_` (e.g. ``view_pii``) on `obj`, by role or grant?"""
+    if not is_active_user(user):
+        return False
+    return user.has_perm(f"{obj._meta.app_label}.{codename_}") or user.has_perm(codename_, obj)
+
+
+def require(user, action: str, target: models.Model | type[models.Model]) -> None:
+    """Raise `NotFound` when an object is invisible to `user`, `Forbidden` when it is visible but
+    `action` is not allowed; for a model class, `Forbidden` unless the role allows `action`."""
+    if isinstance(target, type) or action == "add":
+        if not can(user, action, target):
+            name = target._meta.verbose_name
+            raise Forbidden(f"Your roles do not allow you to {action} a {name}; ask a platform admin.")
+        return
+    if not can(user, "view", target):
+        raise NotFound(f"No {target._meta.verbose_name} matches the given query.")
+    if action != "view" and not can(user, action, target):
+        raise Forbidden(f"You may view this {target._meta.verbose_name} but not {action} it.")
+
+
+def can_view_pii(user, view: models.Model) -> bool:
+    """PII columns of a feature view (and data built from it) unmasked: viewers of the view who hold
+    ``view_pii`` by role (data stewards) or by an explicit grant on that view."""
+    return can(user, "view", view) and holds(user, PII_CODENAME, view)
+
+
+def token_allows(token, scopes: str | Iterable[str]) -> bool:
+    """Does the token permit a request that needs any one of `scopes`? Session callers (no token)
+    are not limited by scopes; their roles and object permissions apply."""
+    held = getattr(token, "scopes", None)
+    if held is None:
+        return True
+    wanted = (scopes,) if isinstance(scopes, str) else tuple(scopes)
+    return any(scope in held for scope in wanted)
+
+
+def scope_for_method(method: str) -> str:
+    return "read" if method.upper() in SAFE_METHODS else "write"
+
+
+def team_member(user, team) -> bool:
+    """Is `user` a member of `team` (a `Team`; its guardian group is the membership)?"""
+    if not is_active_user(user) or team is None:
+        return False
+    return user.groups.filter(pk=team.group_id).exists()
+
+
+def teams_of(user) -> QuerySet:
+    """The teams `user` belongs to, by name."""
+    from apps.accounts.models import Team  # accounts imports core at start-up; this is the one place
+
+    if not is_active_user(user):
+        return Team.objects.none()
+    return Team.objects.filter(group__user=user).order_by("name", "pk")
+
+
+# --- what templates ask ------------------------------------------------------------------------
+
+
+class _ModelAnswers:
+    """``{{ can_add.trainingjob }}``: the role's model permission for `action`, asked lazily."""
+
+    def __init__(self, user, action: str):
+        self.user, self.action, self._cache = user, action, {}
+
+    def __getitem__(self, model_name: str) -> bool:
+        if model_name not in self._cache:
+            model = _models_by_name().get(model_name)
+            self._cache[model_name] = model is not None and can(self.user, self.action, model)
+        return self._cache[model_name]
+
+    def __getattr__(self, model_name: str) -> bool:
+        if model_name.startswith("_"):
+            raise AttributeError(model_name)
+        return self[model_name]
+
+
+_MODELS: dict[str, type[models.Model]] = {}
+
+
+def _models_by_name() -> dict[str, type[models.Model]]:
+    if not _MODELS:
+        for model in django_apps.get_models():
+            _MODELS.setdefault(model._meta.model_name, model)
+    return _MODELS
+
+
+def capabilities(user) -> dict:
+    """Template context: ``can_add.<model>``, ``can_view_all.<model>`` (e.g. the audit trail) and
+    ``is_platform_admin``. Object-level flags (`can_change`) come from the view, asked with `can`."""
+    return {
+        "can_add": _ModelAnswers(user, "add"),
+        "can_view_all": _ModelAnswers(user, "view"),
+        "is_platform_admin": is_platform_admin(user),
+    }
+
+
+def can_use_perm(user, perm: str | None) -> bool:
+    """Navigation items declare ``app_label.codename`` (or None: every signed-in user)."""
+    if not is_active_user(user):
+        return False
+    return perm is None or user.has_perm(perm)
+
+
+def visible_one(user, queryset: QuerySet, **lookup) -> models.Model:
+    """The one object of `queryset` matching `lookup` that `user` may view, else `NotFound`
+    (missing and invisible read the same; a malformed key reads as missing too)."""
     try:
-        return restrict(queryset, user, "view").get(**lookup)
-    except (queryset.model.DoesNotExist, ValueError, TypeError):
-        raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from None
-
-
-def require(user, obj: models.Model, action: Action) -> None:
-    """Raise 404 when the object is invisible, 403 when visible but the action is not allowed."""
-    if not user_can(user, obj, "view"):
-        raise Http404(f"No {obj._meta.verbose_name} matches the given query.")
-    if action != "view" and not user_can(user, obj, action):
-        raise PermissionDenied(f"You may view this {obj._meta.verbose_name} but not {action} it.")
-
-
-def require_model_perm(user, model: type[models.Model], action: str) -> None:
-    if not (user.is_authenticated and user.has_perm(full_perm(model, action))):
-        raise PermissionDenied(
-            f"Your roles do not allow you to {action} a {model._meta.verbose_name}; ask a platform admin."
-        )
+        found = restrict(user, "view", queryset).filter(**lookup).first()
+    except (ValueError, TypeError, OverflowError):
+        found = None
+    if found is None:
+        raise NotFound(f"No {queryset.model._meta.verbose_name} matches the given query.")
+    return found

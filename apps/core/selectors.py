@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.core.models import AuditEntry
+from apps.core.permissions import can
 
 AUDIT_FILTERS = {
     "actor": "username of the actor",
@@ -24,7 +26,7 @@ ACTIONS = {"create": 0, "update": 1, "delete": 2, "access": 3}
 
 
 def can_read_audit(user) -> bool:
-    return bool(user and user.is_authenticated and user.has_perm("core.view_auditentry"))
+    return can(user, "view", AuditEntry)
 
 
 def _when(value: str, end: bool) -> datetime | None:
@@ -39,8 +41,6 @@ def _when(value: str, end: bool) -> datetime | None:
 
 def audit_entries(params) -> QuerySet[AuditEntry]:
     """Filtered audit entries, newest first. Unparseable filters raise ValueError with a reason."""
-    from rest_framework.exceptions import ValidationError
-
     qs = AuditEntry.objects.select_related("actor", "content_type").order_by("-id")
     try:
         if params.get("actor"):
@@ -62,7 +62,7 @@ def audit_entries(params) -> QuerySet[AuditEntry]:
         if params.get("q"):
             qs = qs.filter(object_repr__icontains=params["q"][:100])
     except ValueError as exc:
-        raise ValidationError({"detail": str(exc)}) from None
+        raise ValidationError({"detail": [str(exc)]}) from None
     return qs
 
 

@@ -28,7 +28,6 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Cast
-from guardian.shortcuts import assign_perm, remove_perm
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 from apps.accounts.models import Team
@@ -48,13 +47,9 @@ class Grant:
     help_text: str = ""
 
 
-def _actor_holds(actor, obj: models.Model, codename: str) -> bool:
-    return actor.has_perm(f"{obj._meta.app_label}.{codename}") or actor.has_perm(codename, obj)
-
-
 def can_grant(actor, obj: models.Model, grant: Grant) -> bool:
     """Nobody hands on a right they do not hold themselves (an editor cannot give itself PII)."""
-    return permissions.user_can(actor, obj, "change") and _actor_holds(actor, obj, grant.codename)
+    return permissions.can(actor, "change", obj) and permissions.holds(actor, grant.codename, obj)
 
 
 class SharingForm(BootstrapFormMixin, forms.Form):
@@ -96,6 +91,56 @@ class SharingForm(BootstrapFormMixin, forms.Form):
         return {g.codename: bool(self.cleaned_data.get(g.codename)) for g in self.grants}
 
 
+def share_target_for(*, username: str | None = None, team_slug: str | None = None):
+    """The (user, team) a share names: an active user by username or a team by slug, else a field error."""
+    if bool(username) == bool(team_slug):
+        raise ValidationError({"detail": ["Give exactly one of user or team."]})
+    if username:
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise ValidationError({"user": [f"No active user {username!r}."]})
+        return user, None
+    team = Team.objects.filter(slug=team_slug).select_related("group").first()
+    if team is None:
+        raise ValidationError({"team": [f"No team {team_slug!r}."]})
+    return None, team
+
+
+def team_for_create(*, actor, slug: str | None) -> Team | None:
+    """The team an object is created for (`team=` on a create), which the actor must be in.
+
+    Team sharing means one thing for every kind (docs/SECURITY.md): an object created for a team
+    is shared with the team as **viewer**; the owner makes the team editor explicitly through the
+    share service, like any other share."""
+    if not slug:
+        return None
+    team = Team.objects.filter(slug=slug).select_related("group").first()
+    if team is None:
+        raise ValidationError({"team": [f"No team {slug!r}."]})
+    if not permissions.team_member(actor, team):
+        raise ValidationError({"team": [f"You are not a member of team {slug!r}; choose one of your teams."]})
+    return team
+
+
+def share_with_team_on_create(obj: models.Model, team: Team | None) -> None:
+    """Called by a creating service, inside its transaction, after `grant_owner(obj)`: the team
+    (already checked by `team_for_create`) becomes a viewer of `obj`."""
+    if team is not None:
+        permissions.share(obj, role="viewer", team=team)
+
+
+def sharing_list(obj: models.Model, grants: Sequence[Grant] = ()) -> list[dict]:
+    """Who besides the owner holds access to `obj`, as the sharing API lists it."""
+    listing = sharing_of(obj, grants)
+    rows = [
+        {"user": u["slug"], "role": u["role"], "grants": [g.codename for g in u["grants"]]} for u in listing["users"]
+    ]
+    rows += [
+        {"team": t["slug"], "role": t["role"], "grants": [g.codename for g in t["grants"]]} for t in listing["teams"]
+    ]
+    return rows
+
+
 def _target(user, team) -> dict:
     return {"user": user.username} if user is not None else {"team": team.slug}
 
@@ -113,7 +158,7 @@ def share_object(
     `requested` maps each offered grant's codename to True (grant) or False (revoke); grants the
     actor does not hold cannot be given, and are left untouched when not asked for.
     """
-    permissions.require(actor, obj, "change")
+    permissions.require(actor, "change", obj)
     if (user is None) == (team is None):
         raise ValidationError("Choose a user or a team (one of them).")
     if user is not None and user.pk == getattr(obj, "owner_id", None):
@@ -135,11 +180,10 @@ def share_object(
             )  # fmt: skip
         if allowed:
             changes[codename] = wanted
-    who = user if user is not None else (team.group if isinstance(team, Team) else team)
     with transaction.atomic():
         permissions.share(obj, role=role, user=user, team=team)
         for codename, wanted in changes.items():
-            (assign_perm if wanted else remove_perm)(codename, who, obj)
+            permissions.grant_extra(obj, codename, user=user, team=team, granted=wanted)
         audit_event(
             actor=actor,
             event=_event(obj, "share"),
@@ -153,16 +197,15 @@ def unshare_object(
     *, obj: models.Model, actor, user=None, team=None, grants: Sequence[Grant] = (), request=None
 ) -> None:
     """Remove every right `user` or `team` holds on `obj` (the role and any extra grant)."""
-    permissions.require(actor, obj, "change")
+    permissions.require(actor, "change", obj)
     if (user is None) == (team is None):
         raise ValidationError("Choose whom to remove.")
     if user is not None and user.pk == getattr(obj, "owner_id", None):
         raise ValidationError({"user": ["The owner always keeps access."]})
-    who = user if user is not None else team.group
     with transaction.atomic():
         permissions.unshare(obj, user=user, team=team)
         for grant in grants:
-            remove_perm(grant.codename, who, obj)
+            permissions.grant_extra(obj, grant.codename, user=user, team=team, granted=False)
         audit_event(actor=actor, event=_event(obj, "unshare"), obj=obj, data=_target(user, team), request=request)
 
 
@@ -224,7 +267,7 @@ def sharing_context(
     """What `templates/core/_sharing.html` needs; None for people who may not change `obj`
     (they see no sharing card, as on the catalog model page)."""
     if can_change is None:
-        can_change = permissions.user_can(user, obj, "change")
+        can_change = permissions.can(user, "change", obj)
     if not can_change:
         return None
     listing = sharing_of(obj, grants)

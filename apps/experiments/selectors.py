@@ -31,7 +31,7 @@ MAX_SERIES_POINTS = 1_000_000
 
 
 def visible_experiments(user) -> QuerySet[Experiment]:
-    return restrict(Experiment.objects.all(), user, "view")
+    return restrict(user, "view", Experiment.objects.all())
 
 
 def experiment_list(user) -> QuerySet[Experiment]:

@@ -14,9 +14,9 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.core import vault
-from apps.core.api.errors import Conflict, PayloadTooLarge
+from apps.core.errors import Conflict, TooLarge
 from apps.core.audit import audit_event
-from apps.core.permissions import grant_owner, require, require_model_perm, share
+from apps.core.permissions import grant_owner, require, share
 from apps.experiments import live
 from apps.experiments.models import (
     Experiment,
@@ -51,7 +51,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # --- experiments --------------------------------------------------------------------------------
 def experiment_create(*, name: str, actor, description: str = "", tags=None, team=None) -> Experiment:
     """Create an experiment owned by `actor`; a team experiment is shared with the team as editor."""
-    require_model_perm(actor, Experiment, "add")
+    require(actor, "add", Experiment)
     tags = clean_tags(tags)
     experiment = Experiment(name=name, description=description or "", tags=tags, owner=actor, team=team)
     experiment.full_clean(exclude=["owner", "team"])
@@ -69,7 +69,7 @@ def experiment_create(*, name: str, actor, description: str = "", tags=None, tea
 
 
 def experiment_update(*, experiment: Experiment, actor, description=None, tags=None) -> Experiment:
-    require(actor, experiment, "change")
+    require(actor, "change", experiment)
     fields = []
     if description is not None:
         experiment.description = description
@@ -96,8 +96,8 @@ def run_create(
     status: str = Run.Status.RUNNING,
 ) -> Run:
     """Start a run in `experiment` (the actor needs change rights on it and the add_run role)."""
-    require(actor, experiment, "change")
-    require_model_perm(actor, Run, "add")
+    require(actor, "change", experiment)
+    require(actor, "add", Run)
     if source not in Run.Source.values:
         raise ValidationError({"source": [f"Use one of {', '.join(Run.Source.values)}."]})
     if status not in (Run.Status.QUEUED, Run.Status.RUNNING):
@@ -410,18 +410,18 @@ def run_artifact_add(*, run: Run, path: str, size: int, digest: str = "", uri: s
 def run_artifact_upload(*, run: Run, actor, src: BinaryIO, size: int, path: str) -> RunArtifact:
     """Encrypt `src` into the vault and record it as the run's artifact at `path`, replacing (and
     deleting) any artifact already there. On any failure nothing is left behind: no row, no file."""
-    require(actor, run.experiment, "change")
+    require(actor, "change", run.experiment)
     path = clean_artifact_path(path)
     limit = max_artifact_bytes()
     if size > limit:
-        raise PayloadTooLarge(
+        raise TooLarge(
             f"The file is {size:,} bytes; the limit is {limit:,} bytes (EXPERIMENTS_MAX_ARTIFACT_BYTES)."
         )
     # Encrypt before the transaction: a large upload must not hold the database lock.
     name, result = vault.blob_write(src, purpose=ARTIFACT_PURPOSE)
     try:
         if result.plaintext_size > limit:  # the declared size was wrong
-            raise PayloadTooLarge(f"The file is over the limit of {limit:,} bytes (EXPERIMENTS_MAX_ARTIFACT_BYTES).")
+            raise TooLarge(f"The file is over the limit of {limit:,} bytes (EXPERIMENTS_MAX_ARTIFACT_BYTES).")
         with transaction.atomic():
             blob = vault.blob_record(name, result, purpose=ARTIFACT_PURPOSE)
             artifact = _replace_artifact(
@@ -445,7 +445,7 @@ def run_artifact_open(*, artifact: RunArtifact, actor, request=None):
 
     Raises Http404 for an artifact kept outside the portal (it has only a `uri`)."""
     run = artifact.run
-    require(actor, run.experiment, "view")
+    require(actor, "view", run.experiment)
     if artifact.blob_id is None:
         where = f" at {artifact.uri}" if artifact.uri else ""
         raise Http404(f"This artifact is stored outside the portal{where}; fetch it from there.")

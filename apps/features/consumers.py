@@ -1,4 +1,4 @@
-from apps.core.permissions import user_can
+from apps.core.permissions import can
 from apps.core.realtime import ObjectConsumer
 from apps.features.models import FeatureView
 
@@ -10,4 +10,4 @@ class FeatureViewConsumer(ObjectConsumer):
 
     def load_object(self, user, pk):
         view = FeatureView.objects.filter(pk=pk).first() if str(pk).isdigit() else None
-        return view if view is not None and user_can(user, view, "view") else None
+        return view if view is not None and can(user, "view", view) else None

@@ -6,7 +6,7 @@ from apps.features.models import FeatureView
 
 
 def cards(user) -> list[dict]:
-    visible = restrict(FeatureView.objects.all(), user, "view")
+    visible = restrict(user, "view", FeatureView.objects.all())
     freshest = visible.filter(last_materialized_at__isnull=False).order_by("-last_materialized_at").first()
     detail = "never materialized"
     if freshest is not None:

@@ -172,7 +172,7 @@ def cached_views(user_id: int, names) -> dict[str, ViewMeta] | None:
 
 def resolve_views(user, names) -> dict[str, tuple[ViewMeta, bool]]:
     """Sync (DB) resolution; Http404 for views that are missing or not visible to `user`."""
-    from apps.core.permissions import user_can
+    from apps.core.permissions import can
     from apps.features.models import FeatureView
 
     out = {}
@@ -189,7 +189,7 @@ def resolve_views(user, names) -> dict[str, tuple[ViewMeta, bool]]:
         rights = CACHE.rights(user.pk, meta.id)
         if rights is None:
             view = view or FeatureView.objects.get(pk=meta.id)
-            can_view = user_can(user, view, "view")
+            can_view = can(user, "view", view)
             can_pii = can_view and (user.has_perm("features.view_pii") or user.has_perm("view_pii", view))
             CACHE.put_rights(user.pk, meta.id, can_view, can_pii)
             rights = (can_view, can_pii)

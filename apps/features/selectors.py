@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from apps.core.permissions import get_visible_or_404, restrict
+from apps.core.permissions import restrict, visible_one
 from apps.features.models import Entity, FeatureView, MaterializationJob, TrainingSet
 
 VIEW_FILTERS = {
@@ -19,7 +19,7 @@ VIEW_FILTERS = {
 
 def views_visible(user, params=None) -> QuerySet:
     params = params or {}
-    qs = restrict(FeatureView.objects.select_related("entity", "owner", "team"), user, "view")
+    qs = restrict(user, "view", FeatureView.objects.select_related("entity", "owner", "team"))
     q = (params.get("q") or "").strip()[:100]
     if q:
         qs = qs.filter(Q(name__icontains=q) | Q(description__icontains=q) | Q(features__icontains=q))
@@ -39,15 +39,15 @@ def views_visible(user, params=None) -> QuerySet:
 
 
 def view_for(user, name: str) -> FeatureView:
-    return get_visible_or_404(FeatureView.objects.select_related("entity", "owner", "team"), user, name=name)
+    return visible_one(user, FeatureView.objects.select_related("entity", "owner", "team"), name=name)
 
 
 def entities_visible(user) -> QuerySet:
-    return restrict(Entity.objects.select_related("owner"), user, "view").order_by("name")
+    return restrict(user, "view", Entity.objects.select_related("owner")).order_by("name")
 
 
 def entity_for(user, name: str) -> Entity:
-    return get_visible_or_404(Entity.objects.all(), user, name=name)
+    return visible_one(user, Entity.objects.all(), name=name)
 
 
 def jobs_of(view: FeatureView, limit: int = 20) -> list[MaterializationJob]:
@@ -55,8 +55,8 @@ def jobs_of(view: FeatureView, limit: int = 20) -> list[MaterializationJob]:
 
 
 def training_sets_visible(user) -> QuerySet:
-    return restrict(TrainingSet.objects.select_related("owner"), user, "view").order_by("-created_at", "-id")
+    return restrict(user, "view", TrainingSet.objects.select_related("owner")).order_by("-created_at", "-id")
 
 
 def training_set_for(user, pk) -> TrainingSet:
-    return get_visible_or_404(TrainingSet.objects.select_related("owner"), user, pk=pk)
+    return visible_one(user, TrainingSet.objects.select_related("owner"), pk=pk)

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from apps.core.permissions import grant_owner, require, require_model_perm
+from apps.core.permissions import grant_owner, require
 from apps.core.queues import queue_name, validate_region
 from apps.core.realtime import broadcast, group_name, send_now
 from apps.features import offline, online, stats
@@ -127,7 +127,7 @@ def _clean_region(region) -> str:
 
 
 def entity_create(*, actor, name, join_keys, description: str = "", team=None) -> Entity:
-    require_model_perm(actor, Entity, "add")
+    require(actor, "add", Entity)
     name = _check_slug(name)
     if Entity.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"An entity named {name!r} exists already; pick another name."]})
@@ -143,8 +143,8 @@ def feature_view_create(
     *, actor, name, entity: Entity, features, description="", tags=(), region="default", ttl_seconds=0,
     source="batch", team=None, retention_days=None,
 ) -> FeatureView:  # fmt: skip
-    require_model_perm(actor, FeatureView, "add")
-    require(actor, entity, "view")
+    require(actor, "add", FeatureView)
+    require(actor, "view", entity)
     name = _check_slug(name)
     if FeatureView.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"A feature view named {name!r} exists already; pick another name."]})
@@ -171,7 +171,7 @@ def is_breaking(old: list[dict], new: list[dict]) -> bool:
 
 
 def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
-    require(actor, view, "change")
+    require(actor, "change", view)
     allowed = {"description", "tags", "ttl_seconds", "features", "source", "region", "team", "retention_days"}
     unknown = set(changes) - allowed
     if unknown:
@@ -235,7 +235,7 @@ def _refresh_statistics(view: FeatureView, *, ingested: bool = True) -> None:
 
 def feature_view_ingest(*, view: FeatureView, actor, data, fmt: str | None = None, request=None) -> dict:
     """Validate and append rows to the offline store; all or nothing. Returns a summary."""
-    require(actor, view, "change")
+    require(actor, "change", view)
     offline.check_residency(view.region, actor=actor, obj=view, action="ingest", request=request)
     raw = parse_payload(data, fmt)
     table = build_table(raw, view.entity.join_keys, view.features, timezone.now())
@@ -248,7 +248,7 @@ def feature_view_ingest(*, view: FeatureView, actor, data, fmt: str | None = Non
 
 def feature_view_push(*, view: FeatureView, actor, data, request=None) -> dict:
     """Rows straight into the online store, logged to the offline store first (all or nothing)."""
-    require(actor, view, "change")
+    require(actor, "change", view)
     if view.source != FeatureView.Source.PUSH:
         raise PermissionDenied(
             f"{view.name} is a batch view: ingest its data and materialize it, or change its source to push."
@@ -267,7 +267,7 @@ def feature_view_push(*, view: FeatureView, actor, data, request=None) -> dict:
 
 
 def materialize_request(*, view: FeatureView, actor, start, end) -> MaterializationJob:
-    require(actor, view, "change")
+    require(actor, "change", view)
     if start is None or end is None or start >= end:
         raise ValidationError({"end": ["Give a time range with start before end."]})
     queue = "default" if view.region == "default" else queue_name("cpu", view.region)
@@ -343,7 +343,7 @@ def feature_view_apply_retention(*, view: FeatureView, actor, scheduled: bool = 
     are separate files and stay. `scheduled` is the daily task acting as the system user.
     """
     if not scheduled:
-        require(actor, view, "change")
+        require(actor, "change", view)
     if view.retention_days is None:
         raise ValidationError({"retention_days": [f"{view.name} keeps its data forever; set retention_days first."]})
     offline.check_residency(view.region, actor=actor, obj=view, action="retention", request=request)

@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from apps.core.audit import audit_event
-from apps.core.permissions import get_visible_or_404, grant_owner, require, require_model_perm
+from apps.core.permissions import grant_owner, require, visible_one
 from apps.features import offline
 from apps.features.models import FeatureView, TrainingSet
 from apps.features.pit import point_in_time_join
@@ -89,7 +89,7 @@ def _digest_table(table: pa.Table) -> str:
 
 def training_set_create(*, actor, name, features, entity_rows=None, entity_table=None, fmt=None, request=None):
     """Join the entity/label table with the features as of each row's timestamp; store the result."""
-    require_model_perm(actor, TrainingSet, "add")
+    require(actor, "add", TrainingSet)
     from apps.features.services import _check_slug
 
     name = _check_slug(name)
@@ -97,7 +97,7 @@ def training_set_create(*, actor, name, features, entity_rows=None, entity_table
     views: dict[str, FeatureView] = {}
     for view_name, feature in refs:
         if view_name not in views:
-            views[view_name] = get_visible_or_404(FeatureView.objects.select_related("entity"), actor, name=view_name)
+            views[view_name] = visible_one(actor, FeatureView.objects.select_related("entity"), name=view_name)
         if feature not in views[view_name].feature_names:
             raise ValidationError({"features": [f"Feature view {view_name!r} has no feature {feature!r}."]})
     for view in views.values():
@@ -170,7 +170,7 @@ def _file_digest(path) -> str:
 def training_set_load(training_set: TrainingSet, *, actor=None, verify: bool = True) -> pa.Table:
     """The stored table, after the residency check and (by default) a digest check."""
     if actor is not None:
-        require(actor, training_set, "view")
+        require(actor, "view", training_set)
     offline.check_residency(training_set.region, actor=actor, obj=training_set, action="training-set-load")
     path = offline.store_root() / training_set.path
     if verify and _file_digest(path) != training_set.digest:

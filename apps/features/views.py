@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core import sharing
 from apps.core.forms import apply_validation_error
-from apps.core.permissions import require, require_model_perm, user_can
+from apps.core.permissions import can, require
 from apps.features import offline, selectors, services, stats, training_sets
 from apps.features.forms import (
     SHARE_GRANTS,
@@ -53,7 +53,7 @@ def view_list(request):
 
 
 def entity_create(request):
-    require_model_perm(request.user, Entity, "add")
+    require(request.user, "add", Entity)
     form = EntityForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -70,7 +70,7 @@ def entity_create(request):
 
 
 def view_create(request):
-    require_model_perm(request.user, FeatureView, "add")
+    require(request.user, "add", FeatureView)
     entities = list(selectors.entities_visible(request.user))
     form = FeatureViewForm(request.POST or None, entities=entities)
     if request.method == "POST" and form.is_valid():
@@ -117,7 +117,7 @@ def _preview(request, view) -> tuple[list, list, str]:
 
 def view_detail(request, name, *, share_form=None, status=200):
     view = selectors.view_for(request.user, name)
-    can_change = user_can(request.user, view, "change")
+    can_change = can(request.user, "change", view)
     pii_ok = _can_pii(request.user, view)
     statistics = view.statistics if pii_ok else stats.masked(view.statistics, set(view.pii_features))
     columns, rows, residency_error = _preview(request, view)
@@ -151,7 +151,7 @@ def view_detail(request, name, *, share_form=None, status=200):
 
 def _view_to_change(request, name):
     view = selectors.view_for(request.user, name)  # 404 for strangers
-    require(request.user, view, "change")  # 403 for viewers
+    require(request.user, "change", view)  # 403 for viewers
     return view
 
 
@@ -173,7 +173,7 @@ def view_unshare(request, name):
 
 def view_ingest(request, name):
     view = selectors.view_for(request.user, name)
-    if not user_can(request.user, view, "change"):
+    if not can(request.user, "change", view):
         raise PermissionDenied(f"You may view {view.name} but not ingest into it; ask its owner for editor access.")
     form = IngestForm(request.POST or None, request.FILES or None)
     errors: list[str] = []
@@ -239,7 +239,7 @@ def view_apply_retention(request, name):
     try:
         result = services.feature_view_apply_retention(view=view, actor=request.user, request=request)
     except (ValidationError, PermissionDenied) as exc:
-        if isinstance(exc, PermissionDenied) and not user_can(request.user, view, "change"):
+        if isinstance(exc, PermissionDenied) and not can(request.user, "change", view):
             raise
         messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
     else:
@@ -297,7 +297,7 @@ def training_set_list(request):
     can_create = request.user.has_perm("features.add_trainingset")
     form = TrainingSetForm(request.POST or None, request.FILES or None)
     if request.method == "POST":
-        require_model_perm(request.user, TrainingSet, "add")
+        require(request.user, "add", TrainingSet)
         if form.is_valid():
             built = _build_training_set(request, form)
             if built is not None:

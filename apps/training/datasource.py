@@ -39,7 +39,7 @@ def clean_data_spec(data: Any, *, actor, template) -> tuple[dict, Any]:
     raw_id = data.get("training_set")
     if isinstance(raw_id, bool) or not isinstance(raw_id, int | str) or not str(raw_id).isdigit():
         raise ValidationError({"data": ["training_set is the id of a training set."]})
-    training_set = restrict(TrainingSet.objects.all(), actor, "view").filter(pk=int(raw_id)).first()
+    training_set = restrict(actor, "view", TrainingSet.objects.all()).filter(pk=int(raw_id)).first()
     if training_set is None:
         raise ValidationError({"data": [f"No training set {raw_id} is visible to you."]})
     label = data.get("label")

@@ -11,7 +11,7 @@ from apps.training.models import Sweep, TrainingJob
 
 
 def job_list(user, *, state: str = "", template: str = "", sweep: int | None = None) -> QuerySet[TrainingJob]:
-    jobs = restrict(TrainingJob.objects.all(), user, "view").select_related("owner", "model_version__model")
+    jobs = restrict(user, "view", TrainingJob.objects.all()).select_related("owner", "model_version__model")
     if state:
         jobs = jobs.filter(state=state)
     if template:
@@ -27,7 +27,7 @@ def get_job(user, pk, action: str = "view") -> TrainingJob:
     except (TypeError, ValueError, OverflowError):
         raise Http404("No training job matches the given query.") from None
     job = (
-        restrict(TrainingJob.objects.all(), user, "view")
+        restrict(user, "view", TrainingJob.objects.all())
         .select_related("owner", "run", "experiment", "model_version__model", "sweep", "training_set")
         .filter(pk=pk)
         .first()
@@ -37,13 +37,13 @@ def get_job(user, pk, action: str = "view") -> TrainingJob:
     if action != "view":
         from apps.core.permissions import require
 
-        require(user, job, action)
+        require(user, action, job)
     return job
 
 
 def sweep_list(user) -> QuerySet[Sweep]:
     return (
-        restrict(Sweep.objects.all(), user, "view")
+        restrict(user, "view", Sweep.objects.all())
         .select_related("owner", "best_job")
         .annotate(n_jobs=Count("jobs"))
         .order_by("-created_at", "-id")
@@ -55,13 +55,13 @@ def get_sweep(user, pk, action: str = "view") -> Sweep:
         pk = int(pk)
     except (TypeError, ValueError, OverflowError):
         raise Http404("No sweep matches the given query.") from None
-    sweep = restrict(Sweep.objects.all(), user, "view").select_related("owner", "best_job").filter(pk=pk).first()
+    sweep = restrict(user, "view", Sweep.objects.all()).select_related("owner", "best_job").filter(pk=pk).first()
     if sweep is None:
         raise Http404("No sweep matches the given query.")
     if action != "view":
         from apps.core.permissions import require
 
-        require(user, sweep, action)
+        require(user, action, sweep)
     return sweep
 
 

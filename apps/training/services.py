@@ -14,9 +14,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.core import queues, workers
-from apps.core.api.errors import Conflict
+from apps.core.errors import Conflict
 from apps.core.audit import audit_event
-from apps.core.permissions import codename, grant_owner, require, require_model_perm, share, user_can
+from apps.core.permissions import can, codename, grant_owner, require, share
 from apps.core.realtime import group_name, send_now
 from apps.training.datasource import clean_data_spec
 from apps.training.engine import templates as engine_templates
@@ -104,9 +104,9 @@ def _experiment_for(actor, template: str, experiment_id: Any, team=None):
         if isinstance(experiment_id, bool) or not str(experiment_id).isdigit():
             raise ValidationError({"experiment": ["experiment is the id of an experiment."]})
         experiment = Experiment.objects.filter(pk=int(experiment_id)).first()
-        if experiment is None or not user_can(actor, experiment, "view"):
+        if experiment is None or not can(actor, "view", experiment):
             raise ValidationError({"experiment": [f"No experiment {experiment_id} is visible to you."]})
-        if not user_can(actor, experiment, "change"):
+        if not can(actor, "change", experiment):
             raise ValidationError({"experiment": ["You may view this experiment but not add runs to it."]})
         share_with_team(experiment, team=team, actor=actor)
         return experiment
@@ -120,7 +120,7 @@ def _experiment_for(actor, template: str, experiment_id: Any, team=None):
             description=f"Training jobs of {team.name if team is not None else actor.username}.",
             team=team,
         )
-    if team is not None and not user_can(actor, experiment, "change"):
+    if team is not None and not can(actor, "change", experiment):
         raise ValidationError({"team": [f"The team's experiment {name!r} does not accept your runs; "
                                         "pick an experiment you can add runs to."]})  # fmt: skip
     return exp_selectors.get_experiment(actor, experiment.pk, "change")
@@ -133,7 +133,7 @@ def _check_model_name(actor, name: Any, default: str) -> str:
     if not isinstance(name, str) or not name or slugify(name) != name or len(name) > 100:
         raise ValidationError({"model_name": ["Use 1-100 lowercase letters, digits and hyphens, e.g. churn-mlp."]})
     existing = RegisteredModel.objects.filter(name=name).first()
-    if existing is not None and not user_can(actor, existing, "change"):
+    if existing is not None and not can(actor, "change", existing):
         raise ValidationError({"model_name": [f"A model called {name!r} exists and you cannot add versions to it."]})
     return name
 
@@ -184,7 +184,7 @@ def job_launch(*, actor, template: Any, params: Any = None, data: Any = None, re
     experiment and, once trained, the registered model with that team as viewers. A sweep's
     children take the sweep's team.
     """
-    require_model_perm(actor, TrainingJob, "add")
+    require(actor, "add", TrainingJob)
     if sweep is not None:
         if sweep.state in sweep.TERMINAL:
             raise Conflict(f"Sweep {sweep.pk} is {sweep.state}; it launches no more trials.")
@@ -300,7 +300,7 @@ def job_cancel(*, job: TrainingJob, actor, sweep=None) -> TrainingJob:
     `sweep`: the job is cancelled as a child of that sweep, whose change right the caller checked.
     """
     if sweep is None or job.sweep_id != sweep.pk:
-        require(actor, job, "change")
+        require(actor, "change", job)
     with transaction.atomic():
         locked = TrainingJob.objects.select_for_update().get(pk=job.pk)
         if locked.state in TrainingJob.TERMINAL:

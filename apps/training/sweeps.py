@@ -17,9 +17,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core.api.errors import Conflict
+from apps.core.errors import Conflict
 from apps.core.audit import audit_event
-from apps.core.permissions import grant_owner, require, require_model_perm
+from apps.core.permissions import grant_owner, require
 from apps.training import services
 from apps.training.datasource import clean_data_spec
 from apps.training.engine import templates as engine_templates
@@ -101,8 +101,8 @@ def sweep_create(*, actor, name: str, template: str, method: str, space: Any, pa
                  experiment: Any = None, team: Any = None) -> Sweep:  # fmt: skip
     """Validate and start a sweep; `team` (id, slug or name of the actor's team) shares it, its
     experiment, its child jobs and their model with that team as viewers."""
-    require_model_perm(actor, Sweep, "add")
-    require_model_perm(actor, TrainingJob, "add")
+    require(actor, "add", Sweep)
+    require(actor, "add", TrainingJob)
     team = services.resolve_team(actor, team)
     if template not in engine_templates.TEMPLATES:
         raise ValidationError({"template": [f"Unknown template; use one of {', '.join(engine_templates.TEMPLATES)}."]})
@@ -158,7 +158,7 @@ def sweep_create(*, actor, name: str, template: str, method: str, space: Any, pa
 def sweep_cancel(*, sweep: Sweep, actor) -> Sweep:
     """Stop the sweep: no new trials; queued children are cancelled (and revoked), running ones are
     asked to stop between steps, all through `services.job_cancel`. 409 when already finished."""
-    require(actor, sweep, "change")
+    require(actor, "change", sweep)
     with transaction.atomic():
         locked = Sweep.objects.select_for_update().get(pk=sweep.pk)
         if locked.state in Sweep.TERMINAL:

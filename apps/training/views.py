@@ -10,8 +10,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core.api.errors import Conflict
-from apps.core.permissions import user_can
+from apps.core.errors import Conflict
+from apps.core.permissions import can
 from apps.training import selectors, services, sweeps
 from apps.training.engine import templates as engine_templates
 from apps.training.forms import LaunchForm, SweepForm
@@ -68,7 +68,7 @@ def job_launch(request, name):
 
 def job_detail(request, pk):
     job = selectors.get_job(request.user, pk)
-    can_cancel = not job.is_terminal and user_can(request.user, job, "change")
+    can_cancel = not job.is_terminal and can(request.user, "change", job)
     live = services.job_message(job)
     return render(
         request,
@@ -146,7 +146,7 @@ def sweep_detail(request, pk):
         request, "training/sweep_detail.html", {"sweep": sweep, "trials": trials, "names": names, "plot": plot,
                                                 "method": Sweep.Method(sweep.method).label,
                                                 "can_cancel": sweep.state not in Sweep.TERMINAL
-                                                and user_can(request.user, sweep, "change"),
+                                                and can(request.user, "change", sweep),
                                                 "best_value": sweep.best_job.metrics.get(sweep.metric) if sweep.best_job else None}
     )  # fmt: skip
 

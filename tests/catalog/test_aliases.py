@@ -11,7 +11,7 @@ from django.test import RequestFactory
 
 from apps.catalog import services
 from apps.catalog.models import Alias
-from apps.core.api.errors import Conflict
+from apps.core.errors import Conflict
 from apps.core.models import AuditEntry
 from apps.core.permissions import share
 from tests.catalog.conftest import register

@@ -86,14 +86,14 @@ def test_existing_model_and_chosen_experiment_are_shared_too(api_owner, owner, c
 
 
 def test_team_editor_share_is_not_downgraded(api_owner, owner, collaborator, team):
-    from apps.core.permissions import user_can
+    from apps.core.permissions import can
     from apps.experiments.services import experiment_create
 
     exp = experiment_create(name="team-exp", actor=owner, team=team)  # shared as editor
     response = api_owner.post(JOBS, {"template": "tabular-mlp-classifier", "params": TINY, "team": "risk",
                                      "experiment": exp.pk}, format="json")  # fmt: skip
     assert response.status_code == 201
-    assert user_can(collaborator, exp, "change")
+    assert can(collaborator, "change", exp)
 
 
 def test_sweep_with_team_shares_sweep_and_trials(api_owner, collaborator, team):

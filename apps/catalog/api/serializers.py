@@ -61,10 +61,10 @@ class RegisteredModelDetailSerializer(RegisteredModelSerializer):
         read_only_fields = fields
 
     def get_permissions(self, obj) -> list[str]:
-        from apps.core.permissions import user_can
+        from apps.core.permissions import can
 
         user = self.context["request"].user
-        return [a for a in ("view", "change", "delete") if user_can(user, obj, a)]
+        return [a for a in ("view", "change", "delete") if can(user, a, obj)]
 
 
 class ModelCreateSerializer(serializers.Serializer):

@@ -18,7 +18,7 @@ from apps.catalog import selectors, services
 from apps.catalog.api import serializers as s
 from apps.catalog.models import Alias
 from apps.core import vault
-from apps.core.api.errors import PayloadTooLarge
+from apps.core.errors import TooLarge
 
 ERRORS = {
     400: OpenApiResponse(description="invalid input"),
@@ -141,7 +141,7 @@ class VersionListView(generics.ListAPIView):
         except ValueError:
             declared = 0
         if declared > 2 * limit + (1 << 20):  # refuse before reading the body
-            raise PayloadTooLarge(f"The upload is {declared:,} bytes; each file may be at most {limit:,} bytes.")
+            raise TooLarge(f"The upload is {declared:,} bytes; each file may be at most {limit:,} bytes.")
         data = _valid(s.VersionUploadSerializer, request.data)
         lineage = dict(data["lineage"])
         for field in services.LINEAGE_FIELDS:

@@ -1,28 +1,29 @@
-"""Every API error is JSON: `{"detail": ...}` or `{"field": [...]}`; never a 500 for bad input."""
+"""The API boundary's one error mapping: every error is JSON, `{"detail": ...}` or `{"field": [...]}`.
+
+Domain errors (`apps.core.errors`) carry their status; Django's `ValidationError` becomes a 400
+with one key per field; DRF's own errors (parse errors, authentication, throttling) pass through.
+Never a 500 for bad input.
+"""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "This change is not allowed in the object's current state."
-    default_code = "conflict"
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is larger than this endpoint accepts."
-    default_code = "too_large"
+from apps.core.errors import DomainError, Throttled, error_body
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        status, body = error_body(exc)
+        response = Response(body, status=status)
+        if isinstance(exc, Throttled) and exc.retry_after is not None:
+            response["Retry-After"] = str(int(exc.retry_after))
+        return response
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "message_dict"):
             exc = exceptions.ValidationError(exc.message_dict)
@@ -38,7 +39,3 @@ def exception_handler(exc, context):
     if isinstance(response.data, list):
         response.data = {"detail": response.data}
     return response
-
-
-def conflict(detail: str) -> Response:
-    return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)

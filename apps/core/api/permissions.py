@@ -1,53 +1,47 @@
-"""DRF glue for object permissions: filter lists, 404 for invisible, 403 for read-only."""
+"""DRF's permission class, built on the one decision point (`apps.core.permissions`).
+
+It is the default for every API view (settings.REST_FRAMEWORK), so a view declares nothing to be
+safe: the caller must be signed in, a token must carry the scope the method needs (`read` for
+safe methods, `write` for the rest, or the view's own `required_scope`, one name or a tuple of
+alternatives), and object checks ask `can(user, action, obj)` with the action the method maps to.
+Views that list or fetch go through `_visible` / `_for` selectors, which restrict the same way.
+"""
 
 from __future__ import annotations
 
-from rest_framework import filters, permissions
+from rest_framework.permissions import BasePermission
 
-from apps.core.permissions import full_perm, restrict, user_can
+from apps.core.permissions import can, is_active_user, scope_for_method, token_allows
 
-METHOD_ACTIONS = {"PUT": "change", "PATCH": "change", "DELETE": "delete", "POST": "change"}
+METHOD_ACTIONS = {
+    "GET": "view",
+    "HEAD": "view",
+    "OPTIONS": "view",
+    "POST": "change",
+    "PUT": "change",
+    "PATCH": "change",
+    "DELETE": "delete",
+}
 
 
-class ObjectPermissionFilter(filters.BaseFilterBackend):
-    """Lists and lookups only ever see objects the caller may view."""
+class PortalPermission(BasePermission):
+    """Signed in, token scope allowed, and (for object checks) the object permission."""
 
-    def filter_queryset(self, request, queryset, view):
-        return restrict(queryset, request.user, "view")
-
-
-class PortalObjectPermission(permissions.BasePermission):
-    """Create needs the role's `add_` model permission; writes need the object permission."""
+    message = "Authentication credentials were not provided."
 
     def has_permission(self, request, view) -> bool:
-        if request.method == "POST" and getattr(view, "action", None) == "create":
-            model = view.get_queryset().model
-            if not request.user.has_perm(full_perm(model, "add")):
-                self.message = f"Your roles do not allow creating a {model._meta.verbose_name}; ask a platform admin."
-                return False
-        return True
+        if not is_active_user(request.user):
+            return False  # DRF answers 401 (not authenticated) with the authenticator's header
+        scopes = getattr(view, "required_scope", None) or scope_for_method(request.method)
+        if token_allows(request.auth, scopes):
+            return True
+        wanted = scopes if isinstance(scopes, str) else " or ".join(scopes)
+        self.message = f"This token lacks the '{wanted}' scope; create one with it on your profile page."
+        return False
 
     def has_object_permission(self, request, view, obj) -> bool:
-        if request.method in permissions.SAFE_METHODS:
-            return True  # visibility is already enforced by ObjectPermissionFilter (404 otherwise)
-        action = getattr(view, "object_action_map", {}).get(getattr(view, "action", None)) or METHOD_ACTIONS.get(
-            request.method, "change"
-        )
-        if user_can(request.user, obj, action):
+        action = METHOD_ACTIONS.get(request.method, "change")
+        if can(request.user, action, obj):
             return True
         self.message = f"You may view this {obj._meta.verbose_name} but not {action} it."
         return False
-
-
-class OwnedObjectViewSetMixin:
-    """Viewsets over OwnedModel: permission-filtered queryset plus object permission checks."""
-
-    filter_backends_base = [ObjectPermissionFilter]
-    permission_classes_extra = [PortalObjectPermission]
-
-    def get_permissions(self):
-        return [*super().get_permissions(), *(cls() for cls in self.permission_classes_extra)]
-
-    def filter_queryset(self, queryset):
-        queryset = ObjectPermissionFilter().filter_queryset(self.request, queryset, self)
-        return super().filter_queryset(queryset)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Team
 from apps.core import vault
-from apps.core.api.errors import PayloadTooLarge
+from apps.core.errors import TooLarge
 from apps.experiments import selectors, services
 from apps.experiments.api import serializers as s
 from apps.experiments.downsample import METHODS
@@ -172,7 +172,7 @@ class RunLogBatchView(APIView):
     def post(self, request, pk):
         length = request.META.get("CONTENT_LENGTH") or "0"
         if length.isdigit() and int(length) > MAX_LOG_BATCH_BYTES:
-            raise PayloadTooLarge(
+            raise TooLarge(
                 f"A log-batch body may be at most {MAX_LOG_BATCH_BYTES // (1024 * 1024)} MiB; split it."
             )
         run = selectors.get_run(request.user, pk, "change")
@@ -226,7 +226,7 @@ class RunLogAppendView(APIView):
         run = selectors.get_run(request.user, pk, "change")
         length = request.META.get("CONTENT_LENGTH") or "0"
         if length.isdigit() and int(length) > MAX_LOG_APPEND_BODY:
-            raise PayloadTooLarge(f"A log body may be at most {MAX_LOG_APPEND_BODY // 1024} KiB; send less per call.")
+            raise TooLarge(f"A log body may be at most {MAX_LOG_APPEND_BODY // 1024} KiB; send less per call.")
         body = request.data
         if not isinstance(body, dict) or set(body) != {"text"}:
             raise ApiValidationError(
@@ -266,7 +266,7 @@ class RunArtifactListView(generics.ListAPIView):
         except ValueError:
             declared = 0
         if declared > limit + MULTIPART_OVERHEAD:  # refuse before reading the body
-            raise PayloadTooLarge(f"The upload is {declared:,} bytes; an artifact may be at most {limit:,} bytes.")
+            raise TooLarge(f"The upload is {declared:,} bytes; an artifact may be at most {limit:,} bytes.")
         data = s.ArtifactUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.core.permissions import user_can
+from apps.core.permissions import can
 from apps.features import stats
 from apps.features.models import (
     DTYPES,
@@ -85,7 +85,7 @@ class FeatureViewDetailSerializer(FeatureViewSerializer):
 
     def _pii_ok(self, obj) -> bool:
         user = self.context["request"].user
-        return user_can(user, obj, "view") and (user.has_perm("features.view_pii") or user.has_perm("view_pii", obj))
+        return can(user, "view", obj) and (user.has_perm("features.view_pii") or user.has_perm("view_pii", obj))
 
     def get_can_view_pii(self, obj) -> bool:
         return self._pii_ok(obj)
