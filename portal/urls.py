@@ -18,6 +18,7 @@ for label, module in portal_app_modules("urls"):
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_patterns, "api-v1"), namespace="api-v1")),
     *browser_patterns,

@@ -25,7 +25,7 @@ from django.db import close_old_connections
 class PortalASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
-        patterns = getattr(settings, "PORTAL_THREADED_PATHS", ())
+        patterns = settings.PORTAL_THREADED_PATHS
         self.threaded = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self.sync_handler = BaseHandler()
         self.sync_handler.load_middleware(is_async=False)

@@ -38,6 +38,8 @@ from typing import Any, BinaryIO, cast
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from apps.core.errors import IntegrityFailure
+
 MAGIC = b"PVLT"
 VERSION = 1
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -65,10 +67,11 @@ class KeyRingError(VaultError):
     """Malformed key ring spec, or a master key that is not in the ring."""
 
 
-class IntegrityError(VaultError):
+class IntegrityError(VaultError, IntegrityFailure):
     """Blob or wrapped key failed authentication or parsing.
 
-    Unrelated to ``django.db.IntegrityError``: import it qualified.
+    Unrelated to ``django.db.IntegrityError``: import it qualified. It is the domain's
+    `IntegrityFailure` too, so every boundary answers 500 with none of the blob's bytes.
     """
 
 

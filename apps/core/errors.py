@@ -13,8 +13,12 @@ maps them once:
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+
+log = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
@@ -78,5 +82,10 @@ class IntegrityFailure(DomainError):
 
 
 def error_body(exc: DomainError) -> tuple[int, dict]:
-    """Status and JSON body for `exc`, as every boundary without DRF answers (shared/API.md)."""
+    """Status and JSON body for `exc`, as every boundary without DRF answers (shared/API.md).
+    A server-side failure (5xx) answers with its class's message, never internal details
+    (storage keys, paths); those go to the log."""
+    if exc.status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc.detail)
+        return exc.status, {"detail": type(exc).default_detail}
     return exc.status, {"detail": str(exc.detail)}

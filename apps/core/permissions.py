@@ -120,6 +120,11 @@ def _is_direct(perm_model: type) -> bool:
     )
 
 
+def with_article(noun: str) -> str:
+    """'an entity', 'a model version': the indefinite article a reader expects."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 # --- the questions -----------------------------------------------------------------------------
 
 
@@ -189,8 +194,9 @@ def require(user, action: str, target: models.Model | type[models.Model]) -> Non
     `action` is not allowed; for a model class, `Forbidden` unless the role allows `action`."""
     if isinstance(target, type) or action == "add":
         if not can(user, action, target):
-            name = target._meta.verbose_name
-            raise Forbidden(f"Your roles do not allow you to {action} a {name}; ask a platform admin.")
+            raise Forbidden(
+                f"Your roles do not allow you to {action} {with_article(target._meta.verbose_name)}; ask a platform admin."
+            )
         return
     if not can(user, "view", target):
         raise NotFound(f"No {target._meta.verbose_name} matches the given query.")

@@ -9,8 +9,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
+from apps.core.audit import ChainReport, verify_chain
+from apps.core.errors import Forbidden
 from apps.core.models import AuditEntry
-from apps.core.permissions import can
+from apps.core.permissions import can, restrict
 
 AUDIT_FILTERS = {
     "actor": "username of the actor",
@@ -26,6 +28,7 @@ ACTIONS = {"create": 0, "update": 1, "delete": 2, "access": 3}
 
 
 def can_read_audit(user) -> bool:
+    """Platform admins and auditors (the role's global view permission on audit entries)."""
     return can(user, "view", AuditEntry)
 
 
@@ -39,15 +42,18 @@ def _when(value: str, end: bool) -> datetime | None:
     return datetime.combine(day, datetime.max.time() if end else datetime.min.time())
 
 
-def audit_entries(params) -> QuerySet[AuditEntry]:
-    """Filtered audit entries, newest first. Unparseable filters raise ValueError with a reason."""
-    qs = AuditEntry.objects.select_related("actor", "content_type").order_by("-id")
+def audit_entries_visible(user, params) -> QuerySet[AuditEntry]:
+    """Filtered audit entries, newest first, for readers of the trail (`Forbidden` for anyone
+    else). Unparseable filters raise a `ValidationError` naming the filter."""
+    if not can_read_audit(user):
+        raise Forbidden("Only platform admins and auditors may read the audit trail.")
+    qs = restrict(user, "view", AuditEntry.objects.select_related("actor", "content_type")).order_by("-id")
     try:
         if params.get("actor"):
             qs = qs.filter(actor__username=params["actor"])
         if params.get("action"):
             if params["action"] not in ACTIONS:
-                raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
+                raise ValidationError({"action": [f"Choose one of {', '.join(ACTIONS)}."]})
             qs = qs.filter(action=ACTIONS[params["action"]])
         if params.get("event"):
             qs = qs.filter(additional_data__event=params["event"])
@@ -55,15 +61,24 @@ def audit_entries(params) -> QuerySet[AuditEntry]:
             qs = qs.filter(content_type__model=params["object_type"].lower())
         if params.get("object_pk"):
             qs = qs.filter(object_pk=params["object_pk"])
-        if params.get("since"):
-            qs = qs.filter(timestamp__gte=_when(params["since"], end=False))
-        if params.get("until"):
-            qs = qs.filter(timestamp__lte=_when(params["until"], end=True))
+        for name, lookup, end in (("since", "timestamp__gte", False), ("until", "timestamp__lte", True)):
+            if params.get(name):
+                try:
+                    qs = qs.filter(**{lookup: _when(params[name], end=end)})
+                except ValueError as exc:
+                    raise ValidationError({name: [str(exc)]}) from None
         if params.get("q"):
             qs = qs.filter(object_repr__icontains=params["q"][:100])
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ValidationError({"detail": [str(exc)]}) from None
     return qs
+
+
+def audit_verify(*, actor) -> ChainReport:
+    """Re-check the whole hash chain (readers of the trail only)."""
+    if not can_read_audit(actor):
+        raise Forbidden("Only platform admins and auditors may verify the audit trail.")
+    return verify_chain()
 
 
 CSV_HEADER = [

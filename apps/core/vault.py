@@ -54,12 +54,12 @@ def keyring_path() -> Path:
 
 def keyring_is_embedded() -> bool:
     """True when the ring lives in var/ (generated here) rather than in the configuration."""
-    return not getattr(settings, "VAULT_KEYRING", None)
+    return not settings.VAULT_KEYRING
 
 
 def keyring() -> KeyRing:
     """The master key ring. Configured rings are parsed once; the embedded file is re-read on change."""
-    spec = getattr(settings, "VAULT_KEYRING", None)
+    spec = settings.VAULT_KEYRING
     if spec:
         cached = _ring_cache.get("configured")
         if cached is None or cached[0] != spec:
@@ -105,14 +105,14 @@ def _write_ring_file(path: Path, ring: KeyRing) -> None:
 
 
 def storage() -> Storage:
-    config = getattr(settings, "VAULT_STORAGE", None) or {}
-    key = repr(sorted(config.items())) if config else "local"
+    config = settings.VAULT_STORAGE or {}
+    location = Path(settings.VAULT_ROOT)
+    key = repr(sorted(config.items())) if config else f"local:{location}"
     found = _storage_cache.get(key)
     if found is None:
         if config:
             found = import_string(config["BACKEND"])(**config.get("OPTIONS", {}))
         else:
-            location = Path(settings.VAR_DIR) / "vault"
             found = FileSystemStorage(location=location, file_permissions_mode=0o600, directory_permissions_mode=0o700)
         _storage_cache[key] = found
     return found

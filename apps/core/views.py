@@ -2,18 +2,27 @@ from __future__ import annotations
 
 import csv
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from rest_framework.exceptions import ValidationError
 
-from apps.core.audit import verify_chain
 from apps.core.health import health_report
-from apps.core.selectors import ACTIONS, AUDIT_FILTERS, audit_csv_rows, audit_entries, can_read_audit
+from apps.core.selectors import ACTIONS, AUDIT_FILTERS, audit_csv_rows, audit_entries_visible, audit_verify
 from portal.discovery import portal_app_modules
+
+
+@login_not_required
+def favicon(request):
+    """Browsers ask for /favicon.ico on every page; answer with the portal's icon, cached a day."""
+    response = FileResponse(
+        (settings.BASE_DIR / "static" / "portal" / "favicon.ico").open("rb"), content_type="image/x-icon"
+    )
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @login_not_required
@@ -36,21 +45,19 @@ class _Echo:
 
 
 def audit(request):
-    if not can_read_audit(request.user):
-        raise PermissionDenied("Only platform admins and auditors may read the audit trail.")
     error = None
     try:
-        entries = audit_entries(request.GET)
+        entries = audit_entries_visible(request.user, request.GET)
     except ValidationError as exc:
-        error = exc.detail.get("detail") if isinstance(exc.detail, dict) else str(exc.detail)
-        entries = audit_entries({})
+        error = " ".join(exc.messages)
+        entries = audit_entries_visible(request.user, {})
     if request.GET.get("format") == "csv" and error is None:
         writer = csv.writer(_Echo())
         response = StreamingHttpResponse((writer.writerow(r) for r in audit_csv_rows(entries)), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
         return response
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    chain = verify_chain() if request.GET.get("verify") else None
+    chain = audit_verify(actor=request.user) if request.GET.get("verify") else None
     query = request.GET.copy()
     query.pop("page", None)
     return render(

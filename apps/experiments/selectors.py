@@ -1,160 +1,134 @@
-"""Permission-aware reads: experiments, runs tables, metric series."""
+"""Permission-aware reads: experiments, runs tables, metric series, artifacts.
+
+Object permissions live on the experiment (see models.py): a run is visible to whoever may view
+its experiment and writable by whoever may change it, so every run read starts from
+`restrict(user, "view", Experiment...)`. Children of an object already fetched through a `_for`
+selector (`runs_of`, `metrics_of`, `artifacts_of`, `series_of`) take no user.
+
+Bad filters raise Django's `ValidationError({field: [message]})`; invisible objects `NotFound`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from django.contrib.auth.models import Permission
-from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404
 
-from apps.core.permissions import OWNER_ACTIONS as ACTIONS
-from apps.core.permissions import restrict
+from apps.core.errors import NotFound
+from apps.core.permissions import Action, require, restrict
 from apps.experiments.downsample import METHODS, downsample
 from apps.experiments.filters import FilterError, apply_sort, parse_field, parse_filter
-from apps.experiments.models import (
-    Experiment,
-    ExperimentGroupObjectPermission,
-    ExperimentKey,
-    ExperimentUserObjectPermission,
-    MetricPoint,
-    Run,
-    RunArtifact,
-    RunMetricSummary,
-)
+from apps.experiments.models import Experiment, ExperimentKey, MetricPoint, Run, RunArtifact, RunMetricSummary
+from apps.experiments.validation import check_key
 
 MAX_SERIES_POINTS = 1_000_000
 
 
-def visible_experiments(user) -> QuerySet[Experiment]:
-    return restrict(user, "view", Experiment.objects.all())
+# --- experiments --------------------------------------------------------------------------------
+def experiments_visible(user, filters: dict | None = None) -> QuerySet[Experiment]:
+    """The experiments `user` may view, newest first, with `run_count` and `running_count`
+    annotated (one query per page, however many rows). `filters`: ``{"name": exact name}``."""
+    filters = filters or {}
+    experiments = restrict(user, "view", Experiment.objects.select_related("owner", "team"))
+    if filters.get("name"):
+        experiments = experiments.filter(name=filters["name"])
+    return experiments.annotate(
+        run_count=Count("runs", distinct=True),
+        running_count=Count("runs", filter=Q(runs__status=Run.Status.RUNNING), distinct=True),
+    ).order_by("-created_at", "-pk")
 
 
-def experiment_list(user) -> QuerySet[Experiment]:
-    return (
-        visible_experiments(user)
-        .select_related("owner", "team")
-        .annotate(
-            run_count=Count("runs", distinct=True),
-            running_count=Count("runs", filter=Q(runs__status=Run.Status.RUNNING), distinct=True),
-        )
-        .order_by("-created_at")
-    )
-
-
-def visible_runs(user) -> QuerySet[Run]:
-    return Run.objects.filter(experiment__in=visible_experiments(user).values("pk"))
-
-
-def experiment_actions(user, experiment: Experiment) -> set[str]:
-    """What `user` may do with `experiment` ("view", "change", "delete"), from the user's model
-    permissions (direct or through roles) and object permissions (direct or through teams), in
-    one query: the hot paths (log-batch, series) check on every call."""
-    if user is None or not user.is_authenticated or not user.is_active:
-        return set()
-    if user.is_superuser:
-        return set(ACTIONS)
-    codenames = [f"{a}_experiment" for a in ACTIONS]
-    models = Permission.objects.filter(
-        content_type=ContentType.objects.get_for_model(Experiment), codename__in=codenames
-    ).order_by()
-    rows = (
-        models.filter(user=user)
-        .values_list("codename", flat=True)
-        .union(
-            models.filter(group__user=user).values_list("codename", flat=True),
-            ExperimentUserObjectPermission.objects.filter(user=user, content_object=experiment)
-            .order_by()
-            .values_list("permission__codename", flat=True),
-            ExperimentGroupObjectPermission.objects.filter(group__user=user, content_object=experiment)
-            .order_by()
-            .values_list("permission__codename", flat=True),
-        )
-    )
-    return {c.split("_", 1)[0] for c in rows}
-
-
-def _check(user, experiment: Experiment, action: str, what: str) -> None:
-    actions = experiment.user_actions = experiment_actions(user, experiment)  # reused by pages
-    if "view" not in actions:
-        raise Http404(f"No {what} matches the given query.")
-    if action not in actions:
-        raise PermissionDenied(f"You may view this {what} but not {action} it; ask the experiment's owner.")
-
-
-def get_experiment(user, pk, action: str = "view") -> Experiment:
-    """The experiment if `user` may view it (404 otherwise); other actions raise 403 when missing."""
-    try:
-        experiment = Experiment.objects.select_related("owner", "team").get(pk=int(pk))
-    except (Experiment.DoesNotExist, ValueError, TypeError, OverflowError):
-        raise Http404("No experiment matches the given query.") from None
-    _check(user, experiment, action, "experiment")
+def experiment_for(user, pk: int, action: Action = "view") -> Experiment:
+    """One experiment: `NotFound` when `user` may not view it, `Forbidden` when visible but
+    `action` is not allowed."""
+    experiment = _one(restrict(user, "view", Experiment.objects.select_related("owner", "team")), pk)
+    if experiment is None:
+        raise NotFound("No experiment matches the given query.")
+    if action != "view":
+        require(user, action, experiment)
     return experiment
 
 
-def get_run(user, pk, action: str = "view") -> Run:
-    """The run if `user` may view its experiment (404 otherwise); `change` needs change rights there."""
+def keys_of(experiment: Experiment, limit: int = 300) -> tuple[list[str], list[str]]:
+    """(metric keys, param keys) logged in the experiment, sorted; one query."""
+    metrics, params = [], []
+    rows = ExperimentKey.objects.filter(experiment=experiment).order_by("kind", "key").values_list("kind", "key")
+    for kind, key in rows[: 2 * limit]:
+        (metrics if kind == ExperimentKey.Kind.METRIC else params).append(key)
+    return metrics[:limit], params[:limit]
+
+
+# --- runs ---------------------------------------------------------------------------------------
+def _one(queryset: QuerySet, pk) -> object | None:
     try:
-        run = Run.objects.select_related("experiment", "owner").get(pk=int(pk))
-    except (Run.DoesNotExist, ValueError, TypeError, OverflowError):
-        raise Http404("No run matches the given query.") from None
-    _check(user, run.experiment, action, "run")
+        return queryset.filter(pk=int(pk)).first()
+    except (ValueError, TypeError, OverflowError):  # a malformed key reads as missing
+        return None
+
+
+def run_for(user, pk: int, action: Action = "view") -> Run:
+    """One run: `NotFound` when `user` may not view its experiment, `Forbidden` when visible but
+    `action` is not allowed on the experiment (runs have no access list of their own)."""
+    runs = Run.objects.select_related("experiment__owner", "experiment__team", "owner").filter(
+        experiment__in=restrict(user, "view", Experiment.objects.all())
+    )
+    run = _one(runs, pk)
+    if run is None:
+        raise NotFound("No run matches the given query.")
+    if action != "view":
+        require(user, action, run.experiment)
     return run
 
 
-def run_artifacts(run: Run) -> QuerySet[RunArtifact]:
-    """A run's artifacts by path, with their vault blobs (the caller checked the run with get_run)."""
-    return RunArtifact.objects.filter(run=run).select_related("blob").order_by("path")
+def runs_visible(user, filters: dict | None = None) -> QuerySet:
+    """The ids of the runs `user` may view that match `filters`, in table order.
+
+    `filters` (validated query string): ``experiment`` (id), ``status``, ``filter`` (the filter
+    language of filters.py) and ``order_by``. Ids, not rows: the paginated query stays narrow
+    (no wide run columns joined or sorted over 10,000 runs); load a page with `runs_in_order`.
+    Raises `ValidationError` naming ``filter``, ``order_by`` or ``status``."""
+    filters = filters or {}
+    runs = Run.objects.filter(experiment__in=restrict(user, "view", Experiment.objects.all()))
+    if filters.get("experiment"):
+        runs = runs.filter(experiment_id=filters["experiment"])
+    return _ordered_ids(runs, filters)
 
 
-def run_artifact(run: Run, path: str) -> RunArtifact:
-    """The run's artifact at `path` (404 if there is none)."""
-    artifact = run_artifacts(run).filter(path=path).first()
-    if artifact is None:
-        raise Http404(f"Run {run.pk} has no artifact at {path!r}.")
-    artifact.run = run
-    return artifact
+def runs_of(experiment: Experiment, filters: dict | None = None) -> QuerySet:
+    """The ids of `experiment`'s runs matching `filters`, in table order (as `runs_visible`)."""
+    return _ordered_ids(Run.objects.filter(experiment=experiment), filters or {})
 
 
-@dataclass
-class RunQuery:
-    filter: str = ""
-    sort: str = ""
-    status: str = ""
+def _ordered_ids(runs: QuerySet[Run], filters: dict) -> QuerySet:
+    status = filters.get("status") or ""
+    if status:
+        if status not in Run.Status.values:
+            raise ValidationError({"status": [f"status is one of {', '.join(Run.Status.values)}; got {status!r}."]})
+        runs = runs.filter(status=status)
+    sort = filters.get("order_by") or ""
+    try:
+        if sort:
+            parse_field(sort.lstrip("-+"))
+    except FilterError as exc:
+        raise ValidationError({"order_by": [str(exc)]}) from None
+    try:
+        runs = runs.filter(parse_filter(filters.get("filter") or ""))
+    except FilterError as exc:
+        raise ValidationError({"filter": [str(exc)]}) from None
+    return apply_sort(runs, sort).values_list("pk", flat=True)
 
 
-def runs_queryset(base: QuerySet[Run], query: RunQuery) -> QuerySet[Run]:
-    """Filter and order runs; raises FilterError with a message for the user."""
-    qs = base.filter(parse_filter(query.filter))
-    if query.status:
-        if query.status not in Run.Status.values:
-            raise FilterError(f"status is one of {', '.join(Run.Status.values)}; got {query.status!r}.")
-        qs = qs.filter(status=query.status)
-    return apply_sort(qs, query.sort).select_related("owner")
-
-
-def run_ids(base: QuerySet[Run], query: RunQuery) -> QuerySet:
-    """The ids of the matching runs in table order: a narrow query (no wide run columns are
-    joined or sorted), paginated first; `runs_in_order` then loads only the page's rows."""
-    qs = base.filter(parse_filter(query.filter))
-    if query.status:
-        if query.status not in Run.Status.values:
-            raise FilterError(f"status is one of {', '.join(Run.Status.values)}; got {query.status!r}.")
-        qs = qs.filter(status=query.status)
-    return apply_sort(qs, query.sort).values_list("pk", flat=True)
-
-
-def runs_in_order(ids: list[int]) -> list[Run]:
-    by_id = Run.objects.select_related("owner").defer("log_tail").in_bulk(list(ids))
+def runs_in_order(ids) -> list[Run]:
+    """The rows of a page of ids from `runs_visible` / `runs_of`, in that order (one query)."""
+    ids = list(ids)
+    by_id = Run.objects.select_related("owner").defer("log_tail").in_bulk(ids)
     return [by_id[pk] for pk in ids if pk in by_id]
 
 
-def summaries_for(run_ids: list[int], keys: list[str] | None = None) -> dict[int, dict[str, RunMetricSummary]]:
-    """{run_id: {key: summary}} in one query."""
+def summaries_of(run_ids, keys: list[str] | None = None) -> dict[int, dict[str, RunMetricSummary]]:
+    """{run_id: {key: summary}} for runs already fetched through a selector, in one query."""
+    run_ids = list(run_ids)
     rows = RunMetricSummary.objects.filter(run_id__in=run_ids)
     if keys is not None:
         rows = rows.filter(key__in=keys)
@@ -164,21 +138,26 @@ def summaries_for(run_ids: list[int], keys: list[str] | None = None) -> dict[int
     return out
 
 
-def experiment_keys(experiment: Experiment, limit: int = 300) -> tuple[list[str], list[str]]:
-    """(metric keys, param keys) logged in the experiment, sorted; one query."""
-    metrics, params = [], []
-    rows = ExperimentKey.objects.filter(experiment=experiment).order_by("kind", "key").values_list("kind", "key")
-    for kind, key in rows[: 2 * limit]:
-        (metrics if kind == ExperimentKey.Kind.METRIC else params).append(key)
-    return metrics[:limit], params[:limit]
+def metrics_of(run: Run) -> list[RunMetricSummary]:
+    """The run's metric keys with latest, min, max and count, by key (one query)."""
+    return list(RunMetricSummary.objects.filter(run=run).order_by("key", "pk"))
 
 
-def validate_sort(sort: str) -> str:
-    if sort:
-        parse_field(sort.lstrip("-+"))
-    return sort
+def artifacts_of(run: Run) -> QuerySet[RunArtifact]:
+    """A run's artifacts by path, with their vault blobs."""
+    return RunArtifact.objects.filter(run=run).select_related("blob").order_by("path", "pk")
 
 
+def artifact_of(run: Run, path: str) -> RunArtifact:
+    """The run's artifact at `path` (`NotFound` if there is none)."""
+    artifact = artifacts_of(run).filter(path=path).first()
+    if artifact is None:
+        raise NotFound(f"Run {run.pk} has no artifact at {path!r}.")
+    artifact.run = run
+    return artifact
+
+
+# --- metric series ------------------------------------------------------------------------------
 def _read_series(run_id: int, key: str, after_step: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, values, timestamps) in step order; NULL values come back as NaN."""
     table = MetricPoint._meta.db_table
@@ -226,12 +205,16 @@ def _read_series_pg(table: str, run_id: int, key: str, after_step: int | None):
     return steps, values, stamps
 
 
-def metric_series(
+def series_of(
     run: Run, key: str, *, max_points: int | None = None, method: str = "minmax", after_step: int | None = None
 ) -> dict:
-    """The series of `key` in step order, as columns; downsampled when longer than max_points."""
+    """The series of `key` in step order, as columns; downsampled when longer than max_points.
+    Raises `ValidationError` naming ``key`` or ``method``."""
+    problem = check_key(key)
+    if problem:
+        raise ValidationError({"key": [problem]})
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        raise ValidationError({"method": [f"Use one of {', '.join(METHODS)}."]})
     steps, values, timestamps = _read_series(run.pk, key, after_step)
     total = len(steps)
     downsampled = max_points is not None and total > max_points

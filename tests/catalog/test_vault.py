@@ -112,7 +112,7 @@ def test_configured_keyring_and_unknown_kid(settings):
 
 
 def test_default_storage_is_var_vault(settings):
-    del settings.VAULT_STORAGE
+    settings.VAULT_STORAGE = None  # the default: local files under VAULT_ROOT (var/vault)
     blob = vault.blob_store(io.BytesIO(b"local default"), purpose="test.bin")
     path = Path(settings.VAR_DIR) / "vault" / blob.storage_key
     assert path.exists() and vault.blob_read(blob) == b"local default"

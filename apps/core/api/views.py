@@ -5,13 +5,11 @@ import csv
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.audit import verify_chain
 from apps.core.models import AuditEntry
-from apps.core.selectors import AUDIT_FILTERS, audit_csv_rows, audit_entries, can_read_audit
+from apps.core.selectors import AUDIT_FILTERS, audit_csv_rows, audit_entries_visible, audit_verify
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -57,9 +55,7 @@ class AuditListView(generics.ListAPIView):
     serializer_class = AuditEntrySerializer
 
     def get_queryset(self):
-        if not can_read_audit(self.request.user):
-            raise PermissionDenied("Only platform admins and auditors may read the audit trail.")
-        return audit_entries(self.request.query_params)
+        return audit_entries_visible(self.request.user, self.request.query_params)
 
     def list(self, request, *args, **kwargs):
         if request.query_params.get("format") == "csv":
@@ -84,6 +80,4 @@ class AuditVerifyView(APIView):
         )
     )
     def get(self, request):
-        if not can_read_audit(request.user):
-            raise PermissionDenied("Only platform admins and auditors may verify the audit trail.")
-        return Response(verify_chain().as_dict())
+        return Response(audit_verify(actor=request.user).as_dict())

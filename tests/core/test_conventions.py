@@ -1,0 +1,91 @@
+"""Core pieces of 'one way to do each thing': errors, names, the favicon, the vault root, audit lists."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
+
+from apps.core import errors, vault
+from apps.core.names import check_name, slug_from
+from apps.core.permissions import require, with_article
+from tests.conftest import api_client_for, page_client_for
+
+
+def test_favicon_is_served_to_anyone(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/x-icon"
+    assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO header
+
+
+def test_articles_read_as_english():
+    assert with_article("entity") == "an entity"
+    assert with_article("model version") == "a model version"
+
+
+@pytest.mark.django_db
+def test_role_refusal_says_an_entity(approver):
+    from apps.features.models import Entity
+
+    with pytest.raises(errors.Forbidden, match="create an entity|add an entity"):
+        require(approver, "add", Entity)
+
+
+def test_names_from_usernames_are_valid_slugs():
+    assert slug_from("jane_doe.x") == "jane-doe-x"
+    assert slug_from("...") == "user"
+    check_name(slug_from("Ünïcode__Name.."), route_prefixes=())
+
+
+@pytest.mark.django_db
+def test_fixed_route_words_are_reserved_names():
+    with pytest.raises(ValidationError, match="reserved"):
+        check_name("new", route_prefixes=("models/",))
+
+
+def test_domain_errors_are_django_404_and_403():
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    assert isinstance(errors.NotFound(), Http404)
+    assert isinstance(errors.Forbidden(), PermissionDenied)
+    assert errors.error_body(errors.Conflict("busy")) == (409, {"detail": "busy"})
+
+
+@pytest.mark.django_db
+def test_vault_writes_under_vault_root(tmp_path, owner):
+    root = tmp_path / "elsewhere"
+    with override_settings(VAULT_ROOT=root):
+        blob = vault.blob_store(io.BytesIO(b"hello vault"), purpose="test.vault-root")
+        assert any(root.rglob("*")), "nothing was written under VAULT_ROOT"
+        assert vault.blob_read(blob) == b"hello vault"
+
+
+@pytest.mark.django_db
+def test_audit_filter_error_names_the_parameter(auditor):
+    response = api_client_for(auditor).get("/api/v1/audit/", {"since": "yesterday"})
+    assert response.status_code == 400
+    assert "since" in response.json()
+
+
+@pytest.mark.django_db
+def test_audit_list_queries_do_not_grow_with_rows(auditor, owner):
+    from apps.core.audit import audit_event
+
+    def count(path, client) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(path).status_code == 200
+        return len(ctx.captured_queries)
+
+    api, page = api_client_for(auditor), page_client_for(auditor)
+    count("/api/v1/audit/", api)  # warm: the token's last-used stamp is written once a minute
+    for i in range(5):
+        audit_event(actor=owner, event="test.event", data={"i": i})
+    few = (count("/api/v1/audit/", api), count("/audit/", page))
+    for i in range(45):
+        audit_event(actor=owner, event="test.event", data={"i": i})
+    assert (count("/api/v1/audit/", api), count("/audit/", page)) == few
