@@ -182,6 +182,11 @@ CELERY_BEAT_SCHEDULE: dict = {
 # training loop's GIL), or "thread" (a writer thread in the worker process).
 TRAINING_WRITER = env_choice("TRAINING_WRITER", ("process", "thread"), "process")
 QUEUE_COST_PER_HOUR = {"cpu": env_float("COST_CPU_PER_HOUR", 0.10), "gpu": env_float("COST_GPU_PER_HOUR", 2.50)}
+# A job's Redis lease (so a redelivered message never runs twice at once); a killed worker's job
+# resumes after at most this long.
+TRAINING_LEASE_TTL_S = env_int("TRAINING_LEASE_TTL_S", 60, minimum=5, maximum=3600)
+TRAINING_ONNX_EXPORTER = env_choice("TRAINING_ONNX_EXPORTER", ("auto", "dynamo", "torchscript"), "auto")
+TRAINING_CPU_THREADS = env_int("TRAINING_CPU_THREADS", 1, minimum=1, maximum=256)
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -307,6 +312,11 @@ VAULT_STORAGE = (
 if PRODUCTION and not VAULT_KEYRING:
     raise ConfigError("PORTAL_ENV=production needs VAULT_KEYRING (or VAULT_KEYRING_FILE): the artifact master keys.")
 CATALOG_MAX_ARTIFACT_BYTES = env_int("CATALOG_MAX_ARTIFACT_BYTES", 512 * 1024 * 1024, minimum=1024)
+EXPERIMENTS_MAX_ARTIFACT_BYTES = env_int("EXPERIMENTS_MAX_ARTIFACT_BYTES", 200 * 1024 * 1024, minimum=1024)
+# Live metric messages are coalesced per run over this window (seconds) before they are sent.
+EXPERIMENTS_LIVE_WINDOW_S = env_float("EXPERIMENTS_LIVE_WINDOW_S", 0.1)
+# An in-process near cache in front of Redis for online feature reads (per web process).
+FEATURE_ONLINE_NEAR_CACHE = env_bool("FEATURE_ONLINE_NEAR_CACHE", True)
 FEATURE_STORE_ROOT = Path(env_str("FEATURE_STORE_ROOT", str(VAR_DIR / "features")))
 
 if TESTING:  # personas are created per test; PBKDF2 would cost ~1 s each on this VM

@@ -6,6 +6,7 @@ from rest_framework import authentication, exceptions
 
 from apps.accounts.tokens import find_token
 
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
 

@@ -14,6 +14,8 @@ from django.utils.text import slugify
 from apps.accounts.models import ApiToken, Team
 from apps.accounts.tokens import new_key
 from apps.core.audit import audit_event
+from apps.core.errors import NotFound
+from apps.core.permissions import is_platform_admin
 
 VALID_SCOPES = {code for code, _ in ApiToken.SCOPES}
 
@@ -36,11 +38,14 @@ def token_create(*, user, name: str, scopes: list[str], expires_days: int | None
     return token, key
 
 
-def token_revoke(*, token: ApiToken, by) -> ApiToken:
+def token_revoke(*, token: ApiToken, actor) -> ApiToken:
+    """Revoke `token` (its owner or a platform admin; anyone else is told it does not exist)."""
+    if token.user_id != getattr(actor, "pk", None) and not is_platform_admin(actor):
+        raise NotFound("No API token matches the given query.")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        audit_event(actor=by, event="token.revoke", obj=token)
+        audit_event(actor=actor, event="token.revoke", obj=token)
     return token
 
 

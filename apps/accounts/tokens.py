@@ -10,6 +10,8 @@ from datetime import timedelta
 from django.core.cache import caches
 from django.utils import timezone
 
+from apps.core.permissions import token_allows
+
 KEY_PREFIX = "ptk"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -53,7 +55,7 @@ def authenticate_token(key: str, required_scope: str | None = None):
     token = find_token(key)
     if token is None:
         return None
-    if required_scope and required_scope not in token.scopes:
+    if required_scope and not token_allows(token, required_scope):
         return None
     return token.user
 

@@ -1,14 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.accounts import services
+from apps.accounts import selectors, services
 from apps.accounts.forms import LoginForm, TokenCreateForm
-from apps.accounts.models import ApiToken
 from apps.accounts.roles import ROLE_DESCRIPTIONS, user_roles
 from apps.core.forms import apply_validation_error
+from apps.core.permissions import teams_of
 
 
 class LoginView(auth_views.LoginView):
@@ -42,16 +42,16 @@ def profile(request):
     context = {
         "form": form,
         "new_key": new_key,
-        "tokens": request.user.api_tokens.all(),
+        "tokens": selectors.tokens_of(request.user),
         "roles": [(r, ROLE_DESCRIPTIONS[r]) for r in roles],
-        "teams": [g.team for g in request.user.groups.select_related("team") if hasattr(g, "team")],
+        "teams": teams_of(request.user),
     }
     return render(request, "accounts/profile.html", context)
 
 
 @require_POST
 def token_revoke(request, pk: int):
-    token = get_object_or_404(ApiToken, pk=pk, user=request.user)  # someone else's token: 404
-    services.token_revoke(token=token, by=request.user)
+    token = selectors.token_for(request.user, pk)  # someone else's token: 404
+    services.token_revoke(token=token, actor=request.user)
     messages.info(request, f"Token '{token.name}' revoked.")
     return redirect("accounts:profile")

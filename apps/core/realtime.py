@@ -2,6 +2,11 @@
 
 Messages leave the server only after the transaction that caused them commits, so a browser
 never sees an event for data that was rolled back.
+
+One broadcaster: every live message of every app leaves through this module's sender thread
+(`broadcast` after commit, `send_now` at once), the one event loop thread a process runs for
+sockets. Coalescers that merge a window's messages first (the experiments' metric updates,
+`apps.experiments.live`) schedule their flush on the same thread with `call_later`.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import json
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from channels.auth import AuthMiddlewareStack
@@ -29,6 +36,9 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 MAX_CLIENT_MESSAGE_BYTES = 4096
+# How long a socket's "may view" answer is trusted before the next delivery asks again: an
+# unshare closes open sockets within this time (and costs one query per socket per window).
+ACCESS_RECHECK_S = 5.0
 
 
 def group_name(kind: str, pk: object) -> str:
@@ -47,6 +57,16 @@ def send_now(group: str, message: dict[str, Any]) -> None:
     (about 5 ms on a training job's writer thread); one long-lived loop keeps its connections.
     """
     _sender().put(group, message)
+
+
+def call_later(delay_s: float, callback: Callable[[], None]) -> None:
+    """Run `callback()` on this process's sender thread after `delay_s` seconds (at once when 0).
+
+    For coalescers: the callback merges what arrived during its window and sends it with
+    `send_now`, which queues behind everything queued before. It runs on the event loop, so it
+    must be short and must not block or touch the database; an exception is logged, not raised.
+    `flush_sends` waits for scheduled callbacks too."""
+    _sender().call_later(delay_s, callback)
 
 
 class _Sender:
@@ -78,16 +98,34 @@ class _Sender:
                 await layer.group_send(group, {"type": "portal.event", "payload": message})
             except Exception:  # a missed live update must never fail the write that caused it
                 log.exception("broadcast to %s failed", group)
-            with self.lock:
-                self.pending -= 1
-                if not self.pending:
-                    self.idle.set()
+            self._done()
 
-    def put(self, group: str, message: dict[str, Any]) -> None:
+    def _started(self) -> None:
         with self.lock:
             self.pending += 1
             self.idle.clear()
+
+    def _done(self) -> None:
+        with self.lock:
+            self.pending -= 1
+            if not self.pending:
+                self.idle.set()
+
+    def put(self, group: str, message: dict[str, Any]) -> None:
+        self._started()
         self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        self._started()  # counted from now, so `flush` also waits for what the callback will send
+        self.loop.call_soon_threadsafe(self.loop.call_later, max(0.0, delay_s), self._call, callback)
+
+    def _call(self, callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:  # a lost live update must never stop the sender
+            log.exception("scheduled live update failed")
+        finally:
+            self._done()
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until everything queued so far was sent (tests, process exit)."""
@@ -123,10 +161,13 @@ async def send_now_async(group: str, message: dict[str, Any]) -> None:
 
 
 class ObjectConsumer(AsyncJsonWebsocketConsumer):
-    """Subscribe to one object's group. Subclasses set `group_kind` and implement `load_object`.
+    """Subscribe to one object's group. Subclasses set `group_kind` and implement `load_object`
+    (the kind's `_for` selector: the object, or None when the user may not view it).
 
     Unauthenticated sockets close with 4401; sockets for objects the user may not view close
-    with 4403 (the same answer whether the object exists or not).
+    with 4403 (the same answer whether the object exists or not). Access is asked again before a
+    delivery once the last answer is `ACCESS_RECHECK_S` old, so a socket opened before an unshare
+    closes with 4403 instead of streaming on.
     """
 
     group_kind = ""
@@ -144,6 +185,7 @@ class ObjectConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.object = obj
+        self.checked_at = time.monotonic()
         self.group = group_name(self.group_kind, obj.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.send_json({"type": "subscribed", "group": self.group})
@@ -173,7 +215,21 @@ class ObjectConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def portal_event(self, event: dict) -> None:
+        if getattr(self, "group", None) is None:  # closed for lost access; a message was in flight
+            return
+        if time.monotonic() - self.checked_at >= ACCESS_RECHECK_S and not await self._still_allowed():
+            return
         await self.send_json(event["payload"])
+
+    async def _still_allowed(self) -> bool:
+        pk = self.scope["url_route"]["kwargs"].get(self.url_kwarg)
+        if await database_sync_to_async(self.load_object)(self.scope.get("user"), pk) is None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        self.checked_at = time.monotonic()
+        return True
 
 
 class NotificationsConsumer(ObjectConsumer):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import Http404
-
+from apps.core.errors import NotFound
 from apps.core.realtime import ObjectConsumer
 from apps.experiments import selectors
 
@@ -13,8 +12,8 @@ class RunConsumer(ObjectConsumer):
 
     def load_object(self, user, pk):
         try:
-            return selectors.get_run(user, pk)
-        except Http404:
+            return selectors.run_for(user, pk)
+        except NotFound:
             return None
 
 
@@ -23,6 +22,6 @@ class ExperimentConsumer(ObjectConsumer):
 
     def load_object(self, user, pk):
         try:
-            return selectors.get_experiment(user, pk)
-        except Http404:
+            return selectors.experiment_for(user, pk)
+        except NotFound:
             return None

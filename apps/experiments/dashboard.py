@@ -1,12 +1,14 @@
+"""The experiments card on the home dashboard."""
+
 from django.urls import reverse
 
 from apps.experiments.models import Run
-from apps.experiments.selectors import visible_experiments, visible_runs
+from apps.experiments.selectors import experiments_visible, runs_visible
 
 
 def cards(user) -> list[dict]:
-    experiments = visible_experiments(user).count()
-    running = visible_runs(user).filter(status=Run.Status.RUNNING).count()
+    experiments = experiments_visible(user).count()
+    running = runs_visible(user, {"status": Run.Status.RUNNING}).count()
     return [
         {
             "title": "Experiments",

@@ -25,7 +25,6 @@ from apps.experiments.validation import check_key
 
 MAX_FILTER_LENGTH = 2000
 MAX_CLAUSES = 40
-OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 ATTRIBUTES = {
     "name": "text",

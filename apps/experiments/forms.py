@@ -2,6 +2,7 @@ from django import forms
 
 from apps.accounts.models import Team
 from apps.core.forms import BootstrapFormMixin
+from apps.core.permissions import teams_of
 from apps.experiments.models import slug_validator
 
 
@@ -9,11 +10,13 @@ class ExperimentForm(BootstrapFormMixin, forms.Form):
     name = forms.SlugField(max_length=100, validators=[slug_validator], help_text="Lowercase, e.g. churn-model.")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     team = forms.ModelChoiceField(
-        queryset=Team.objects.none(), required=False, help_text="Team members can view the experiment and log runs."
+        queryset=Team.objects.none(),
+        required=False,
+        help_text="Members of the team can view the experiment; share it with them as editors to let them log runs.",
     )
 
     def __init__(self, *args, user=None, **kwargs):
-        self._teams = Team.objects.filter(group__user=user) if user is not None else Team.objects.none()
+        self._teams = teams_of(user)
         super().__init__(*args, **kwargs)
 
     def order_fields(self, field_order):

@@ -1,10 +1,11 @@
 """Live updates for runs: coalesced per run so that a fast trainer cannot flood browsers.
 
-Every committed log-batch hands its points to `publish()` (from `transaction.on_commit`). A single
-background thread per process owns an event loop that talks to the channel layer. Per run, at
-most one flush happens per window (`EXPERIMENTS_LIVE_WINDOW_S`, default 0.1 s): the first batch
-after a quiet period goes out at once; batches arriving within the window are merged and sent
-when it ends. A flush sends to group `run.<id>`:
+Every committed log-batch hands its points to `publish()` (from `transaction.on_commit`). This
+module only merges: flushes are scheduled on, and messages leave through, the one broadcaster
+(`apps.core.realtime.call_later` / `send_now`), so a process runs no event loop thread of its
+own for experiments. Per run, at most one flush happens per window (`EXPERIMENTS_LIVE_WINDOW_S`,
+default 0.1 s): the first batch after a quiet period goes out at once; batches arriving within
+the window are merged and sent when it ends. A flush sends to group `run.<id>`:
 
 - at most one point per key and at most 10 keys (a trainer logging once per step or epoch):
   one `{"type": "metric", "run", "key", "step", "value", "ts"}` message each (API.md);
@@ -21,33 +22,38 @@ Log lines go to the run group as `{"type": "log", "run", "text"}`.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import logging
 import os
 import threading
 import time
 from collections.abc import Iterable
 
 import numpy as np
-from channels.layers import get_channel_layer
 from django.conf import settings
 
+from apps.core import realtime
 from apps.core.realtime import group_name
 from apps.experiments.downsample import downsample
 from apps.experiments.validation import Point
 
-log = logging.getLogger(__name__)
 PER_POINT_LIMIT = 10
 MAX_LIVE_POINTS_PER_KEY = 200
 
 
 def window_seconds() -> float:
-    return float(getattr(settings, "EXPERIMENTS_LIVE_WINDOW_S", 0.1))
+    return settings.EXPERIMENTS_LIVE_WINDOW_S
 
 
 def iso_ms(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def status_message(run) -> dict:
+    """`{"type": "status", "run", "status", "progress"}` (+ `ended_at` once the run ended)."""
+    message = {"type": "status", "run": run.pk, "status": run.status, "progress": run.progress}
+    if run.ended_at is not None:
+        message["ended_at"] = run.ended_at.isoformat()
+    return message
 
 
 def point_message(run_id: int, p: Point) -> dict:
@@ -104,26 +110,19 @@ class _Pending:
 
 
 class LivePublisher:
+    """Merges each run's updates over a window; the flush runs on the broadcaster's thread."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pending: dict[int, _Pending] = {}
         self.scheduled: set[int] = set()
         self.last_sent: dict[int, float] = {}
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.pid = None
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self.loop is None or self.pid != os.getpid():  # first use, or a forked worker process
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="experiments-live", daemon=True).start()
-            self.loop, self.pid = loop, os.getpid()
-            self.pending.clear()
-            self.scheduled.clear()
-        return self.loop
+        self.pid = os.getpid()
 
     def publish(self, run_id: int, experiment_id: int, *, points=(), status=None, log_text=None) -> None:
         with self.lock:
-            loop = self._ensure_loop()
+            if self.pid != os.getpid():  # a forked worker process: the parent's windows are not ours
+                self.pending, self.scheduled, self.last_sent, self.pid = {}, set(), {}, os.getpid()
             entry = self.pending.setdefault(run_id, _Pending(experiment_id))
             entry.points.extend(points)
             if status is not None:
@@ -134,15 +133,9 @@ class LivePublisher:
                 return
             self.scheduled.add(run_id)
             delay = max(0.0, self.last_sent.get(run_id, -1e9) + window_seconds() - time.monotonic())
-        loop.call_soon_threadsafe(self._schedule, run_id, delay)
+        realtime.call_later(delay, lambda: self._flush(run_id))
 
-    def _schedule(self, run_id: int, delay: float) -> None:
-        if delay > 0:
-            self.loop.call_later(delay, lambda: asyncio.ensure_future(self._flush(run_id)))
-        else:
-            asyncio.ensure_future(self._flush(run_id))
-
-    async def _flush(self, run_id: int) -> None:
+    def _flush(self, run_id: int) -> None:
         with self.lock:
             entry = self.pending.pop(run_id, None)
             self.scheduled.discard(run_id)
@@ -152,20 +145,21 @@ class LivePublisher:
                 self.last_sent = {k: v for k, v in self.last_sent.items() if now - v < 60}
         if entry is None:
             return
-        run_group, exp_group = group_name("run", run_id), group_name("experiment", entry.experiment_id)
-        outgoing: list[tuple[str, dict]] = []
-        outgoing += [(run_group, m) for m in messages_for(run_id, coalesce(entry.points), len(entry.points))]
-        outgoing += [(exp_group, m) for m in messages_for(run_id, latest_per_key(entry.points), len(entry.points))]
-        if entry.logs:
-            outgoing.append((run_group, {"type": "log", "run": run_id, "text": "".join(entry.logs)}))
-        if entry.status is not None:
-            outgoing += [(run_group, entry.status), (exp_group, entry.status)]
-        layer = get_channel_layer()
-        for group, message in outgoing:
-            try:
-                await layer.group_send(group, {"type": "portal.event", "payload": message})
-            except Exception:  # a missed live update must never break logging
-                log.exception("live update to %s failed", group)
+        for group, message in outgoing(run_id, entry):
+            realtime.send_now(group, message)
+
+
+def outgoing(run_id: int, entry: _Pending) -> list[tuple[str, dict]]:
+    """The (group, message) pairs one window's merged updates of a run become."""
+    run_group, exp_group = group_name("run", run_id), group_name("experiment", entry.experiment_id)
+    total = len(entry.points)
+    messages = [(run_group, m) for m in messages_for(run_id, coalesce(entry.points), total)]
+    messages += [(exp_group, m) for m in messages_for(run_id, latest_per_key(entry.points), total)]
+    if entry.logs:
+        messages.append((run_group, {"type": "log", "run": run_id, "text": "".join(entry.logs)}))
+    if entry.status is not None:
+        messages += [(run_group, entry.status), (exp_group, entry.status)]
+    return messages
 
 
 publisher = LivePublisher()

@@ -45,7 +45,7 @@ def seed(*, users, team, out) -> None:
         experiment = services.experiment_create(
             name=EXPERIMENT,
             actor=owner,
-            team=team,
+            team=team.slug if team is not None else None,
             description="Customer churn classifier: optimiser and learning-rate sweep (synthetic demo curves).",
             tags={"dataset": "churn-2026-q3", "task": "binary-classification"},
         )
@@ -98,17 +98,20 @@ def seed(*, users, team, out) -> None:
                 },
             ]
         for chunk in range(0, len(points), 1000):
-            services.run_log_batch(run=run, metrics=points[chunk : chunk + 1000])
+            services.run_log_batch(run=run, actor=owner, metrics=points[chunk : chunk + 1000])
         services.run_append_log(
             run=run,
+            actor=owner,
             text="".join(f"epoch {e + 1}/{epochs} val_acc={curves['val_acc'][e]:.4f}\n" for e in range(done_epochs)),
         )
         if status == Run.Status.RUNNING:
-            services.run_set_status(run=run, progress=done_epochs / epochs)
+            services.run_set_status(run=run, actor=owner, progress=done_epochs / epochs)
         else:
             if status == Run.Status.FAILED:
-                services.run_append_log(run=run, text="RuntimeError: loss became NaN/diverged; stopping.\n")
+                services.run_append_log(
+                    run=run, actor=owner, text="RuntimeError: loss became NaN/diverged; stopping.\n"
+                )
             else:
-                services.run_artifact_add(run=run, path="model.onnx", size=412_331, digest="sha256:demo")
-            services.run_set_status(run=run, status=status)
+                services.run_artifact_add(run=run, actor=owner, path="model.onnx", size=412_331, digest="sha256:demo")
+            services.run_set_status(run=run, actor=owner, status=status)
     out.write(f"  experiments: {EXPERIMENT} with {experiment.runs.count()} runs")

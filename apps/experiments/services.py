@@ -1,4 +1,11 @@
-"""Writes for experiments and runs. The training app calls these in-process with Run objects."""
+"""Writes for experiments and runs: the one place their tables change.
+
+Every service takes the acting user (`actor`) and checks it through `apps.core.permissions`:
+creating needs the role's add permission, everything that changes a run needs change rights on
+its experiment (runs have no access list of their own). Pages, the API, the seed command and the
+training app (which passes the job's owner from its worker) all call these. Live updates leave
+after commit through `apps.experiments.live` (coalesced, on the one broadcaster).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,14 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.http import Http404
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from apps.core import vault
-from apps.core.errors import Conflict, TooLarge
 from apps.core.audit import audit_event
-from apps.core.permissions import grant_owner, require, share
+from apps.core.errors import Conflict, IntegrityFailure, NotFound, TooLarge
+from apps.core.permissions import grant_owner, require
+from apps.core.sharing import share_with_team_on_create, team_for_create
 from apps.experiments import live
 from apps.experiments.models import (
     Experiment,
@@ -43,17 +51,20 @@ TRANSITIONS = {
     Run.Status.RUNNING: {Run.Status.FINISHED, Run.Status.FAILED, Run.Status.KILLED},
 }
 COPY_THRESHOLD = 50  # PostgreSQL: batches this big go through COPY
-DEFAULT_MAX_ARTIFACT_BYTES = 200 * 1024 * 1024
 ARTIFACT_PURPOSE = "experiments.artifact"
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --- experiments --------------------------------------------------------------------------------
-def experiment_create(*, name: str, actor, description: str = "", tags=None, team=None) -> Experiment:
-    """Create an experiment owned by `actor`; a team experiment is shared with the team as editor."""
+def experiment_create(*, actor, name: str, description: str = "", tags=None, team: str | None = None) -> Experiment:
+    """Create an experiment owned by `actor` (who needs the role's add permission).
+
+    `team` is a team slug the actor belongs to: the team becomes a viewer of the experiment (as
+    for every kind, docs/SECURITY.md); the owner shares it as editor to let the team log runs."""
     require(actor, "add", Experiment)
+    team_obj = team_for_create(actor=actor, slug=team)
     tags = clean_tags(tags)
-    experiment = Experiment(name=name, description=description or "", tags=tags, owner=actor, team=team)
+    experiment = Experiment(name=name, description=description or "", tags=tags, owner=actor, team=team_obj)
     experiment.full_clean(exclude=["owner", "team"])
     with transaction.atomic():
         try:
@@ -63,12 +74,12 @@ def experiment_create(*, name: str, actor, description: str = "", tags=None, tea
                 {"name": [f"An experiment named {name!r} already exists; pick another name."]}
             ) from None
         grant_owner(experiment)
-        if team is not None:
-            share(experiment, role="editor", team=team)
+        share_with_team_on_create(experiment, team_obj)
     return experiment
 
 
 def experiment_update(*, experiment: Experiment, actor, description=None, tags=None) -> Experiment:
+    """Change the description and/or tags (change rights on the experiment)."""
     require(actor, "change", experiment)
     fields = []
     if description is not None:
@@ -86,8 +97,8 @@ def experiment_update(*, experiment: Experiment, actor, description=None, tags=N
 def run_create(
     *,
     experiment: Experiment,
-    name: str,
     actor,
+    name: str,
     source: str = Run.Source.JOB,
     params=None,
     tags=None,
@@ -129,7 +140,11 @@ def run_create(
     return run
 
 
-def run_update(*, run: Run, name=None, notes=None) -> Run:
+@transaction.atomic
+def run_update(*, run: Run, actor, name=None, notes=None, status=None, progress=None) -> Run:
+    """Rename, annotate and/or move the run's status and progress, in one transaction (change
+    rights on its experiment); the status rules are `run_set_status`'s."""
+    require(actor, "change", run.experiment)
     fields = []
     if name is not None:
         name = name.strip()
@@ -142,14 +157,22 @@ def run_update(*, run: Run, name=None, notes=None) -> Run:
         fields.append("notes")
     if fields:
         run.save(update_fields=[*fields, "updated_at"])
+    if status is not None or progress is not None:
+        _set_status(run, status, progress)
     return run
 
 
-def run_set_status(*, run: Run, status: str | None = None, progress: float | None = None) -> Run:
-    """Move a run along queued -> running -> finished/failed/killed and/or report progress (0..1).
+def run_set_status(*, run: Run, actor, status: str | None = None, progress: float | None = None) -> Run:
+    """Move a run along queued -> running -> finished/failed/killed and/or report progress (0..1)
+    (change rights on its experiment; `Conflict` for a move the current status does not allow).
 
     A status change is audited; progress alone is not (it may be reported every step).
     """
+    require(actor, "change", run.experiment)
+    return _set_status(run, status, progress)
+
+
+def _set_status(run: Run, status: str | None, progress: float | None) -> Run:
     if progress is not None:
         if isinstance(progress, bool) or not isinstance(progress, int | float) or not math.isfinite(progress):
             raise ValidationError({"progress": ["Progress is a number between 0 and 1."]})
@@ -185,10 +208,11 @@ def run_set_status(*, run: Run, status: str | None = None, progress: float | Non
     return run
 
 
-def run_report_progress(*, run: Run, progress: float) -> Run:
+def run_report_progress(*, run: Run, actor, progress: float) -> Run:
     """Progress only (0..1), from the process that runs the run: one UPDATE and a live status
     message; no row lock, because the caller owns the run's status (a training job's writer
-    thread reports this about once a second)."""
+    thread reports this about once a second). Change rights on the experiment."""
+    require(actor, "change", run.experiment)
     if isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 1:
         raise ValidationError({"progress": ["Progress is a number between 0 and 1."]})
     run.progress = float(progress)
@@ -198,20 +222,20 @@ def run_report_progress(*, run: Run, progress: float) -> Run:
 
 
 def _publish_status(run: Run) -> None:
-    message = {"type": "status", "run": run.pk, "status": run.status, "progress": run.progress}
-    if run.ended_at is not None:
-        message["ended_at"] = run.ended_at.isoformat()
+    message = live.status_message(run)
     experiment_id = run.experiment_id
     transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, status=message))
 
 
-def run_log_batch(*, run: Run, metrics=None, params=None, tags=None) -> dict[str, int]:
-    """Validate then write metric points, params and tags in one transaction.
+def run_log_batch(*, run: Run, actor, metrics=None, params=None, tags=None) -> dict[str, int]:
+    """Validate then write metric points, params and tags in one transaction (change rights on
+    the run's experiment).
 
     Params are write-once (logging the same value again is fine; a different value is a 409).
     Tags may be overwritten. Summaries (latest/min/max per key) are merged in the same
     transaction by one upsert; the live update goes out after commit.
     """
+    require(actor, "change", run.experiment)
     points = clean_metrics(metrics)
     params = clean_params(params)
     tags = clean_tags(tags)
@@ -228,6 +252,39 @@ def run_log_batch(*, run: Run, metrics=None, params=None, tags=None) -> dict[str
             _update_summaries(run.pk, experiment_id, points)
             transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, points=points))
     return {"metrics": len(points), "params": len(params), "tags": len(tags)}
+
+
+def run_truncate_metrics(*, run: Run, actor, after_step: int) -> int:
+    """Delete the run's metric points logged after `after_step` and rebuild the summaries of the
+    keys that lost points; returns the number of points deleted. Change rights on the experiment.
+
+    Used before a training job resumes from a checkpoint, so the run ends with one point per step."""
+    require(actor, "change", run.experiment)
+    if isinstance(after_step, bool) or not isinstance(after_step, int):
+        raise ValidationError({"after_step": ["after_step is a whole number."]})
+    with transaction.atomic():
+        doomed = MetricPoint.objects.filter(run=run, step__gt=after_step)
+        keys = sorted(set(doomed.values_list("key", flat=True)))
+        if not keys:
+            return 0
+        deleted = doomed.delete()[0]
+        for key in keys:
+            _rebuild_summary(run, key)
+    return deleted
+
+
+def _rebuild_summary(run: Run, key: str) -> None:
+    series = MetricPoint.objects.filter(run=run, key=key)
+    agg = series.aggregate(n=Count("id"), low=Min("value"), high=Max("value"))
+    last = series.order_by("-step", "-id").first()
+    summaries = RunMetricSummary.objects.filter(run=run, key=key)
+    if last is None:
+        summaries.delete()
+        return
+    summaries.update(
+        count=agg["n"], min=agg["low"], max=agg["high"], last=last.value, last_step=last.step,
+        last_timestamp=last.timestamp,
+    )  # fmt: skip
 
 
 def _write_params_tags(run: Run, params: dict[str, str], tags: dict[str, str]) -> None:
@@ -327,6 +384,7 @@ def _update_summaries(run_id: int, experiment_id: int, points: list[Point]) -> N
 def run_log_system_metrics(
     *,
     run: Run,
+    actor,
     cpu_percent: float | None = None,
     memory_percent: float | None = None,
     gpu_percent: float | None = None,
@@ -345,11 +403,13 @@ def run_log_system_metrics(
         step = max(0, int((timezone.now() - started).total_seconds()))
     ts = now_ms()
     metrics = [{"key": k, "value": v, "step": step, "timestamp": ts} for k, v in values.items() if v is not None]
-    return run_log_batch(run=run, metrics=metrics)
+    return run_log_batch(run=run, actor=actor, metrics=metrics)
 
 
-def run_append_log(*, run: Run, text: str) -> None:
-    """Append worker output to the run's log tail (the last 64 KiB are kept) and stream it."""
+def run_append_log(*, run: Run, actor, text: str) -> None:
+    """Append worker output to the run's log tail (the last 64 KiB are kept) and stream it
+    (change rights on the run's experiment; empty text is a no-op)."""
+    require(actor, "change", run.experiment)
     if not isinstance(text, str) or not text:
         return
     # Databases store neither NUL nor lone surrogates (JSON "\ud800"): drop and replace them.
@@ -367,7 +427,7 @@ def run_append_log(*, run: Run, text: str) -> None:
 
 # --- artifacts ----------------------------------------------------------------------------------
 def max_artifact_bytes() -> int:
-    return int(getattr(settings, "EXPERIMENTS_MAX_ARTIFACT_BYTES", DEFAULT_MAX_ARTIFACT_BYTES))
+    return settings.EXPERIMENTS_MAX_ARTIFACT_BYTES
 
 
 def clean_artifact_path(path) -> str:
@@ -397,9 +457,10 @@ def _replace_artifact(run: Run, path: str, **fields) -> RunArtifact:
     return RunArtifact.objects.create(run=run, path=path, **fields)
 
 
-def run_artifact_add(*, run: Run, path: str, size: int, digest: str = "", uri: str = "") -> RunArtifact:
+def run_artifact_add(*, run: Run, actor, path: str, size: int, digest: str = "", uri: str = "") -> RunArtifact:
     """Record a file the run produced that lives outside the portal (`uri`); see
-    `run_artifact_upload` for files stored in the vault."""
+    `run_artifact_upload` for files stored in the vault. Change rights on the experiment."""
+    require(actor, "change", run.experiment)
     path = clean_artifact_path(path)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValidationError({"size": ["Size is a non-negative number of bytes."]})
@@ -414,9 +475,7 @@ def run_artifact_upload(*, run: Run, actor, src: BinaryIO, size: int, path: str)
     path = clean_artifact_path(path)
     limit = max_artifact_bytes()
     if size > limit:
-        raise TooLarge(
-            f"The file is {size:,} bytes; the limit is {limit:,} bytes (EXPERIMENTS_MAX_ARTIFACT_BYTES)."
-        )
+        raise TooLarge(f"The file is {size:,} bytes; the limit is {limit:,} bytes (EXPERIMENTS_MAX_ARTIFACT_BYTES).")
     # Encrypt before the transaction: a large upload must not hold the database lock.
     name, result = vault.blob_write(src, purpose=ARTIFACT_PURPOSE)
     try:
@@ -441,14 +500,15 @@ def run_artifact_upload(*, run: Run, actor, src: BinaryIO, size: int, path: str)
 
 def run_artifact_open(*, artifact: RunArtifact, actor, request=None):
     """Check permission, start decrypting (the first chunk is checked now) and audit the download.
-    Returns (chunks, size, filename); raises vault.VaultError, audited, when the file was tampered with.
+    Returns (chunks, size, filename).
 
-    Raises Http404 for an artifact kept outside the portal (it has only a `uri`)."""
+    Raises `NotFound` for an artifact kept outside the portal (it has only a `uri`) and
+    `IntegrityFailure`, audited, when the stored file was tampered with (no byte is sent)."""
     run = artifact.run
     require(actor, "view", run.experiment)
     if artifact.blob_id is None:
         where = f" at {artifact.uri}" if artifact.uri else ""
-        raise Http404(f"This artifact is stored outside the portal{where}; fetch it from there.")
+        raise NotFound(f"This artifact is stored outside the portal{where}; fetch it from there.")
     blob = artifact.blob
     data = {"run": run.pk, "path": artifact.path, "sha256": blob.sha256}
     try:
@@ -462,7 +522,10 @@ def run_artifact_open(*, artifact: RunArtifact, actor, request=None):
             data={**data, "error": str(exc)},
             request=request,
         )
-        raise
+        raise IntegrityFailure(
+            f"The stored artifact failed its integrity check and was not sent ({exc}). "
+            "It was changed in storage: restore it from backup or upload it again."
+        ) from None
     audit_event(actor=actor, event="artifact.download", obj=artifact, data=data, request=request)
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", artifact.path.rsplit("/", 1)[-1]) or "artifact"
     return (itertools.chain([first], chunks) if first else iter(())), blob.plaintext_size, filename

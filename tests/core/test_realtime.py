@@ -74,3 +74,42 @@ async def test_token_auth_on_handshake(owner):
     assert connected
     assert (await communicator.receive_json_from(timeout=2))["type"] == "subscribed"
     await communicator.disconnect()
+
+
+async def test_call_later_runs_on_the_one_sender_thread_and_flush_waits_for_it():
+    import threading
+
+    from apps.core import realtime
+
+    seen: list[str] = []
+    realtime.call_later(0.05, lambda: seen.append(threading.current_thread().name))
+    realtime.call_later(0, lambda: 1 / 0)  # a failing callback is logged; the sender goes on
+    assert realtime.flush_sends(3)
+    assert seen == ["realtime-sender"]
+    assert [t.name for t in threading.enumerate()].count("realtime-sender") == 1
+
+
+async def test_socket_closes_4403_once_access_is_revoked(owner, collaborator, monkeypatch):
+    from channels.routing import URLRouter
+
+    from apps.core import realtime
+
+    allowed = {"yes": True}
+
+    class RevocableConsumer(ObjectConsumer):
+        group_kind = "revocable"
+
+        def load_object(self, user, pk):
+            return collaborator if allowed["yes"] else None
+
+    app = URLRouter([path("ws/revocable/<int:pk>/", RevocableConsumer.as_asgi())])
+    communicator = WebsocketCommunicator(app, "/ws/revocable/1/")
+    communicator.scope["user"] = collaborator
+    await communicator.connect()
+    group = (await communicator.receive_json_from(timeout=2))["group"]
+    monkeypatch.setattr(realtime, "ACCESS_RECHECK_S", 0.0)
+    await send_now_async(group, {"type": "hello"})
+    assert (await communicator.receive_json_from(timeout=3)) == {"type": "hello"}
+    allowed["yes"] = False  # unshared while the socket is open
+    await send_now_async(group, {"type": "secret"})
+    assert (await communicator.receive_output(timeout=3)) == {"type": "websocket.close", "code": 4403}

@@ -204,7 +204,9 @@ def test_viewer_collaborator_reads_but_cannot_write(owner, collaborator, owned_r
 def test_outside_artifact_is_listed_but_not_downloadable(
     api_owner, owner, owned_run, django_capture_on_commit_callbacks
 ):
-    services.run_artifact_add(run=owned_run, path="big/data.parquet", size=10, uri="s3://bucket/data.parquet")
+    services.run_artifact_add(
+        run=owned_run, actor=owner, path="big/data.parquet", size=10, uri="s3://bucket/data.parquet"
+    )
     item = api_owner.get(_url(owned_run)).json()["results"][0]
     assert item["uri"] == "s3://bucket/data.parquet" and item["download_url"] is None and item["sha256"] is None
     r = api_owner.get(_url(owned_run, "big/data.parquet"))
@@ -212,7 +214,7 @@ def test_outside_artifact_is_listed_but_not_downloadable(
     # recording an outside location over a stored file drops the stored file
     blob = _stored(owned_run, owner, path="model.onnx").blob
     with django_capture_on_commit_callbacks(execute=True):
-        services.run_artifact_add(run=owned_run, path="model.onnx", size=7, uri="s3://bucket/model.onnx")
+        services.run_artifact_add(run=owned_run, actor=owner, path="model.onnx", size=7, uri="s3://bucket/model.onnx")
     assert not VaultBlob.objects.filter(pk=blob.pk).exists()
 
 
@@ -236,8 +238,8 @@ def test_log_append_and_tail(api_owner, owned_run):
         ({"text": ""}, "text"),
         ({"text": 5}, "text"),
         ({"text": None}, "text"),
-        ({}, "detail"),
-        ({"text": "a", "level": "info"}, "detail"),
+        ({}, "text"),
+        ({"text": "a", "level": "info"}, "level"),
         (["text"], "detail"),
         ({"text": "é" * (33 * 1024)}, "text"),  # 66 KiB of UTF-8
     ]:
@@ -256,7 +258,7 @@ def test_log_append_and_tail(api_owner, owned_run):
 
 def test_run_page_links_stored_artifacts(client, owner, owned_run):
     _stored(owned_run, owner, path="plots/loss curve.png")
-    services.run_artifact_add(run=owned_run, path="data.parquet", size=1, uri="s3://b/data.parquet")
+    services.run_artifact_add(run=owned_run, actor=owner, path="data.parquet", size=1, uri="s3://b/data.parquet")
     client.force_login(owner)
     page = client.get(f"/runs/{owned_run.pk}/").content.decode()
     assert f'href="/api/v1/runs/{owned_run.pk}/artifacts/plots/loss%20curve.png"' in page

@@ -30,14 +30,16 @@ async def test_run_and_experiment_sockets_receive_points_and_status(owner):
     assert (await run_socket.receive_json_from(timeout=3))["group"] == f"run.{r.pk}"
     assert (await exp_socket.receive_json_from(timeout=3))["group"] == f"experiment.{exp.pk}"
 
-    await database_sync_to_async(services.run_log_batch)(run=r, metrics=[{"key": "loss", "step": 12, "value": 0.31}])
+    await database_sync_to_async(services.run_log_batch)(
+        run=r, actor=owner, metrics=[{"key": "loss", "step": 12, "value": 0.31}]
+    )
     message = await run_socket.receive_json_from(timeout=3)
     assert message["type"] == "metric" and message["run"] == r.pk
     assert (message["key"], message["step"], message["value"]) == ("loss", 12, 0.31)
     assert message["ts"].endswith("Z")
     assert (await exp_socket.receive_json_from(timeout=3))["key"] == "loss"
 
-    await database_sync_to_async(services.run_set_status)(run=r, progress=0.4)
+    await database_sync_to_async(services.run_set_status)(run=r, actor=owner, progress=0.4)
     status = await run_socket.receive_json_from(timeout=3)
     assert status == {"type": "status", "run": r.pk, "status": "running", "progress": 0.4}
     assert (await exp_socket.receive_json_from(timeout=3))["type"] == "status"
@@ -52,14 +54,14 @@ async def test_fast_trainer_is_coalesced(owner, settings):
     await socket.receive_json_from(timeout=3)
     log_batch = database_sync_to_async(services.run_log_batch)
     # a big batch becomes one `metrics` message, each key trimmed to 200 points (first and last kept)
-    await log_batch(run=r, metrics=points("loss", 1000))
+    await log_batch(run=r, actor=owner, metrics=points("loss", 1000))
     message = await socket.receive_json_from(timeout=3)
     assert message["type"] == "metrics" and message["total"] == 1000
     steps = [p["step"] for p in message["points"]]
     assert len(steps) <= 200 and steps[0] == 0 and steps[-1] == 999
     # 30 single-point calls in quick succession arrive as a few merged messages, not 30
     for s in range(1000, 1030):
-        await log_batch(run=r, metrics=[{"key": "loss", "step": s, "value": 0.1}])
+        await log_batch(run=r, actor=owner, metrics=[{"key": "loss", "step": s, "value": 0.1}])
     received, seen = 0, set()
     while len(seen) < 30:
         message = await socket.receive_json_from(timeout=3)
@@ -80,3 +82,19 @@ async def test_stranger_socket_closes_4403(owner, stranger):
         communicator.scope["user"] = stranger
         await communicator.connect()
         assert (await communicator.receive_output(timeout=3)) == {"type": "websocket.close", "code": 4403}
+
+
+async def test_run_socket_closes_4403_once_the_experiment_is_unshared(owner, collaborator, monkeypatch):
+    from apps.core import realtime
+    from apps.core.permissions import share, unshare
+
+    exp, r = await _setup(owner)
+    await database_sync_to_async(share)(exp, role="viewer", user=collaborator)
+    socket = await _connect(f"/ws/runs/{r.pk}/", collaborator)
+    assert (await socket.receive_json_from(timeout=3))["type"] == "subscribed"
+    monkeypatch.setattr(realtime, "ACCESS_RECHECK_S", 0.0)
+    await database_sync_to_async(unshare)(exp, user=collaborator)
+    await database_sync_to_async(services.run_log_batch)(
+        run=r, actor=owner, metrics=[{"key": "loss", "step": 1, "value": 0.5}]
+    )
+    assert (await socket.receive_output(timeout=3)) == {"type": "websocket.close", "code": 4403}

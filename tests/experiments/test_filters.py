@@ -1,8 +1,7 @@
 import pytest
 
 from apps.experiments.filters import FilterError, parse_filter, tokenize
-from apps.experiments.models import Run
-from apps.experiments.selectors import RunQuery, runs_queryset
+from apps.experiments.selectors import runs_in_order, runs_of
 from apps.experiments.services import run_log_batch
 from tests.experiments.factories import experiment, run
 
@@ -19,6 +18,7 @@ def runs(owner):
         )
         run_log_batch(
             run=r,
+            actor=owner,
             metrics=[{"key": "val_acc", "step": 1, "value": acc}, {"key": "val/loss", "step": 1, "value": 1 - acc}],
         )
         made.append(r)
@@ -26,7 +26,7 @@ def runs(owner):
 
 
 def names(exp, text, sort=""):
-    return [r.name for r in runs_queryset(Run.objects.filter(experiment=exp), RunQuery(filter=text, sort=sort))]
+    return [r.name for r in runs_in_order(runs_of(exp, {"filter": text, "order_by": sort}))]
 
 
 def test_metric_and_param_filter(runs):

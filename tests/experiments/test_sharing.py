@@ -8,9 +8,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 
 from apps.core.models import AuditEntry
-from apps.core.permissions import share
+from apps.core.permissions import can, share
 from apps.experiments.models import ExperimentGroupObjectPermission, ExperimentUserObjectPermission
-from apps.experiments.selectors import experiment_actions
 from tests.conftest import make_user, object_permission_rows
 from tests.conftest import page_client_for as login
 from tests.experiments.factories import experiment
@@ -25,6 +24,10 @@ def exp(owner):
 
 def url(exp, action="") -> str:
     return f"/experiments/{exp.pk}/{action + '/' if action else ''}"
+
+
+def experiment_actions(user, exp) -> set[str]:
+    return {action for action in ("view", "change", "delete") if can(user, action, exp)}
 
 
 def perm_rows() -> list[tuple]:

@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import user_roles
+from apps.core.permissions import teams_of
 
 
 class MeView(APIView):
@@ -22,14 +23,13 @@ class MeView(APIView):
     )
     def get(self, request):
         user = request.user
-        groups = list(user.groups.select_related("team"))
         return Response(
             {
                 "id": user.pk,
                 "username": user.username,
                 "email": user.email,
                 "roles": user_roles(user),
-                "teams": sorted(g.team.slug for g in groups if hasattr(g, "team")),
+                "teams": sorted(team.slug for team in teams_of(user)),
                 "token_scopes": getattr(request.auth, "scopes", None),
             }
         )

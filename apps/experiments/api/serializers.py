@@ -1,9 +1,49 @@
+"""Input and output serializers of the experiments API; inputs are read with `validated`."""
+
 from __future__ import annotations
 
+from urllib.parse import quote
+
+from django.core.validators import ProhibitNullCharactersValidator
 from django.urls import reverse
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from apps.experiments.downsample import METHODS
 from apps.experiments.models import Experiment, Run, RunArtifact
+
+MAX_LOG_APPEND_BYTES = 64 * 1024  # of text per call (UTF-8)
+MAX_SERIES_MAX_POINTS = 100_000
+PATH_SAFE = "/~:@!$&'()*+,;="  # what Django's reverse() leaves unquoted in a <path:> argument
+
+
+class PassThroughField(serializers.Field):
+    """Taken as sent: apps.experiments.validation checks it (1,000 points per call, fast path)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class TextField(serializers.CharField):
+    """A JSON string, and only a string (DRF's CharField would turn 5 into "5"). NUL characters
+    and lone surrogates are let through: the log service drops and replaces them (a worker's
+    output may hold either, and a log line must not be refused for it)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [
+            v
+            for v in self.validators
+            if not isinstance(v, ProhibitNullCharactersValidator | ProhibitSurrogateCharactersValidator)
+        ]
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
@@ -18,11 +58,18 @@ class ExperimentSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "owner", "team", "run_count", "created_at", "updated_at"]
 
 
+class ExperimentFiltersSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="exact experiment name")
+
+
 class ExperimentCreateSerializer(serializers.Serializer):
     name = serializers.SlugField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     tags = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
-    team = serializers.CharField(required=False, allow_null=True, default=None, help_text="team slug to share with")
+    team = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default=None,
+        help_text="slug of one of your teams: its members may view the experiment",
+    )  # fmt: skip
 
 
 class ExperimentUpdateSerializer(serializers.Serializer):
@@ -57,10 +104,23 @@ class RunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_metrics(self, run) -> dict[str, float | None]:
-        summaries = self.context.get("summaries", {}).get(run.pk)
-        if summaries is None:
-            summaries = {s.key: s for s in run.metric_summaries.all()}
+        """From `context["summaries"]` ({run_id: {key: summary}}, `selectors.summaries_of`): no query per row."""
+        summaries = self.context["summaries"].get(run.pk, {})
         return {key: s.last for key, s in sorted(summaries.items())}
+
+
+class RunFiltersSerializer(serializers.Serializer):
+    experiment = serializers.IntegerField(required=False, min_value=1, help_text="experiment id")
+    status = serializers.ChoiceField(choices=Run.Status.choices, required=False, allow_blank=True)
+    filter = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text="e.g. metrics.val_acc > 0.9 and params.lr < 0.01"
+    )
+    order_by = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=300,
+        help_text="e.g. -metrics.val_acc, params.lr, name, -created_at",
+    )
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -96,10 +156,28 @@ class LogBatchSerializer(serializers.Serializer):
     tags = serializers.DictField(required=False, help_text="at most 100")
 
 
+class LogBatchInputSerializer(serializers.Serializer):
+    """What `validated` reads: the three names, as sent; their content is the service's to check."""
+
+    metrics = PassThroughField(required=False)
+    params = PassThroughField(required=False)
+    tags = PassThroughField(required=False)
+
+
 class LogBatchResultSerializer(serializers.Serializer):
     metrics = serializers.IntegerField()
     params = serializers.IntegerField()
     tags = serializers.IntegerField()
+
+
+class SeriesQuerySerializer(serializers.Serializer):
+    max_points = serializers.IntegerField(
+        required=False, min_value=4, max_value=MAX_SERIES_MAX_POINTS, help_text="downsample to at most this many points"
+    )
+    method = serializers.ChoiceField(choices=list(METHODS), default="minmax", help_text="minmax (default) or lttb")
+    after_step = serializers.IntegerField(
+        required=False, min_value=-1, help_text="only points after this step (catch-up)"
+    )
 
 
 class SeriesSerializer(serializers.Serializer):
@@ -138,9 +216,16 @@ class ArtifactSerializer(serializers.ModelSerializer):
     def get_download_url(self, artifact) -> str | None:
         if artifact.blob_id is None:
             return None
-        url = reverse("api-v1:experiments:run-artifact-download", args=[artifact.run_id, artifact.path])
+        url = f"{self._list_url(artifact.run_id)}/{quote(artifact.path, safe=PATH_SAFE)}"
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request is not None else url
+
+    def _list_url(self, run_id: int) -> str:
+        """`/api/v1/runs/<id>/artifacts`, reversed once per run rather than once per row."""
+        urls = self.context.setdefault("artifact_list_urls", {})
+        if run_id not in urls:
+            urls[run_id] = reverse("api-v1:experiments:run-artifact-list", args=[run_id])
+        return urls[run_id]
 
 
 class ArtifactUploadSerializer(serializers.Serializer):
@@ -155,6 +240,16 @@ class ArtifactUploadSerializer(serializers.Serializer):
 
 
 class LogAppendSerializer(serializers.Serializer):
-    text = serializers.CharField(
-        allow_blank=False, trim_whitespace=False, help_text="output to append (at most 64 KiB per call)"
-    )
+    text = TextField(allow_blank=False, trim_whitespace=False, help_text="output to append (at most 64 KiB per call)")
+
+    def validate_text(self, text: str) -> str:
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_LOG_APPEND_BYTES:
+            raise serializers.ValidationError(
+                f"text may be at most {MAX_LOG_APPEND_BYTES // 1024} KiB per call; split it."
+            )
+        return text
+
+
+class LogTailSerializer(serializers.Serializer):
+    run = serializers.IntegerField(source="pk")
+    text = serializers.CharField(source="log_tail", help_text="the last 64 KiB of the run's output")

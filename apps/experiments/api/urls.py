@@ -1,12 +1,20 @@
 from django.urls import path
 
+from apps.core.api.sharing import SharingView
+from apps.experiments import selectors
 from apps.experiments.api import views
 
 urlpatterns = [
     path("experiments/", views.ExperimentListView.as_view(), name="experiment-list"),
     path("experiments/<int:pk>/", views.ExperimentDetailView.as_view(), name="experiment-detail"),
+    path(
+        "experiments/<int:pk>/sharing",
+        SharingView.as_view(lookup=selectors.experiment_for),
+        name="experiment-sharing",
+    ),
     path("runs/", views.RunListView.as_view(), name="run-list"),
     path("runs/<int:pk>/", views.RunDetailView.as_view(), name="run-detail"),
+    path("runs/<int:pk>/sharing", views.RunSharingView.as_view(), name="run-sharing"),
     path("runs/<int:pk>/log-batch", views.RunLogBatchView.as_view(), name="run-log-batch"),
     path("runs/<int:pk>/log", views.RunLogAppendView.as_view(), name="run-log-append"),
     path("runs/<int:pk>/artifacts", views.RunArtifactListView.as_view(), name="run-artifact-list"),
