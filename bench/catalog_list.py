@@ -132,7 +132,7 @@ def run() -> dict:
         from apps.accounts.services import token_create
         from apps.catalog.selectors import models_visible
 
-        visible = models_visible(reader).count()
+        visible = models_visible(reader, {}).count()
         _, key = token_create(user=reader, name="bench", scopes=["read"], expires_days=1)
         api = Client(HTTP_AUTHORIZATION=f"Token {key}")
         browser = Client()

@@ -12,7 +12,7 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.core.exceptions import ValidationError
@@ -36,7 +36,6 @@ class OnnxInfo:
     opset: int | None
     producer: str
     framework: str
-    warnings: list[str] = field(default_factory=list)
 
 
 @contextmanager

@@ -1,3 +1,5 @@
+"""Page forms of the catalog. They shape input; the services validate and decide."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +8,9 @@ from django import forms
 
 from apps.accounts.models import Team
 from apps.catalog.models import CARD_SECTIONS, FRAMEWORKS, ModelCard
+from apps.catalog.selectors import SORTS
 from apps.core.forms import BootstrapFormMixin
+from apps.core.permissions import teams_of
 
 
 class JSONObjectField(forms.CharField):
@@ -49,10 +53,26 @@ class ModelCreateForm(_DynamicChoicesMixin, BootstrapFormMixin, forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = (
-            Team.objects.filter(group__user=user) if user is not None else Team.objects.none()
-        )
+        self.fields["team"].queryset = teams_of(user)
         self._revalidate()
+
+
+class ModelFiltersForm(forms.Form):
+    """The model list page's query string: the names and limits of the API's ModelFiltersSerializer.
+    A bad value is dropped (the page still shows the list) where the API answers 400."""
+
+    q = forms.CharField(required=False, max_length=100)
+    tag = forms.CharField(required=False, max_length=40)
+    owner = forms.CharField(required=False, max_length=150)
+    alias = forms.CharField(required=False, max_length=40)
+    framework = forms.ChoiceField(required=False, choices=[("", "any"), *[(f, f) for f in FRAMEWORKS]])
+    archived = forms.BooleanField(required=False)
+    sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS])
+
+    def filters(self) -> dict:
+        """The valid filters (for `selectors.models_visible`)."""
+        self.is_valid()
+        return {name: value for name, value in self.cleaned_data.items() if value not in ("", None)}
 
 
 class ModelEditForm(BootstrapFormMixin, forms.Form):
@@ -105,7 +125,10 @@ class VersionEditForm(BootstrapFormMixin, forms.Form):
 
 
 class AliasForm(_DynamicChoicesMixin, BootstrapFormMixin, forms.Form):
-    alias = forms.CharField(max_length=40, help_text="e.g. staging; protected aliases need a promotion.")
+    alias = forms.CharField(
+        max_length=40,
+        help_text="e.g. staging; a protected alias moves only after a platform admin lifts the protection.",
+    )
     version = forms.TypedChoiceField(coerce=int, choices=())
 
     def __init__(self, *args, versions=(), **kwargs):

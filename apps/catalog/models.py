@@ -7,17 +7,16 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from apps.core.models import OwnedModel, VaultBlob
+from apps.core.names import name_validator
 from apps.core.permissions import object_permission_models
 
-SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
-slug_validator = RegexValidator(SLUG_RE, "Use 1-100 lowercase letters, digits and inner hyphens, e.g. credit-risk.")
 ALIAS_RE = r"^[a-z][a-z0-9_-]{0,39}$"
 alias_validator = RegexValidator(ALIAS_RE, "Start with a letter; then up to 39 lowercase letters, digits, - or _.")
 FRAMEWORKS = ("pytorch", "sklearn", "tensorflow", "keras", "xgboost", "lightgbm", "onnx", "other")
 
 
 class RegisteredModel(OwnedModel):
-    name = models.CharField(max_length=100, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
     description = models.TextField(blank=True)
     tags = models.JSONField(default=list, blank=True, help_text="list of lowercase slugs")
     # Denormalised from the newest version so that the catalog list needs no per-row queries.
@@ -32,10 +31,6 @@ class RegisteredModel(OwnedModel):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def is_archived(self) -> bool:
-        return self.archived_at is not None
 
 
 RegisteredModelUserObjectPermission, RegisteredModelGroupObjectPermission = object_permission_models(RegisteredModel)

@@ -11,6 +11,7 @@ import numpy as np
 
 from apps.catalog import services
 from apps.catalog.models import RegisteredModel
+from apps.core.sharing import share_object
 
 CARDS = {
     "breast-cancer-mlp": {
@@ -98,7 +99,7 @@ def _seed(*, users, team, out) -> None:
         digest = hashlib.sha256(np.ascontiguousarray(bunch.data).tobytes()).hexdigest()
         model = RegisteredModel.objects.filter(name=name).first() or services.model_create(
             actor=engineer, name=name, description=bunch.DESCR.splitlines()[2][:200].strip(" *") or name,
-            tags=tags, team=team,
+            tags=tags, team=team.slug if team is not None else None,
         )  # fmt: skip
         version = None
         for hidden, epochs in runs:
@@ -112,5 +113,5 @@ def _seed(*, users, team, out) -> None:
         services.alias_move(model=model, alias="staging", version=version, actor=engineer)
         services.card_update(model=model, actor=engineer, **CARDS.get(name, {}))
         if engineer2 is not None:
-            services.model_share(model=model, actor=engineer, role="editor", user=engineer2)
+            share_object(obj=model, actor=engineer, role="editor", user=engineer2)
         out.write(f"  catalog: {name} with {version.version} version(s), staging -> v{version.version}")

@@ -1,10 +1,15 @@
-"""Writes for the catalog. Every function checks the actor's permissions itself, so the API, the
-browser, the admin, tasks and scripts all get the same rules."""
+"""Writes for the catalog. Every function that changes or reads out an object checks the actor's
+permissions itself, so the API, the browser, the admin, tasks and scripts all get the same rules.
+
+Errors are the domain's (`apps.core.errors`) or Django's `ValidationError({field: [...]})`; sharing
+goes through `apps.core.sharing` (the one share service), not through this module."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol
 
 from django.conf import settings
@@ -13,31 +18,22 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.artifacts import inspect_onnx, inspect_safetensors, local_path
-from apps.catalog.models import (
-    CARD_SECTIONS,
-    SLUG_RE,
-    Alias,
-    ModelCard,
-    ModelVersion,
-    RegisteredModel,
-    alias_validator,
-)
+from apps.catalog.models import CARD_SECTIONS, Alias, ModelCard, ModelVersion, RegisteredModel, alias_validator
 from apps.core import permissions, vault
-from apps.core.errors import Conflict, TooLarge
 from apps.core.audit import audit_event
+from apps.core.errors import Conflict, Forbidden, IntegrityFailure, TooLarge
+from apps.core.names import check_name
+from apps.core.sharing import share_with_team_on_create, team_for_create
 
-DEFAULT_MAX_ARTIFACT_BYTES = 512 << 20
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 MAX_TAGS = 20
 MAX_METRICS = 200
 LINEAGE_TEXT = {"run_id": 64, "training_set": 200, "training_data_digest": 128, "code_version": 200}
 LINEAGE_FIELDS = (*LINEAGE_TEXT, "feature_views", "package_versions", "seed")
-# New aliases with these names start protected (the approvals issue gates them).
+# New aliases with these names start protected: only an approved promotion creates them.
 PROTECTED_BY_DEFAULT = frozenset({"production", "champion"})
-
-
-def max_artifact_bytes() -> int:
-    return int(getattr(settings, "CATALOG_MAX_ARTIFACT_BYTES", DEFAULT_MAX_ARTIFACT_BYTES))
+# Where a model's name may not be a fixed word of the routes (`/models/new/`).
+NAME_ROUTE_PREFIXES = ("models/", "api/v1/models/")
 
 
 # --- validation helpers ---------------------------------------------------------------------
@@ -122,34 +118,23 @@ def clean_lineage(lineage: Any) -> dict[str, Any]:
     return out
 
 
-RESERVED_NAMES = frozenset({"new"})  # browser paths under /models/
-
-
-def _clean_name(name: Any) -> str:
-    if not isinstance(name, str) or not re.match(SLUG_RE, name):
-        raise ValidationError({"name": ["Use 1-100 lowercase letters, digits and inner hyphens, e.g. credit-risk."]})
-    if name in RESERVED_NAMES:
-        raise ValidationError({"name": [f"{name!r} is reserved; pick another name."]})
-    return name
-
-
 # --- registered models ----------------------------------------------------------------------
 
 
 @transaction.atomic
-def model_create(*, actor, name: str, description: str = "", tags=None, team=None) -> RegisteredModel:
+def model_create(*, actor, name: str, description: str = "", tags=None, team: str | None = None) -> RegisteredModel:
+    """Register a model owned by `actor`. `team` is the slug of a team the actor is in: the team
+    becomes a viewer of the model (docs/SECURITY.md); editors only through an explicit share."""
     permissions.require(actor, "add", RegisteredModel)
-    name = _clean_name(name)
-    if team is not None and not actor.is_superuser and not actor.groups.filter(pk=team.group_id).exists():
-        raise ValidationError({"team": ["You can only assign a team you belong to."]})
+    check_name(name, route_prefixes=NAME_ROUTE_PREFIXES)
+    found_team = team_for_create(actor=actor, slug=team)
     if RegisteredModel.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"A model called {name!r} already exists; pick another name."]})
     model = RegisteredModel.objects.create(
-        name=name, description=(description or "").strip(), tags=clean_tags(tags), owner=actor, team=team
+        name=name, description=(description or "").strip(), tags=clean_tags(tags), owner=actor, team=found_team
     )
     permissions.grant_owner(model)
-    if team is not None:
-        permissions.share(model, role="viewer", team=team)
+    share_with_team_on_create(model, found_team)
     ModelCard.objects.create(model=model, updated_by=actor)
     return model
 
@@ -176,30 +161,6 @@ def model_archive(*, model: RegisteredModel, actor) -> RegisteredModel:
         model.archived_at = timezone.now()
         model.save(update_fields=["archived_at", "updated_at"])
     return model
-
-
-def model_share(*, model: RegisteredModel, actor, role: str, user=None, team=None) -> None:
-    permissions.require(actor, "change", model)
-    if user is not None and user.pk == model.owner_id:
-        raise ValidationError({"user": ["The owner already has full access."]})
-    if role not in permissions.ROLE_ACTIONS:
-        raise ValidationError({"role": ["Choose viewer or editor."]})
-    with transaction.atomic():
-        permissions.share(model, role=role, user=user, team=team)
-        audit_event(actor=actor, event="model.share", obj=model, data=_target(user, team) | {"role": role})
-
-
-def model_unshare(*, model: RegisteredModel, actor, user=None, team=None) -> None:
-    permissions.require(actor, "change", model)
-    if user is not None and user.pk == model.owner_id:
-        raise ValidationError({"user": ["The owner always keeps access."]})
-    with transaction.atomic():
-        permissions.unshare(model, user=user, team=team)
-        audit_event(actor=actor, event="model.unshare", obj=model, data=_target(user, team))
-
-
-def _target(user, team) -> dict:
-    return {"user": user.username} if user is not None else {"team": team.slug}
 
 
 @transaction.atomic
@@ -242,12 +203,10 @@ def version_register(
     permissions.require(actor, "change", model)
     if model.archived_at is not None:
         raise Conflict(f"Model {model.name!r} is archived; it takes no new versions.")
-    limit = max_artifact_bytes()
+    limit = settings.CATALOG_MAX_ARTIFACT_BYTES
     for label, size in (("artifact", artifact_size), ("state dict", state_dict_size)):
         if size is not None and size > limit:
-            raise TooLarge(
-                f"The {label} is {size:,} bytes; the limit is {limit:,} bytes (CATALOG_MAX_ARTIFACT_BYTES)."
-            )
+            raise TooLarge(f"The {label} is {size:,} bytes; the limit is {limit:,} bytes (CATALOG_MAX_ARTIFACT_BYTES).")
     if artifact_size == 0:
         raise ValidationError({"artifact": ["The artifact file is empty."]})
     cleaned = {
@@ -329,8 +288,14 @@ def version_update(*, version: ModelVersion, actor, changes: dict) -> ModelVersi
     return version
 
 
-def artifact_open(*, version: ModelVersion, actor, which: str = "artifact", request=None):
-    """Check permission, start decrypting and audit the download. Returns (chunks, size, filename)."""
+def artifact_open(
+    *, version: ModelVersion, actor, which: str = "artifact", request=None
+) -> tuple[Iterator[bytes], int, str]:
+    """Check permission, start decrypting and audit the download. Returns (chunks, size, filename).
+
+    The first chunk is decrypted here, so a small tampered artifact is refused before any byte
+    is sent: `IntegrityFailure` (500), audited as artifact.integrity_error with the vault's reason.
+    """
     permissions.require(actor, "view", version.model)
     blob = version.artifact if which == "artifact" else version.state_dict
     if blob is None:
@@ -338,7 +303,8 @@ def artifact_open(*, version: ModelVersion, actor, which: str = "artifact", requ
     filename = version.artifact_filename if which == "artifact" else version.state_dict_filename
     try:
         chunks = vault.blob_chunks(blob)
-    except vault.VaultError as exc:
+        first = next(chunks, b"")
+    except IntegrityFailure as exc:  # the vault's IntegrityError: tampered, truncated or missing
         audit_event(
             actor=actor,
             event="artifact.integrity_error",
@@ -346,7 +312,11 @@ def artifact_open(*, version: ModelVersion, actor, which: str = "artifact", requ
             data={"which": which, "error": str(exc)},
             request=request,
         )
-        raise
+        raise IntegrityFailure(
+            f"The stored {which.replace('_', ' ')} of {version} failed its integrity check and was not sent: "
+            "it was changed or damaged in storage. Tell a platform admin (the event is in the audit trail), "
+            "restore it from backup or register the version again."
+        ) from exc
     audit_event(
         actor=actor,
         event="artifact.download",
@@ -354,14 +324,15 @@ def artifact_open(*, version: ModelVersion, actor, which: str = "artifact", requ
         data={"model": version.model.name, "version": version.version, "which": which, "sha256": blob.sha256},
         request=request,
     )
-    return chunks, blob.plaintext_size, filename
+    return (itertools.chain([first], chunks) if first else iter(())), blob.plaintext_size, filename
 
 
 # --- aliases --------------------------------------------------------------------------------
 
 
 class ApprovedPromotion(Protocol):
-    """What `alias_move` needs from the approvals app's promotion object."""
+    """What `alias_move` needs from a promotion object. No app creates promotions yet; the
+    approvals issue will, and until then a protected alias moves only after its protection is lifted."""
 
     pk: Any
     is_approved: bool  # decided and approved, not yet used or rolled back
@@ -378,10 +349,11 @@ def alias_move(
     promotion: ApprovedPromotion | None = None,
     protected: bool | None = None,
 ) -> Alias:
-    """Point `alias` at `version`. The one way any alias moves (API, browser, admin, approvals).
+    """Point `alias` at `version`: the one way any alias moves (API, browser, admin; later approvals).
 
     A protected alias (or a new one named production/champion) moves only with an approved
-    `promotion` for exactly this version and alias; anything else is refused with 409.
+    `promotion` for exactly this version and alias; anything else is refused with 409. A new alias
+    with another name may be created protected (`protected=True`).
     """
     permissions.require(actor, "change", model)
     try:
@@ -394,13 +366,18 @@ def alias_move(
         raise Conflict(f"Model {model.name!r} is archived; its aliases no longer move.")
     with transaction.atomic():
         current = Alias.objects.select_for_update().filter(model=model, name=alias).first()
-        is_protected = current.protected if current is not None else (alias in PROTECTED_BY_DEFAULT)
-        if protected is not None and current is not None and protected != current.protected:
-            raise Conflict("Change the protection with alias_set_protection, not while moving the alias.")
-        if protected is not None and current is None:
-            is_protected = protected or alias in PROTECTED_BY_DEFAULT
-        if is_protected:
-            _check_promotion(alias, version, promotion)
+        if current is not None and protected is not None and protected != current.protected:
+            raise Conflict(
+                f'Change the protection with PATCH /api/v1/models/{model.name}/aliases/{alias} {{"protected": ...}}, '
+                "not while moving the alias."
+            )
+        if current is not None:
+            is_protected = needs_promotion = current.protected
+        else:  # a new pointer moves nothing, so an editor may create it protected; default names need a promotion
+            needs_promotion = alias in PROTECTED_BY_DEFAULT
+            is_protected = needs_promotion or bool(protected)
+        if needs_promotion:
+            _check_promotion(model, alias, version, promotion, exists=current is not None)
         previous = current.version.version if current is not None else None
         if current is None:
             current = Alias.objects.create(
@@ -432,11 +409,14 @@ def alias_move(
     return current
 
 
-def _check_promotion(alias: str, version: ModelVersion, promotion) -> None:
+def _check_promotion(model: RegisteredModel, alias: str, version: ModelVersion, promotion, *, exists: bool) -> None:
+    if promotion is None and exists:
+        raise Conflict(f"Alias {alias!r} is protected. {lift_protection_hint(model, alias)}.")
     if promotion is None:
         raise Conflict(
-            f"Alias {alias!r} is protected: it moves only through an approved promotion request "
-            f"(POST /api/v1/promotions/ with version {version.version} and target alias {alias!r})."
+            f"New aliases named {' or '.join(sorted(PROTECTED_BY_DEFAULT))} start protected, and a protected "
+            "alias is created only by an approved promotion, which this portal does not offer yet; "
+            "use another alias name (for example staging)."
         )
     if not getattr(promotion, "is_approved", False):
         raise Conflict(f"The promotion for alias {alias!r} is not approved; it cannot move the alias.")
@@ -451,7 +431,7 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
         if current is None:
             raise ValidationError({"alias": [f"Model {model.name!r} has no alias {alias!r}."]})
         if current.protected:
-            raise Conflict(f"Alias {alias!r} is protected: only an approved promotion or rollback changes it.")
+            raise Conflict(f"Alias {alias!r} is protected. {lift_protection_hint(model, alias)}.")
         audit_event(
             actor=actor,
             event="alias.delete",
@@ -461,9 +441,20 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
         current.delete()
 
 
+def lift_protection_hint(model: RegisteredModel, alias: str) -> str:
+    """What is true today of a protected alias: a platform admin lifts the protection (shared/API.md)."""
+    return (
+        "Only a platform admin can move or remove it, after lifting the protection with "
+        f'PATCH /api/v1/models/{model.name}/aliases/{alias} and {{"protected": false}}'
+    )
+
+
 def alias_set_protection(*, model: RegisteredModel, alias: str, protected: bool, actor) -> Alias:
-    """Editors may protect an alias; only the owner (delete right) may lift the protection."""
-    permissions.require(actor, "change" if protected else "delete", model)
+    """Editors may protect an alias; only a platform admin may lift the protection (403 otherwise),
+    so that owners cannot step around the approvals that protected aliases will need."""
+    permissions.require(actor, "change", model)
+    if not protected and not permissions.is_platform_admin(actor):
+        raise Forbidden("Only a platform admin can lift an alias's protection.")
     with transaction.atomic():
         current = Alias.objects.select_for_update().filter(model=model, name=alias).first()
         if current is None:
@@ -478,13 +469,3 @@ def alias_set_protection(*, model: RegisteredModel, alias: str, protected: bool,
                 data={"model": model.name, "alias": alias},
             )
     return current
-
-
-def version_register_from_torch(**kwargs) -> ModelVersion:
-    """Export a torch module to ONNX, check parity and register it; see apps.catalog.torch_export.
-
-    Imported lazily so that the web process does not load torch until it is needed.
-    """
-    from apps.catalog.torch_export import version_register_from_torch as register
-
-    return register(**kwargs)

@@ -1,12 +1,16 @@
-"""Register a model version straight from a torch module (scripts, seed data, the training worker).
+"""Register a model version straight from a torch module (scripts, seed data, notebooks).
 
-Export to ONNX through the dynamo exporter with a dynamic batch dimension, check ONNX Runtime
-against torch on several batch sizes, save the weights as safetensors (never a pickle), upload.
+The ONNX export and its parity check are the training engine's (`apps.training.engine.export`):
+one exporter with a dynamic batch dimension, checked against ONNX Runtime on several batch sizes.
+This module adds what the catalog needs around it: the weights as safetensors (never a pickle),
+the package versions for lineage, and the upload through `services.version_register`.
+
+It imports torch (through the engine), so only callers that have a module to export import it;
+the web process never does.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import logging
 import platform
@@ -18,63 +22,31 @@ from django.core.exceptions import ValidationError
 from apps.catalog import services
 from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.core.permissions import visible_one
+from apps.training.engine.export import ParityError, export_onnx
 
-PARITY_BATCH_SIZES = (1, 3, 7)
+logger = logging.getLogger(__name__)
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 
-class ParityError(ValidationError):
-    """ONNX Runtime disagrees with torch beyond the tolerance."""
+def onnx_bytes_of(module, example_input, *, tolerance: float = 1e-4) -> bytes:
+    """ONNX bytes of `module` (dynamic batch axis), parity-checked by the engine's exporter.
 
-
-def export_onnx(module, example_input, *, input_name: str = "input", output_name: str = "output") -> bytes:
-    """ONNX bytes of `module` with a dynamic batch axis (dimension 0), through the dynamo exporter."""
-    import torch
-
-    model = copy.deepcopy(module).to("cpu").eval()
-    example = torch.as_tensor(np.asarray(example_input), dtype=torch.float32)
+    Raises a field error: `example_input` when it is not a non-empty batch, `artifact` when ONNX
+    Runtime disagrees with torch beyond `tolerance`.
+    """
+    example = np.asarray(example_input, dtype=np.float32)
     if example.ndim < 2 or example.shape[0] < 1:
         raise ValidationError({"example_input": ["Give a non-empty batch: shape (batch, features...)."]})
-    trace = example[:2] if example.shape[0] >= 2 else example.repeat(2, *([1] * (example.ndim - 1)))
-    batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        model,
-        (trace,),
-        dynamo=True,
-        input_names=[input_name],
-        output_names=[output_name],
-        dynamic_shapes=({0: batch},),
-        verbose=False,
-    )
-    return program.model_proto.SerializeToString()
-
-
-def parity_check(module, onnx_bytes: bytes, example_input, *, tolerance: float = 1e-4) -> float:
-    """Max |onnx - torch| over several batch sizes; raises ParityError beyond `tolerance`."""
-    import onnxruntime as ort
-    import torch
-
-    model = copy.deepcopy(module).to("cpu").eval()
-    example = np.asarray(example_input, dtype=np.float32)
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    worst = 0.0
-    for size in PARITY_BATCH_SIZES:
-        batch = np.resize(example, (size, *example.shape[1:])).astype(np.float32)
-        with torch.no_grad():
-            expected = model(torch.from_numpy(batch)).numpy()
-        got = session.run(None, {input_name: batch})[0]
-        if got.shape != expected.shape:
-            raise ParityError({"artifact": [f"ONNX output shape {got.shape} differs from torch {expected.shape}."]})
-        worst = max(worst, float(np.max(np.abs(got - expected))) if got.size else 0.0)
-    if worst > tolerance:
-        raise ParityError(
-            {"artifact": [f"ONNX parity check failed: max |onnx - torch| = {worst:.3g} > {tolerance:g}."]}
-        )
-    return worst
+    try:
+        exported = export_onnx(module, example, tolerance=tolerance, output_name="output")
+    except ParityError as exc:
+        raise ValidationError({"artifact": [f"{exc}. The model was not registered."]}) from None
+    logger.info("ONNX export (%s): parity max abs diff %.3g", exported.exporter, exported.parity_max_abs_diff)
+    return exported.onnx_bytes
 
 
 def state_dict_bytes(module) -> bytes:
+    """The module's weights as safetensors bytes."""
     from safetensors.torch import save
 
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
@@ -109,25 +81,26 @@ def version_register_from_torch(
     tags: list[str] | None = None,
     create: bool = True,
     model_description: str = "",
-    team=None,
+    team: str | None = None,
 ) -> ModelVersion:
     """Export, parity-check and register `module` as the next version of `model_name`.
 
     Creates the registered model when it does not exist and `create` is true (the actor then
-    needs the role right to add models); otherwise the actor needs change on it.
+    needs the role right to add models; `team` is a team slug, as for `services.model_create`);
+    otherwise the actor needs change on it. Raises `NotFound` for a model the actor cannot see.
     """
-    existing = RegisteredModel.objects.filter(name=model_name).first()
-    if existing is None:
-        if not create:
-            raise ValidationError({"model_name": [f"No model called {model_name!r}."]})
+    model = RegisteredModel.objects.filter(name=model_name).first()
+    if model is not None:
+        model = visible_one(actor, RegisteredModel.objects.all(), pk=model.pk)
+    elif not create:
+        raise ValidationError({"model_name": [f"No model called {model_name!r}."]})
+    onnx_bytes = onnx_bytes_of(
+        module, example_input, tolerance=tolerance
+    )  # before creating: a failed export leaves nothing
+    if model is None:
         model = services.model_create(actor=actor, name=model_name, description=model_description, team=team)
-    else:
-        model = visible_one(actor, RegisteredModel.objects.all(), pk=existing.pk)
-    onnx_bytes = export_onnx(module, example_input)
-    max_diff = parity_check(module, onnx_bytes, example_input, tolerance=tolerance)
     full_lineage: dict[str, Any] = {"package_versions": package_versions(), **(lineage or {})}
     weights = state_dict_bytes(module) if state_dict else None
-    logging.getLogger(__name__).info("%s: ONNX parity max abs diff %.3g", model_name, max_diff)
     return services.version_register(
         model=model,
         actor=actor,

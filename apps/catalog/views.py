@@ -1,20 +1,24 @@
-"""Browser pages for the catalog. Thin: selectors read, services write and check permissions."""
+"""Browser pages for the catalog. Thin: selectors read, services write and check permissions.
+
+Domain errors are not caught here: NotFound/Forbidden become the 404/403 pages and
+`DomainErrorMiddleware` renders 409/413/500; a view with a form catches Django's
+`ValidationError` and shows it on the form.
+"""
 
 from __future__ import annotations
 
-import itertools
+import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import APIException
 
 from apps.catalog import forms, selectors, services
-from apps.catalog.models import FRAMEWORKS
+from apps.catalog.models import CARD_MIN_CHARS, FRAMEWORKS, RegisteredModel
 from apps.core import sharing, vault
 from apps.core.forms import apply_validation_error
 from apps.core.permissions import can, require
@@ -23,8 +27,8 @@ PAGE_SIZE = 25
 
 
 def model_list(request):
-    qs = selectors.models_visible(request.user, request.GET)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = forms.ModelFiltersForm(request.GET).filters()
+    page = Paginator(selectors.models_visible(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -34,13 +38,12 @@ def model_list(request):
         "sorts": [("name", "Name"), ("updated", "Recently updated"), ("created", "Oldest first"),
                   ("-created", "Newest first"), ("versions", "Most versions")],
         "query": query.urlencode(),
-        "can_create": request.user.has_perm("catalog.add_registeredmodel"),
     }  # fmt: skip
     return render(request, "catalog/model_list.html", context)
 
 
 def model_create(request):
-    require(request.user, "add", services.RegisteredModel)
+    require(request.user, "add", RegisteredModel)
     form = forms.ModelCreateForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -50,7 +53,7 @@ def model_create(request):
                 name=data["name"],
                 description=data["description"],
                 tags=data["tags"],
-                team=data["team"],
+                team=data["team"].slug if data["team"] else None,
             )
         except ValidationError as exc:
             apply_validation_error(form, exc)
@@ -60,25 +63,17 @@ def model_create(request):
     return render(request, "catalog/form.html", {"form": form, "title": "Register a model", "multipart": False})
 
 
-def _share_service(*, obj, **kwargs) -> None:
-    services.model_share(model=obj, **kwargs)
-
-
-def _unshare_service(*, obj, **kwargs) -> None:
-    services.model_unshare(model=obj, **kwargs)
-
-
 def model_detail(request, name, *, share_form=None, status=200):
     model = selectors.model_for(request.user, name)
     versions = list(selectors.versions_of(model)[:200])
-    series = selectors.metric_series(model)
+    series = selectors.metric_series_of(model)
     metric = request.GET.get("metric") if request.GET.get("metric") in series else next(iter(sorted(series)), None)
     can_change = can(request.user, "change", model)
     context = {
         "model": model,
         "card": model.card,
         "versions": versions,
-        "aliases": list(model.aliases.select_related("version", "moved_by").order_by("name")),
+        "aliases": list(selectors.aliases_of(model)),
         "metric_names": sorted(series),
         "metric": metric,
         "chart": {
@@ -98,6 +93,7 @@ def model_detail(request, name, *, share_form=None, status=200):
         ),
         "alias_form": forms.AliasForm(versions=[v.version for v in versions]) if can_change else None,
         "protected_by_default": sorted(services.PROTECTED_BY_DEFAULT),
+        "card_min_chars": CARD_MIN_CHARS,
     }
     return render(request, "catalog/model_detail.html", context, status=status)
 
@@ -132,7 +128,7 @@ def card_edit(request, name):
 def model_share(request, name):
     model = selectors.model_for(request.user, name, "change")
     form = sharing.SharingForm(request.POST)
-    if sharing.share_from_form(request, form, obj=model, service=_share_service):
+    if sharing.share_from_form(request, form, obj=model):
         return redirect("catalog:model-detail", name=model.name)
     return model_detail(request, name, share_form=form, status=400)  # inline errors; nothing changed
 
@@ -140,7 +136,7 @@ def model_share(request, name):
 @require_POST
 def model_unshare(request, name):
     model = selectors.model_for(request.user, name, "change")
-    sharing.unshare_from_post(request, obj=model, service=_unshare_service)
+    sharing.unshare_from_post(request, obj=model)
     return redirect("catalog:model-detail", name=model.name)
 
 
@@ -174,12 +170,10 @@ def version_upload(request, name):
             )
         except ValidationError as exc:
             apply_validation_error(form, exc)
-        except APIException as exc:  # 409 archived, 413 too large
-            form.add_error(None, str(exc.detail))
         else:
             messages.success(request, f"Version {version.version} registered and encrypted in the vault.")
             return redirect("catalog:version-detail", name=model.name, version=version.version)
-    limit = services.max_artifact_bytes()
+    limit = settings.CATALOG_MAX_ARTIFACT_BYTES
     title = f"Upload a version of {model.name}"
     return render(
         request, "catalog/form.html", {"form": form, "title": title, "model": model, "multipart": True, "limit": limit}
@@ -205,20 +199,7 @@ def alias_set(request, name):
             messages.success(request, f"{alias} now points to v{number}.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    except APIException as exc:
-        messages.error(request, str(exc.detail))
     return redirect("catalog:model-detail", name=model.name)
-
-
-def _lineage_link(run_id: str) -> str | None:
-    if not run_id:
-        return None
-    for route in ("experiments:run-detail",):
-        try:
-            return reverse(route, args=[run_id])
-        except NoReverseMatch:
-            continue
-    return None
 
 
 def version_detail(request, name, version):
@@ -237,12 +218,12 @@ def version_detail(request, name, version):
                 messages.success(request, "Saved.")
                 return redirect("catalog:version-detail", name=name, version=found.version)
     elif request.method == "POST":
-        return HttpResponse("You may view this model but not change it.", status=403)
+        require(request.user, "change", found.model)  # Forbidden: the 403 page
     context = {
         "version": found,
         "model": found.model,
         "form": form,
-        "run_link": _lineage_link(found.run_id),
+        "run_link": reverse("experiments:run-detail", args=[found.run_id]) if found.run_id.isdigit() else None,
         "aliases": sorted(a.name for a in found.aliases.all()),
     }
     return render(request, "catalog/version_detail.html", context)
@@ -251,19 +232,9 @@ def version_detail(request, name, version):
 def version_download(request, name, version):
     found = selectors.version_for(request.user, name, version)
     which = "state_dict" if request.GET.get("which") == "state_dict" else "artifact"
-    try:
-        chunks, size, filename = services.artifact_open(version=found, actor=request.user, which=which, request=request)
-        first = next(chunks, b"")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return redirect("catalog:version-detail", name=name, version=found.version)
-    except vault.VaultError as exc:
-        return render(request, "catalog/integrity_error.html", {"version": found, "error": str(exc)}, status=500)
-    body = itertools.chain([first], chunks) if first else iter(())
-    return vault.streaming_response(body, request=request, size=size, filename=filename)
+    chunks, size, filename = services.artifact_open(version=found, actor=request.user, which=which, request=request)
+    return vault.streaming_response(chunks, request=request, size=size, filename=filename)
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps(value, indent=None) if value else ""

@@ -7,9 +7,12 @@ import io
 import numpy as np
 import pytest
 import torch
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.catalog import services
-from apps.catalog.torch_export import export_onnx, state_dict_bytes
+from apps.catalog.models import Alias, ModelVersion, RegisteredModel
+from apps.catalog.torch_export import onnx_bytes_of, state_dict_bytes
 
 
 def tiny_module(seed: int = 0, features: int = 6, classes: int = 3) -> torch.nn.Module:
@@ -32,7 +35,7 @@ def onnx_bytes(torch_module, example_input) -> bytes:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return export_onnx(torch_module, example_input)
+        return onnx_bytes_of(torch_module, example_input)
     finally:
         torch.set_num_threads(threads)
 
@@ -89,3 +92,30 @@ def vault_storage(settings, tmp_path):
         "OPTIONS": {"location": str(tmp_path / "vault"), "file_permissions_mode": 0o600},
     }
     return tmp_path / "vault"
+
+
+def add_versions(model, actor, artifact, count: int, *, alias_each: bool = True) -> list[ModelVersion]:
+    """`count` more versions of `model` sharing one stored `artifact` blob (rows only, for list sizes),
+    each with an alias `a<number>` unless `alias_each` is false."""
+    start = model.latest_version
+    versions = [
+        ModelVersion.objects.create(
+            model=model, version=start + i, artifact=artifact, created_by=actor, metrics={"auc": 0.5 + i / 1000}
+        )
+        for i in range(1, count + 1)
+    ]
+    if alias_each:
+        Alias.objects.bulk_create(Alias(model=model, name=f"a{v.version}", version=v, moved_by=actor) for v in versions)
+    RegisteredModel.objects.filter(pk=model.pk).update(latest_version=start + count)
+    model.latest_version = start + count
+    return versions
+
+
+def queries_for(client, url: str, rows: int | None = None) -> int:
+    """How many SQL queries one GET of `url` runs (it must answer 200; `rows` checks an API page's size)."""
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, response.content[:500]
+    if rows is not None:
+        assert len(response.json()["results"]) == rows
+    return len(captured.captured_queries)

@@ -1,4 +1,5 @@
-"""Aliases: unprotected moves, protected aliases refuse anything but an approved promotion."""
+"""Aliases: unprotected moves; protected aliases move only with an approved promotion or after the
+owner lifts the protection; every refusal says what is possible today."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from apps.catalog.models import Alias
 from apps.core.errors import Conflict
 from apps.core.models import AuditEntry
 from apps.core.permissions import share
-from tests.catalog.conftest import register
+from tests.catalog.conftest import add_versions, queries_for, register
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +53,7 @@ def test_protected_alias_refuses_direct_move(api_owner, owner, registered, two_v
     v1, v2 = two_versions
     r = api_owner.put("/api/v1/models/credit-risk/aliases/production", {"version": 1}, format="json")
     assert r.status_code == 409 and "approved promotion" in r.json()["detail"]
+    assert "promotions/" not in r.json()["detail"]  # no endpoint that does not exist
     assert not Alias.objects.filter(name="production").exists()
     # An approved promotion for exactly this version and alias moves it.
     alias = services.alias_move(
@@ -77,29 +79,21 @@ def test_protected_alias_refuses_direct_move(api_owner, owner, registered, two_v
     assert alias.version == v1
 
 
-def test_protection_can_be_set_by_editor_but_lifted_only_by_owner(
-    api_owner, api_collaborator, collaborator, registered, two_versions
+def test_protection_can_be_set_by_editor_but_lifted_only_by_platform_admin(
+    api_owner, api_admin, api_collaborator, collaborator, registered, two_versions
 ):
+    """shared/API.md: editors protect, only platform admins lift (403 otherwise), the owner too."""
     share(registered, role="editor", user=collaborator)
-    api_collaborator.put("/api/v1/models/credit-risk/aliases/champion-b", {"version": 1}, format="json")
-    r = api_collaborator.patch("/api/v1/models/credit-risk/aliases/champion-b", {"protected": True}, format="json")
+    url = "/api/v1/models/credit-risk/aliases/champion-b"
+    api_collaborator.put(url, {"version": 1}, format="json")
+    r = api_collaborator.patch(url, {"protected": True}, format="json")
     assert r.status_code == 200 and r.json()["protected"] is True
-    assert (
-        api_collaborator.put("/api/v1/models/credit-risk/aliases/champion-b", {"version": 2}, format="json").status_code
-        == 409
-    )
-    r = api_collaborator.patch("/api/v1/models/credit-risk/aliases/champion-b", {"protected": False}, format="json")
-    assert r.status_code == 403
-    assert (
-        api_owner.patch(
-            "/api/v1/models/credit-risk/aliases/champion-b", {"protected": False}, format="json"
-        ).status_code
-        == 200
-    )
-    assert (
-        api_collaborator.put("/api/v1/models/credit-risk/aliases/champion-b", {"version": 2}, format="json").status_code
-        == 200
-    )
+    assert api_collaborator.put(url, {"version": 2}, format="json").status_code == 409
+    for client in (api_collaborator, api_owner):
+        r = client.patch(url, {"protected": False}, format="json")
+        assert r.status_code == 403 and "platform admin" in r.json()["detail"]
+    assert api_admin.patch(url, {"protected": False}, format="json").status_code == 200
+    assert api_collaborator.put(url, {"version": 2}, format="json").status_code == 200
 
 
 def test_alias_validation_and_viewer_rights(api_owner, api_collaborator, collaborator, registered, two_versions):
@@ -138,3 +132,37 @@ def test_admin_refuses_protected_alias_changes(admin_user, owner, registered, tw
         admin.save_model(request, alias, form=None, change=True)
     alias.refresh_from_db()
     assert alias.version == v1
+
+
+def test_protected_alias_conflict_names_what_exists_today(api_owner, api_admin, owner, registered, two_versions):
+    """The 409 used to send people to POST /api/v1/promotions/, which does not exist. It now says
+    who can lift the protection and how, and following it works."""
+    v1, v2 = two_versions
+    services.alias_move(model=registered, alias="production", version=v1, actor=owner,
+                        promotion=FakePromotion(1, True, v1, "production"))  # fmt: skip
+    url = "/api/v1/models/credit-risk/aliases/production"
+    for refused in (api_owner.put(url, {"version": 2}, format="json"), api_owner.delete(url)):
+        detail = refused.json()["detail"]
+        assert refused.status_code == 409 and "promotions/" not in detail
+        assert f"Only a platform admin can move or remove it, after lifting the protection with PATCH {url}" in detail
+    assert api_admin.patch(url, {"protected": False}, format="json").status_code == 200
+    assert api_owner.put(url, {"version": 2}, format="json").json()["version"] == 2
+
+
+def test_new_alias_can_be_created_protected(api_collaborator, collaborator, registered, two_versions):
+    share(registered, role="editor", user=collaborator)
+    url = "/api/v1/models/credit-risk/aliases/canary"
+    r = api_collaborator.put(url, {"version": 1, "protected": True}, format="json")
+    assert r.status_code == 200 and r.json()["protected"] is True
+    assert api_collaborator.put(url, {"version": 2}, format="json").status_code == 409
+
+
+def test_alias_list_query_count_is_the_same_for_5_and_50_aliases(api_owner, owner, registered, version):
+    add_versions(registered, owner, version.artifact, 5)
+    url = "/api/v1/models/credit-risk/aliases/?page_size=100"
+    queries_for(api_owner, url)
+    five = queries_for(api_owner, url, rows=5)
+    add_versions(registered, owner, version.artifact, 45)
+    assert queries_for(api_owner, url, rows=50) == five
+    first = api_owner.get(url).json()["results"][0]
+    assert first["version_url"] == f"/api/v1/models/credit-risk/versions/{first['version']}/"

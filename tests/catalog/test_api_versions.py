@@ -14,6 +14,7 @@ from apps.catalog.models import ModelVersion
 from apps.core import vault
 from apps.core.models import AuditEntry, VaultBlob
 from apps.core.permissions import share
+from tests.catalog.conftest import add_versions, queries_for
 from tests.conftest import api_client_for
 from tests.permissions import StrangerDeniedMixin
 
@@ -196,7 +197,33 @@ def test_tampered_artifact_download_fails_with_clear_error(api_owner, version):
     path.write_bytes(bytes(raw))
     r = api_owner.get("/api/v1/models/credit-risk/versions/1/artifact")
     assert r.status_code == 500 and "integrity check" in r.json()["detail"]
-    assert AuditEntry.objects.filter(additional_data__event="artifact.download").count() == 1
+    assert r.json() == {"detail": r.json()["detail"]}  # the one error shape (shared/API.md)
+
+
+def test_refused_download_is_audited_as_integrity_error_not_as_download(api_owner, version):
+    path = Path(vault.storage().path(version.artifact.storage_key))
+    path.write_bytes(path.read_bytes()[:-3])
+    assert api_owner.get("/api/v1/models/credit-risk/versions/1/artifact").status_code == 500
+    events = list(AuditEntry.objects.values_list("additional_data__event", flat=True))
+    assert "artifact.integrity_error" in events and "artifact.download" not in events
+
+
+def test_version_list_query_count_is_the_same_for_5_and_50_versions(api_owner, owner, registered, version):
+    add_versions(registered, owner, version.artifact, 4)
+    url = URL + "?page_size=100"
+    queries_for(api_owner, url)
+    five = queries_for(api_owner, url, rows=5)
+    add_versions(registered, owner, version.artifact, 45)
+    assert queries_for(api_owner, url, rows=50) == five
+    newest = api_owner.get(url).json()["results"][0]
+    assert newest["aliases"] == ["a50"]
+    assert newest["artifact"]["download_url"] == "/api/v1/models/credit-risk/versions/50/artifact"
+
+
+def test_upload_with_unknown_field_is_400_naming_it(api_owner, registered, onnx_bytes):
+    r = upload(api_owner, onnx_bytes, desciption="typo")
+    assert r.status_code == 400 and r.json()["desciption"] == ["Unknown field."]
+    assert ModelVersion.objects.count() == 0
 
 
 def test_unknown_version_is_404(api_owner, version):

@@ -30,7 +30,7 @@ def _big_onnx(floats: int) -> bytes:
 
 
 def test_upload_and_streamed_download_over_asgi(portal_server, owner, settings):
-    del settings.VAULT_STORAGE  # the server process uses the default vault folder under var/
+    settings.VAULT_STORAGE = None  # the server process uses the default vault folder, VAULT_ROOT
     data = _big_onnx(900_000)  # ~3.6 MB: four vault chunks
     onnx.checker.check_model(onnx.load_from_string(data))
     token = api_client_for(owner)._credentials["HTTP_AUTHORIZATION"]

@@ -1,4 +1,4 @@
-"""version_register_from_torch: dynamo export, dynamic batch, parity, safetensors, upload."""
+"""version_register_from_torch: the engine's export (dynamic batch, parity), safetensors, upload."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import torch
 from django.core.exceptions import ValidationError
 from safetensors.torch import load as st_load
 
-from apps.catalog.torch_export import ParityError, parity_check, version_register_from_torch
+from apps.catalog import torch_export
+from apps.catalog.models import RegisteredModel
+from apps.catalog.torch_export import version_register_from_torch
 from apps.core import vault
+from apps.core.errors import NotFound
 from apps.core.models import VaultBlob
-from tests.catalog.conftest import tiny_module
+from apps.training.engine import export as engine_export
 
 pytestmark = pytest.mark.django_db
 
@@ -39,22 +42,39 @@ def test_register_from_torch_round_trip(owner, example_input, torch_module):
     assert second.version == 2 and second.state_dict is None
 
 
-def test_parity_failure_registers_nothing(owner, example_input, onnx_bytes):
-    other = tiny_module(seed=99)
-    with pytest.raises(ParityError, match="parity"):
-        parity_check(other, onnx_bytes, example_input)
-    assert VaultBlob.objects.count() == 0
+def test_helper_uses_the_engine_exporter():
+    """One ONNX exporter and one ParityError in the portal: the training engine's."""
+    assert torch_export.export_onnx is engine_export.export_onnx
+    assert torch_export.ParityError is engine_export.ParityError
+    assert not hasattr(torch_export, "parity_check")
+
+
+class _NoisyModule(torch.nn.Module):
+    """Adds fresh noise on every call: ONNX Runtime and torch cannot agree, so parity fails."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.linear(x) + torch.rand_like(self.linear(x))
+
+
+def test_parity_failure_is_an_artifact_field_error_and_registers_nothing(owner, example_input):
+    with pytest.raises(ValidationError) as caught:
+        version_register_from_torch(model_name="noisy", module=_NoisyModule(), example_input=example_input, actor=owner)
+    assert "parity" in caught.value.message_dict["artifact"][0]
+    assert VaultBlob.objects.count() == 0 and not RegisteredModel.objects.filter(name="noisy").exists()
 
 
 def test_bad_example_and_permissions(owner, stranger, example_input, torch_module):
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as caught:
         version_register_from_torch(model_name="x-1", module=torch_module, example_input=np.zeros(3), actor=owner)
+    assert "example_input" in caught.value.message_dict
     from apps.catalog import services
 
     services.model_create(actor=owner, name="owned")
-    from django.http import Http404
-
-    with pytest.raises(Http404):
+    with pytest.raises(NotFound):
         version_register_from_torch(
             model_name="owned", module=torch_module, example_input=example_input, actor=stranger
         )

@@ -1,8 +1,13 @@
-"""Thin serializers: shapes for the API and its OpenAPI schema; rules live in services."""
+"""Thin serializers: shapes for the API and its OpenAPI schema; rules live in services.
+
+Input (`...Serializer` read by `validated(...)`) and output classes are separate. Output URLs are
+built from one `reverse()` per process, not one per row: a list page would pay for each.
+"""
 
 from __future__ import annotations
 
 import json
+from functools import cache
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -10,7 +15,41 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.catalog.models import CARD_SECTIONS, FRAMEWORKS, Alias, ModelCard, ModelVersion, RegisteredModel
+from apps.catalog.selectors import SORTS
 from apps.catalog.services import LINEAGE_FIELDS
+from apps.core.permissions import can
+
+
+@cache
+def _models_url() -> str:
+    """`/api/v1/models/`: every catalog API URL starts with it and continues with the model name."""
+    return reverse("api-v1:catalog:model-list")
+
+
+def model_api_url(name: str) -> str:
+    return f"{_models_url()}{name}/"
+
+
+def version_api_url(name: str, number: int) -> str:
+    return f"{_models_url()}{name}/versions/{number}/"
+
+
+class ModelFiltersSerializer(serializers.Serializer):
+    """The model list's query string (API and OpenAPI; the page reads the same names)."""
+
+    q = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="search in name and description"
+    )
+    tag = serializers.CharField(required=False, allow_blank=True, max_length=40, help_text="has this tag")
+    owner = serializers.CharField(required=False, allow_blank=True, max_length=150, help_text="owner's username")
+    alias = serializers.CharField(
+        required=False, allow_blank=True, max_length=40, help_text="has an alias with this name"
+    )
+    framework = serializers.ChoiceField(
+        choices=FRAMEWORKS, required=False, allow_blank=True, help_text="framework of the newest version"
+    )
+    archived = serializers.BooleanField(required=False, default=False, help_text="true: archived models too")
+    sort = serializers.ChoiceField(choices=list(SORTS), required=False, default="name")
 
 
 class RegisteredModelSerializer(serializers.ModelSerializer):
@@ -32,13 +71,13 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
         return obj.team.slug if obj.team_id else None
 
     def get_aliases(self, obj) -> dict[str, int]:
-        return {a.name: a.version.version for a in obj.aliases.all()}
+        return {a.name: a.version.version for a in obj.aliases.all()}  # prefetched by models_visible
 
     def get_archived(self, obj) -> bool:
         return obj.archived_at is not None
 
     def get_url(self, obj) -> str:
-        return reverse("api-v1:catalog:model-detail", args=[obj.name])
+        return model_api_url(obj.name)
 
 
 class ModelCardSerializer(serializers.ModelSerializer):
@@ -61,8 +100,6 @@ class RegisteredModelDetailSerializer(RegisteredModelSerializer):
         read_only_fields = fields
 
     def get_permissions(self, obj) -> list[str]:
-        from apps.core.permissions import can
-
         user = self.context["request"].user
         return [a for a in ("view", "change", "delete") if can(user, a, obj)]
 
@@ -77,11 +114,6 @@ class ModelCreateSerializer(serializers.Serializer):
 class ModelUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
-
-
-class BlobSerializer(serializers.Serializer):
-    sha256 = serializers.CharField()
-    size = serializers.IntegerField(source="plaintext_size")
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -100,17 +132,17 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
-    def _blob(self, blob, obj, route) -> dict | None:
+    def _blob(self, blob, obj, file: str) -> dict | None:
         if blob is None:
             return None
-        url = reverse(f"api-v1:catalog:{route}", args=[obj.model.name, obj.version])
+        url = version_api_url(obj.model.name, obj.version) + file
         return {"sha256": blob.sha256, "size": blob.plaintext_size, "download_url": url}
 
     def get_artifact(self, obj) -> dict:
-        return self._blob(obj.artifact, obj, "version-artifact")
+        return self._blob(obj.artifact, obj, "artifact")
 
     def get_state_dict(self, obj) -> dict | None:
-        return self._blob(obj.state_dict, obj, "version-state-dict")
+        return self._blob(obj.state_dict, obj, "state-dict")
 
     def get_lineage(self, obj) -> dict:
         return {f: getattr(obj, f) for f in LINEAGE_FIELDS}
@@ -164,11 +196,30 @@ class VersionUploadSerializer(serializers.Serializer):
     feature_views = JSONishField(kind=list, required=False)
     package_versions = JSONishField(kind=dict, required=False)
 
+    def validate(self, attrs: dict) -> dict:
+        """One `lineage` object: the JSON field, with lineage fields sent one by one laid over it."""
+        lineage = dict(attrs.get("lineage") or {})
+        for field in LINEAGE_FIELDS:
+            value = attrs.pop(field, None)
+            if value not in (None, ""):
+                lineage[field] = value
+        return {**attrs, "lineage": lineage}
+
 
 class VersionUpdateSerializer(serializers.Serializer):
+    """Description, tags and metrics change; every other field of a version is named here too, so
+    that sending one is refused by the service with 409 (immutable) rather than as unknown."""
+
     description = serializers.CharField(required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
     metrics = serializers.DictField(child=serializers.FloatField(), required=False)
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        for name in (*ModelVersionSerializer.Meta.fields, *LINEAGE_FIELDS):
+            if name not in fields:
+                fields[name] = serializers.JSONField(required=False, help_text="immutable: refused with 409")
+        return fields
 
 
 class AliasSerializer(serializers.ModelSerializer):
@@ -184,7 +235,7 @@ class AliasSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_version_url(self, obj) -> str:
-        return reverse("api-v1:catalog:version-detail", args=[obj.model.name, obj.version.version])
+        return version_api_url(obj.model.name, obj.version.version)
 
 
 class AliasMoveSerializer(serializers.Serializer):
@@ -194,14 +245,3 @@ class AliasMoveSerializer(serializers.Serializer):
 
 class AliasProtectionSerializer(serializers.Serializer):
     protected = serializers.BooleanField()
-
-
-class ShareSerializer(serializers.Serializer):
-    user = serializers.CharField(required=False, help_text="username")
-    team = serializers.CharField(required=False, help_text="team slug")
-    role = serializers.ChoiceField(choices=["viewer", "editor"], default="viewer")
-
-    def validate(self, attrs):
-        if bool(attrs.get("user")) == bool(attrs.get("team")):
-            raise serializers.ValidationError({"detail": "Give exactly one of user or team."})
-        return attrs
