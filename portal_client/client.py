@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
+import io
 import math
 import os
 import subprocess
@@ -232,6 +234,39 @@ class PortalClient:
                     os.unlink(local_path)
                 raise
         return local_path
+
+    # --- feature store ---------------------------------------------------------------------------
+    def training_set_data(self, training_set_id: int, *, as_: str = "arrow"):
+        """The rows of a training set as a pyarrow Table (``as_="arrow"``) or a pandas DataFrame
+        (``as_="pandas"``); needs pyarrow (and pandas for a DataFrame).
+
+        The portal checks the stored file's digest before sending any of it and masks PII columns
+        (``***``) unless you may see the feature view's PII; their names are in the table's schema
+        metadata (``b"portal.masked_columns"``) or the DataFrame's ``attrs["masked_columns"]``."""
+        if as_ not in ("arrow", "pandas"):
+            raise ValueError('as_ is "arrow" or "pandas".')
+        import pyarrow.parquet as pq  # optional dependency: only this call needs it
+
+        if as_ == "pandas" and importlib.util.find_spec("pandas") is None:
+            raise ImportError('as_="pandas" needs pandas: pip install pandas (or use as_="arrow").')
+
+        url = f"{self.base_url}/api/v1/training-sets/{int(training_set_id)}/data"
+        buffer = io.BytesIO()
+        with self.session.get(url, params={"format": "parquet"}, stream=True, timeout=self.timeout) as response:
+            _raise_for_status(response, url)
+            masked = [c for c in response.headers.get("X-Masked-Columns", "").split(",") if c]
+            for chunk in response.iter_content(1 << 20):
+                buffer.write(chunk)
+        buffer.seek(0)
+        table = pq.read_table(buffer)
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"portal.masked_columns": ",".join(masked)}
+        )
+        if as_ == "arrow":
+            return table
+        frame = table.to_pandas()
+        frame.attrs["masked_columns"] = masked
+        return frame
 
     def get_metric_history(
         self, run_id: int, key: str, *, max_points: int | None = None, method: str = "minmax"

@@ -1,9 +1,9 @@
 """The lean ASGI path for `POST /api/v1/features/online` (routed ahead of Django in portal/asgi.py).
 
-No DRF, no sessions, no middleware: the same token check (apps.accounts.tokens.find_token, scope
-`features` or `read`), the same object permission check (apps.core.permissions via
-reader.resolve_views), the same validation, PII masking and audit as the DRF view, and the same
-JSON. Token, view metadata and access decisions are cached in process and dropped when the Redis
+No DRF, no sessions, no middleware: the same token check (apps.accounts.tokens.find_token, then
+`token_allows(token, ("features", "read"))`), the same visibility and PII decisions
+(`can` / `can_view_pii` via reader.resolve_views), the same validation, masking and audit as the
+DRF view, and the same JSON (errors through `apps.core.errors.error_body`). Token, view metadata and access decisions are cached in process and dropped when the Redis
 generation counter moves; the counter is read in the same pipeline as the feature values.
 
 Rate limit: the same per-user rate as DRF's UserRateThrottle (REST_FRAMEWORK's
@@ -28,11 +28,11 @@ import types
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
-from rest_framework.exceptions import Throttled
+from django.core.exceptions import ValidationError
 
-from apps.features import nearcache, online, reader
+from apps.core.errors import DomainError, error_body
+from apps.core.permissions import token_allows
+from apps.features import nearcache, offline, online, reader
 
 PATH = "/api/v1/features/online"
 # Not under online.PREFIX: the near cache's CLIENT TRACKING broadcasts every write there.
@@ -90,7 +90,7 @@ _leases: dict[int, list] = {}  # user id -> [rate text, window, requests left he
 
 def _rate():
     """(rate text, limit, period seconds) as DRF's UserRateThrottle applies it, or None for no limit."""
-    conf = getattr(settings, "REST_FRAMEWORK", None) or {}
+    conf = settings.REST_FRAMEWORK
     raw = (conf.get("DEFAULT_THROTTLE_RATES") or {}).get("user")
     if not raw or THROTTLE_CLASS not in (conf.get("DEFAULT_THROTTLE_CLASSES") or ()):
         return None
@@ -108,6 +108,11 @@ def _wait(limit: int, period: int, frac: float, cur: int, prev: int) -> int:
     else:  # this window is full: wait for the next one, where this window's count fades
         wait = (1 - frac) * period + (max(0.0, 1 - (limit - 1) / cur) * period if cur else 0)
     return max(1, math.ceil(wait))
+
+
+def throttled_detail(wait: int) -> str:
+    """The words DRF's throttle answers with, so both paths read the same."""
+    return f"Request was throttled. Expected available in {wait} second{'s' if wait != 1 else ''}."
 
 
 def reset_rate_leases() -> None:
@@ -157,8 +162,7 @@ async def _throttle(user_id: int) -> bool:
     granted, cur, prev, window, frac = await _claim(user_id, rate)
     if granted <= 0:
         wait = _wait(limit, period, frac, cur, prev)
-        detail = str(Throttled(wait=wait).detail)
-        raise _Reply(429, {"detail": detail}, [(b"retry-after", str(wait).encode())])
+        raise _Reply(429, {"detail": throttled_detail(wait)}, [(b"retry-after", str(wait).encode())])
     _keep(user_id, raw, window, granted - 1, max(1, limit // RATE_LEASE_DIVISOR))
     return False
 
@@ -216,13 +220,13 @@ async def _body(receive) -> bytes:
 
 
 def _load_token(key: str):
-    from apps.accounts.tokens import find_token
+    from apps.accounts.tokens import find_token  # accounts' token models load after apps are ready
 
     token = find_token(key)
     if token is None:
         return None
     expires = token.expires_at.timestamp() if token.expires_at else None
-    return token.user, tuple(token.scopes or ()), expires
+    return token, expires
 
 
 async def _user_for(header: bytes):
@@ -234,7 +238,7 @@ async def _user_for(header: bytes):
     digest = hashlib.sha256(key.encode()).hexdigest()
     hit = reader.CACHE.tokens.get(digest)
     now = time.time()
-    if hit is None or time.monotonic() - hit[3] >= reader.CACHE_MAX_AGE:
+    if hit is None or time.monotonic() - hit[2] >= reader.CACHE_MAX_AGE:
         loaded = await sync_to_async(_load_token)(key)
         if loaded is None:
             reader.CACHE.tokens.pop(digest, None)
@@ -243,22 +247,20 @@ async def _user_for(header: bytes):
             reader.CACHE.tokens.clear()
         hit = (*loaded, time.monotonic())
         reader.CACHE.tokens[digest] = hit
-    user, scopes, expires, _ = hit
+    token, expires, _ = hit
     if expires is not None and expires <= now:
         reader.CACHE.tokens.pop(digest, None)
         raise _Reply(401, {"detail": "Invalid, expired or revoked token."}, [(b"www-authenticate", b"Token")])
-    if not any(s in scopes for s in SCOPES):
+    if not token_allows(token, SCOPES):
         raise _Reply(
             403, {"detail": "This token needs the 'features' or 'read' scope; create one on your profile page."}
         )
-    return user
+    return token.user
 
 
 def _refuse_region(user, meta) -> None:
-    from apps.features.models import FeatureView
-    from apps.features.offline import check_residency
-
-    check_residency(meta.region, actor=user, obj=FeatureView.objects.get(pk=meta.id), action="online-read")
+    view = reader.FeatureView.objects.get(pk=meta.id)
+    offline.check_residency(meta.region, actor=user, obj=view, action="online-read")
 
 
 async def _serve(scope, receive) -> tuple[dict, int | None]:
@@ -272,10 +274,10 @@ async def _serve(scope, receive) -> tuple[dict, int | None]:
         raise _Reply(400, {"detail": "The body is not valid JSON."}) from None
     try:
         refs, entities, n = reader.parse_request(body)
-    except reader.BadRequest as exc:
-        raise _Reply(400, {exc.field: [exc.detail]}) from None
+    except ValidationError as exc:
+        raise _Reply(400, exc.message_dict) from None
     names = list(dict.fromkeys(r[1] for r in refs))
-    here = getattr(settings, "PORTAL_REGION", None) or "default"
+    here = offline.process_region()
     script = _read_script()
     for attempt in (0, 1):
         seen = reader.CACHE.gen
@@ -283,18 +285,18 @@ async def _serve(scope, receive) -> tuple[dict, int | None]:
         if metas is None:
             try:
                 metas = await sync_to_async(reader.resolve_views)(user, names)
-            except Http404 as exc:
-                raise _Reply(404, {"detail": str(exc)}) from None
+            except DomainError as exc:
+                raise _Reply(*error_body(exc)) from None
         for meta in metas.values():
             if meta.region != here:
                 try:
                     await sync_to_async(_refuse_region)(user, meta)
-                except PermissionDenied as exc:
-                    raise _Reply(403, {"detail": str(exc)}) from None
+                except DomainError as exc:
+                    raise _Reply(*error_body(exc)) from None
         try:
             keys, fields = reader.plan_keys(refs, entities, n, metas)
-        except reader.BadRequest as exc:
-            raise _Reply(400, {exc.field: [exc.detail]}) from None
+        except ValidationError as exc:
+            raise _Reply(400, exc.message_dict) from None
         groups = reader.read_groups(keys, fields)
         near = nearcache.get()
         res = near.lookup(groups) if near is not None else None

@@ -136,6 +136,27 @@ class RetentionForm(BootstrapFormMixin, forms.Form):
 
 
 class LookupForm(BootstrapFormMixin, forms.Form):
+    """The online read's request as three text fields; `cleaned_data` adds `entities` (key -> values)."""
+
     features = forms.CharField(help_text="comma-separated view:feature references")
     keys = forms.CharField(help_text="entity keys, comma-separated (composite keys: a|b)")
     key_names = forms.CharField(help_text="join key names, comma-separated, in the order above")
+
+    def clean_features(self) -> list[str]:
+        return [f.strip() for f in self.cleaned_data["features"].split(",") if f.strip()]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        names = [k.strip() for k in data["key_names"].split(",") if k.strip()]
+        entities: dict[str, list] = {n: [] for n in names}
+        for key in (k.strip() for k in data["keys"].split(",") if k.strip()):
+            parts = key.split("|")
+            if len(parts) != len(names):
+                self.add_error("keys", f"Key {key!r} has {len(parts)} parts but there are {len(names)} join keys.")
+                return data
+            for name, part in zip(names, parts, strict=True):
+                entities[name].append(int(part) if part.lstrip("-").isdigit() else part)
+        data["entities"] = entities
+        return data

@@ -175,7 +175,7 @@ _instance_lock = threading.Lock()
 
 
 def enabled() -> bool:
-    return bool(getattr(settings, "FEATURE_ONLINE_NEAR_CACHE", True))
+    return settings.FEATURE_ONLINE_NEAR_CACHE
 
 
 def get() -> NearCache | None:
@@ -195,6 +195,9 @@ def evict(keys: list[str] | None) -> None:
     """Local writes: drop at once, not when Redis's invalidation message arrives."""
     if _instance is not None:
         _instance.invalidate(keys)
+
+
+online.on_write(evict)  # read-your-writes: local writes drop their keys before Redis says so
 
 
 def read_rows(groups) -> list:

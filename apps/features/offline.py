@@ -17,26 +17,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from apps.core.audit import audit_event
-from apps.features.models import FeatureView, Partition
-from apps.features.schema import EVENT_TS, TS_TYPE
+from apps.core.errors import Forbidden
+from apps.features.models import FeatureView, FeatureViewVersion, Partition
+from apps.features.schema import EVENT_TS, TS_TYPE, table_schema
 
 DAY_US = 86_400_000_000
 
 
-class ResidencyError(PermissionDenied):
+class ResidencyError(Forbidden):
     """The data lives in another region than this process."""
 
 
 def store_root() -> Path:
-    return Path(getattr(settings, "FEATURE_STORE_ROOT", None) or (settings.VAR_DIR / "features"))
+    return Path(settings.FEATURE_STORE_ROOT)
 
 
 def process_region() -> str:
-    return getattr(settings, "PORTAL_REGION", None) or "default"
+    return settings.PORTAL_REGION
 
 
 def check_residency(region: str, *, actor, obj, action: str, request=None) -> None:
@@ -134,9 +134,6 @@ def read_view(view: FeatureView, *, version: int | None = None, start=None, end=
 
     Files written before a compatible schema change lack the newer features; those read as nulls.
     """
-    from apps.features.models import FeatureViewVersion
-    from apps.features.schema import table_schema
-
     version = version or view.version
     if version == view.version:
         features = view.features
@@ -167,11 +164,6 @@ def read_view(view: FeatureView, *, version: int | None = None, start=None, end=
             mask = upper if mask is None else pc.and_(mask, upper)
         table = table.filter(mask)
     return table
-
-
-def delete_files(paths: list[str]) -> None:
-    for rel in paths:
-        (store_root() / rel).unlink(missing_ok=True)
 
 
 def delete_partitions_before(*, view: FeatureView, cutoff: dt.datetime) -> dict:

@@ -3,6 +3,9 @@
 Values are stored as plain text per feature (decoding by the schema's dtype is faster than JSON
 or msgpack for ten scalars) plus `__ts`, the event time in microseconds. Writes go through a
 small Lua script so that an older row never overwrites a newer one.
+
+This module knows nothing of the per-process near cache above it (apps.features.nearcache): the
+cache subscribes to local writes with `on_write`, so readers here see their own writes at once.
 """
 
 from __future__ import annotations
@@ -52,6 +55,18 @@ return out
 """
 _lock = threading.Lock()
 _clients: dict = {}
+_write_listeners: list[Callable[[list[str] | None], None]] = []
+
+
+def on_write(listener: Callable[[list[str] | None], None]) -> None:
+    """Call `listener(keys)` after this process changes online keys (None: any key may have changed)."""
+    if listener not in _write_listeners:
+        _write_listeners.append(listener)
+
+
+def _written(keys: list[str] | None) -> None:
+    for listener in _write_listeners:
+        listener(keys)
 
 
 def client() -> redis.Redis:
@@ -171,23 +186,10 @@ def write_latest(
                     args.append(encode(v, dtype))
             script(keys=[prefix + key_text([c[i] for c in key_cols])], args=args, client=pipe)
         written += sum(1 for r in pipe.execute() if r)
-        from apps.features import nearcache
-
-        nearcache.evict([prefix + key_text([c[i] for c in key_cols]) for i in range(start, min(start + CHUNK, n))])
+        _written([prefix + key_text([c[i] for c in key_cols]) for i in range(start, min(start + CHUNK, n))])
         if progress is not None:
             progress(min(start + CHUNK, n), n)
     return written
-
-
-def clear_view(view_id: int) -> int:
-    from apps.features import nearcache
-
-    nearcache.evict(None)
-    c = client()
-    keys = list(c.scan_iter(match=f"{PREFIX}v{view_id}:*", count=1000))
-    for i in range(0, len(keys), 1000):
-        c.delete(*keys[i : i + 1000])
-    return len(keys)
 
 
 # Delete the keys whose event time is older than ARGV[1] (microseconds), atomically per key, so a
@@ -207,8 +209,6 @@ return gone
 
 def expire_before(view_id: int, cutoff_us: int) -> int:
     """Remove the view's online values (every version) whose event time is before `cutoff_us`."""
-    from apps.features import nearcache
-
     c = client()
     script = _clients.get(("expire", settings.REDIS_URL))
     if script is None:
@@ -219,7 +219,7 @@ def expire_before(view_id: int, cutoff_us: int) -> int:
         nonlocal removed
         gone = script(keys=batch, args=[cutoff_us])
         if gone:
-            nearcache.evict([k.decode() if isinstance(k, bytes) else k for k in gone])
+            _written([k.decode() if isinstance(k, bytes) else k for k in gone])
         removed += len(gone)
         batch.clear()
 

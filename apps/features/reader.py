@@ -13,9 +13,14 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from django.http import Http404
+from django.core.exceptions import ValidationError
 
+from apps.core.audit import audit_event
+from apps.core.errors import NotFound
+from apps.core.permissions import can, can_view_pii
 from apps.features import nearcache, online
+from apps.features.models import FeatureView
+from apps.features.offline import check_residency, process_region
 
 MAX_ENTITIES = 1000
 MAX_FEATURES = 200
@@ -24,12 +29,9 @@ CACHE_MAX_AGE = 60.0
 CACHE_MAX_ENTRIES = 50_000
 
 
-class BadRequest(Exception):
-    """400 with `detail` (the fast path and DRF both turn it into JSON)."""
-
-    def __init__(self, detail: str, field: str = "detail"):
-        super().__init__(detail)
-        self.detail, self.field = detail, field
+def bad_request(detail: str, field: str = "detail") -> ValidationError:
+    """A 400 naming `field` (the API's handler and the fast path both answer `{field: [detail]}`)."""
+    return ValidationError({field: [detail]})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Cache:
         self.gen: bytes | None = None
         self.views: dict[str, tuple[ViewMeta | None, float]] = {}
         self.access: dict[tuple[int, int], tuple[bool, bool, float]] = {}
-        self.tokens: dict[str, tuple[object, tuple, float | None, float]] = {}
+        self.tokens: dict[str, tuple[object, float | None, float]] = {}  # token, expiry, stamp
 
     def clear(self, gen: bytes | None = None) -> None:
         with self.lock:
@@ -105,25 +107,25 @@ CACHE = Cache()
 def parse_request(body) -> tuple[tuple[tuple[str, str, str], ...], dict[str, list], int]:
     """Validate `{"features": ["view:feature", ...], "entities": {"key": [...]}}`."""
     if not isinstance(body, dict):
-        raise BadRequest('Send a JSON object: {"features": ["view:feature", ...], "entities": {"key": [...]}}.')
+        raise bad_request('Send a JSON object: {"features": ["view:feature", ...], "entities": {"key": [...]}}.')
     features, entities = body.get("features"), body.get("entities")
     if not isinstance(features, list) or not features:
-        raise BadRequest('Give "features" as a non-empty list of "view:feature" strings.', "features")
+        raise bad_request('Give "features" as a non-empty list of "view:feature" strings.', "features")
     if len(features) > MAX_FEATURES:
-        raise BadRequest(f"At most {MAX_FEATURES} features per call.", "features")
+        raise bad_request(f"At most {MAX_FEATURES} features per call.", "features")
     refs = _parse_features(features)
     if not isinstance(entities, dict) or not entities:
-        raise BadRequest('Give "entities" as an object of join key -> list of values.', "entities")
+        raise bad_request('Give "entities" as an object of join key -> list of values.', "entities")
     lengths = set()
     for key, values in entities.items():
         if not isinstance(values, list):
-            raise BadRequest(f"entities.{key} must be a list of values.", "entities")
+            raise bad_request(f"entities.{key} must be a list of values.", "entities")
         lengths.add(len(values))
     if len(lengths) != 1:
-        raise BadRequest("Every join key list in entities must have the same length.", "entities")
+        raise bad_request("Every join key list in entities must have the same length.", "entities")
     n = lengths.pop()
     if n == 0 or n > MAX_ENTITIES:
-        raise BadRequest(f"Send between 1 and {MAX_ENTITIES} entities per call.", "entities")
+        raise bad_request(f"Send between 1 and {MAX_ENTITIES} entities per call.", "entities")
     return refs, entities, n
 
 
@@ -140,11 +142,11 @@ def _parse_features(features: list) -> tuple[tuple[str, str, str], ...]:
     refs = []
     for ref in features:
         if not isinstance(ref, str) or ref.count(":") != 1 or ref.startswith(":") or ref.endswith(":"):
-            raise BadRequest(f'{str(ref)[:80]!r} is not a "view:feature" reference.', "features")
+            raise bad_request(f'{str(ref)[:80]!r} is not a "view:feature" reference.', "features")
         view, feature = ref.split(":")
         refs.append((ref, view, feature))
     if len({r[0] for r in refs}) != len(refs):
-        raise BadRequest("A feature is listed twice.", "features")
+        raise bad_request("A feature is listed twice.", "features")
     refs = tuple(refs)  # shared between requests: immutable
     if key is not None:
         if len(_PARSED) >= 10_000:
@@ -171,10 +173,7 @@ def cached_views(user_id: int, names) -> dict[str, ViewMeta] | None:
 
 
 def resolve_views(user, names) -> dict[str, tuple[ViewMeta, bool]]:
-    """Sync (DB) resolution; Http404 for views that are missing or not visible to `user`."""
-    from apps.core.permissions import can
-    from apps.features.models import FeatureView
-
+    """Sync (DB) resolution; NotFound for views that are missing or not visible to `user`."""
     out = {}
     for name in names:
         hit = CACHE.view(name)
@@ -185,16 +184,16 @@ def resolve_views(user, names) -> dict[str, tuple[ViewMeta, bool]]:
         else:
             meta, view = hit[0], None
         if meta is None:
-            raise Http404(f"No feature view {name!r} (or you may not see it).")
+            raise NotFound(f"No feature view {name!r} (or you may not see it).")
         rights = CACHE.rights(user.pk, meta.id)
         if rights is None:
             view = view or FeatureView.objects.get(pk=meta.id)
             can_view = can(user, "view", view)
-            can_pii = can_view and (user.has_perm("features.view_pii") or user.has_perm("view_pii", view))
+            can_pii = can_view and can_view_pii(user, view)
             CACHE.put_rights(user.pk, meta.id, can_view, can_pii)
             rights = (can_view, can_pii)
         if not rights[0]:
-            raise Http404(f"No feature view {name!r} (or you may not see it).")
+            raise NotFound(f"No feature view {name!r} (or you may not see it).")
         out[name] = meta
     return out
 
@@ -209,7 +208,7 @@ def plan_keys(refs, entities: dict, n: int, metas: dict[str, ViewMeta]):
     for _, view, feature in refs:
         meta = metas[view]
         if feature not in meta.dtypes:
-            raise BadRequest(f"Feature view {view!r} has no feature {feature!r}.", "features")
+            raise bad_request(f"Feature view {view!r} has no feature {feature!r}.", "features")
         fields.setdefault(view, []).append(feature)
     keys: dict[str, list[str]] = {}
     for view in fields:
@@ -218,11 +217,11 @@ def plan_keys(refs, entities: dict, n: int, metas: dict[str, ViewMeta]):
         for kname, kdtype in zip(meta.key_names, meta.key_dtypes, strict=True):
             values = entities.get(kname)
             if values is None:
-                raise BadRequest(f"Feature view {view!r} needs join key {kname!r} in entities.", "entities")
+                raise bad_request(f"Feature view {view!r} needs join key {kname!r} in entities.", "entities")
             for v in values:
                 ok = isinstance(v, str) if kdtype == "string" else (isinstance(v, int) and not isinstance(v, bool))
                 if not ok:
-                    raise BadRequest(f"entities.{kname} holds {str(v)[:40]!r}; it must be {kdtype}.", "entities")
+                    raise bad_request(f"entities.{kname} holds {str(v)[:40]!r}; it must be {kdtype}.", "entities")
             columns.append(values)
         prefix = online.view_prefix(meta.id, meta.version)
         if len(columns) == 1:
@@ -293,8 +292,6 @@ def now_micros() -> int:
 
 def read_sync(*, user, body, request=None) -> dict:
     """The whole online read for Django code (DRF view, pages, services, in-process callers)."""
-    from apps.features.offline import check_residency, process_region
-
     refs, entities, n = parse_request(body)
     names = list(dict.fromkeys(r[1] for r in refs))
     for attempt in (0, 1):
@@ -302,8 +299,6 @@ def read_sync(*, user, body, request=None) -> dict:
         metas = cached_views(user.pk, names) or resolve_views(user, names)
         for meta in metas.values():
             if meta.region != process_region():
-                from apps.features.models import FeatureView
-
                 check_residency(meta.region, actor=user, obj=FeatureView.objects.get(pk=meta.id), action="online-read")
         keys, fields = plan_keys(refs, entities, n, metas)
         res = nearcache.read_rows(read_groups(keys, fields))
@@ -321,9 +316,6 @@ def read_sync(*, user, body, request=None) -> dict:
 
 def audit_pii_read(user, metas, unmasked: list[str], n: int, request=None) -> None:
     """One audit entry per view whose PII values were returned unmasked."""
-    from apps.core.audit import audit_event
-    from apps.features.models import FeatureView
-
     views = {ref.split(":")[0] for ref in unmasked}
     for view in FeatureView.objects.filter(pk__in=[metas[v].id for v in views]):
         audit_event(

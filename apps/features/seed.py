@@ -8,7 +8,6 @@ from datetime import timedelta
 import numpy as np
 from django.utils import timezone
 
-from apps.core.permissions import share
 from apps.features import services, training_sets
 from apps.features.models import Entity, FeatureView, TrainingSet
 
@@ -39,17 +38,15 @@ def _view(owner, team, *, entity, key, name, data, description, pii=None):
     features = [{"name": _clean(n), "dtype": "float64", "description": n} for n in data.feature_names]
     if pii:
         features.append(pii)
+    slug = team.slug if team is not None else None  # created for the team: shared with it as viewer
     entity_obj = Entity.objects.filter(name=entity).first() or services.entity_create(
-        actor=owner, name=entity, join_keys=[{"name": key, "dtype": "int64"}], description=f"{entity} (demo ids)"
-    )
-    view = services.feature_view_create(
-        actor=owner, name=name, entity=entity_obj, features=features, description=description,
-        tags=["demo", "sklearn"], ttl_seconds=90 * 86400, team=team,
+        actor=owner, name=entity, join_keys=[{"name": key, "dtype": "int64"}], description=f"{entity} (demo ids)",
+        team=slug,
     )  # fmt: skip
-    if team is not None:
-        share(entity_obj, role="viewer", team=team)
-        share(view, role="viewer", team=team)
-    return view
+    return services.feature_view_create(
+        actor=owner, name=name, entity=entity_obj, features=features, description=description,
+        tags=["demo", "sklearn"], ttl_seconds=90 * 86400, team=slug,
+    )  # fmt: skip
 
 
 def seed(*, users, team, out) -> None:
@@ -76,13 +73,14 @@ def seed(*, users, team, out) -> None:
         view = _view(owner, team, entity=entity, key=key, name=name, data=data, description=description, pii=pii)
         rows, labels = _rows(data, key, rng, now, extra)
         result = services.feature_view_ingest(view=view, actor=owner, data=rows)
-        job = services.materialize_request(view=view, actor=owner, start=now - timedelta(days=60), end=now)
-        job = services.materialize_run(job_id=job.pk)
+        job = services.feature_view_materialize(view=view, actor=owner, start=now - timedelta(days=60), end=now)
+        job = services.materialization_run(job_id=job.pk)
         out.write(f"  features: {name}: {result['rows']} rows ingested, {job.keys_written} keys online ({job.state})")
         ts_name = f"{name}-labels"
         if not TrainingSet.objects.filter(name=ts_name).exists():
             refs = [f"{name}:{_clean(n)}" for n in data.feature_names]
-            ts = training_sets.training_set_create(actor=owner, name=ts_name, features=refs, entity_rows=labels)
-            if team is not None:
-                share(ts, role="viewer", team=team)
+            ts = training_sets.training_set_create(
+                actor=owner, name=ts_name, features=refs, entity_rows=labels,
+                team=team.slug if team is not None else None,
+            )  # fmt: skip
             out.write(f"  features: training set {ts_name}: {ts.row_count} rows, digest {ts.digest[:12]}")

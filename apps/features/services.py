@@ -1,19 +1,28 @@
-"""Writes for the feature registry and store. Keyword-only; every one checks permissions."""
+"""Writes for the feature registry and store. Keyword-only; every one takes the actor and checks permissions.
+
+Side effects (the materialization task, socket messages) start after commit; tasks are sent by name
+(`features.materialize`), so this module never imports `apps.features.tasks`.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.core.exceptions import PermissionDenied, ValidationError
+import pyarrow.compute as pc
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
 
-from apps.core.permissions import grant_owner, require
+from apps.core.audit import audit_event
+from apps.core.errors import Conflict
+from apps.core.names import check_name
+from apps.core.permissions import PII_CODENAME, can_view_pii, grant_extra, grant_owner, require
 from apps.core.queues import queue_name, validate_region
 from apps.core.realtime import broadcast, group_name, send_now
-from apps.features import offline, online, stats
+from apps.core.sharing import share_with_team_on_create, team_for_create
+from apps.features import offline, online, reader, stats
 from apps.features.models import (
     DTYPES,
     KEY_DTYPES,
@@ -24,23 +33,17 @@ from apps.features.models import (
     MaterializationJob,
 )
 from apps.features.schema import CREATED_TS, EVENT_TS, build_table, parse_payload
+from portal.celery import app as celery_app
 
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Names are reserved where a fixed route of the kind would hide the object's page (apps.core.names).
+VIEW_ROUTES = ("features/", "api/v1/feature-views/")
+ENTITY_ROUTES = ("features/entities/", "api/v1/entities/")
+TRAINING_SET_ROUTES = ("features/training-sets/", "api/v1/training-sets/")
+FEATURE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED = {EVENT_TS, CREATED_TS, online.TS_FIELD}
 MAX_FEATURES = 500
 MAX_TTL = 10 * 365 * 86400
-
-
-def _check_slug(name) -> str:
-    from apps.features.models import slug_validator
-
-    if not isinstance(name, str):
-        raise ValidationError({"name": ["Give a name."]})
-    try:
-        slug_validator(name)
-    except ValidationError as exc:
-        raise ValidationError({"name": exc.messages}) from None
-    return name
+PREVIEW_ROWS = 20
 
 
 def clean_join_keys(join_keys) -> list[dict]:
@@ -48,7 +51,7 @@ def clean_join_keys(join_keys) -> list[dict]:
         raise ValidationError({"join_keys": ['Give 1 to 5 keys: [{"name": "customer_id", "dtype": "int64"}].']})
     out, seen = [], set()
     for i, k in enumerate(join_keys, start=1):
-        if not isinstance(k, dict) or not NAME_RE.match(str(k.get("name", ""))) or k["name"] in RESERVED:
+        if not isinstance(k, dict) or not FEATURE_NAME_RE.match(str(k.get("name", ""))) or k["name"] in RESERVED:
             raise ValidationError({"join_keys": [f"Key {i}: name must be a lowercase identifier like customer_id."]})
         if k.get("dtype") not in KEY_DTYPES:
             raise ValidationError({"join_keys": [f"Key {k['name']}: dtype must be one of {', '.join(KEY_DTYPES)}."]})
@@ -67,7 +70,7 @@ def clean_features(features, key_names: list[str]) -> list[dict]:
         if not isinstance(f, dict):
             raise ValidationError({"features": [f"Feature {i} must be an object with name and dtype."]})
         name = f.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED or name in key_names:
+        if not isinstance(name, str) or not FEATURE_NAME_RE.match(name) or name in RESERVED or name in key_names:
             raise ValidationError(
                 {
                     "features": [
@@ -93,7 +96,7 @@ def _clean_tags(tags) -> list[str]:
     if (
         not isinstance(tags, list)
         or len(tags) > 20
-        or not all(isinstance(t, str) and NAME_RE.match(t.replace("-", "_")) for t in tags)
+        or not all(isinstance(t, str) and FEATURE_NAME_RE.match(t.replace("-", "_")) for t in tags)
     ):
         raise ValidationError({"tags": ["Give up to 20 lowercase tags (letters, digits, - and _)."]})
     return sorted(set(tags))
@@ -126,41 +129,49 @@ def _clean_region(region) -> str:
         raise ValidationError({"region": [str(exc)]}) from None
 
 
-def entity_create(*, actor, name, join_keys, description: str = "", team=None) -> Entity:
+def entity_create(*, actor, name, join_keys, description: str = "", team: str | None = None) -> Entity:
+    """Register an entity; `team` (a slug of one of the actor's teams) becomes its viewer."""
     require(actor, "add", Entity)
-    name = _check_slug(name)
+    check_name(name, route_prefixes=ENTITY_ROUTES)
     if Entity.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"An entity named {name!r} exists already; pick another name."]})
+    team_obj = team_for_create(actor=actor, slug=team)
     with transaction.atomic():
         entity = Entity.objects.create(
-            name=name, join_keys=clean_join_keys(join_keys), description=description or "", owner=actor, team=team
+            name=name, join_keys=clean_join_keys(join_keys), description=description or "", owner=actor, team=team_obj
         )
         grant_owner(entity)
+        share_with_team_on_create(entity, team_obj)
     return entity
 
 
 def feature_view_create(
     *, actor, name, entity: Entity, features, description="", tags=(), region="default", ttl_seconds=0,
-    source="batch", team=None, retention_days=None,
+    source="batch", team: str | None = None, retention_days=None,
 ) -> FeatureView:  # fmt: skip
+    """Define a feature view on `entity`; `team` (a slug of one of the actor's teams) becomes its viewer.
+    The creator also holds ``view_pii``: the steward who classifies the data may see it."""
     require(actor, "add", FeatureView)
     require(actor, "view", entity)
-    name = _check_slug(name)
+    check_name(name, route_prefixes=VIEW_ROUTES)
     if FeatureView.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"A feature view named {name!r} exists already; pick another name."]})
     if source not in FeatureView.Source.values:
         raise ValidationError({"source": ["Source must be batch or push."]})
     clean = clean_features(features, entity.key_names)
     retention_days = _clean_retention(retention_days)
+    team_obj = team_for_create(actor=actor, slug=team)
     with transaction.atomic():
         view = FeatureView.objects.create(
-            name=name, entity=entity, features=clean, description=description or "", tags=_clean_tags(list(tags) if isinstance(tags, tuple) else tags),
-            region=_clean_region(region), ttl_seconds=_clean_ttl(ttl_seconds), source=source, owner=actor, team=team,
+            name=name, entity=entity, features=clean, description=description or "",
+            tags=_clean_tags(list(tags) if isinstance(tags, tuple) else tags), region=_clean_region(region),
+            ttl_seconds=_clean_ttl(ttl_seconds), source=source, owner=actor, team=team_obj,
             retention_days=retention_days,
         )  # fmt: skip
         FeatureViewVersion.objects.create(view=view, version=1, features=clean, join_keys=entity.join_keys)
         grant_owner(view)
-        assign_perm("view_pii", actor, view)  # the steward who classifies the data may see it
+        grant_extra(view, PII_CODENAME, user=actor)
+        share_with_team_on_create(view, team_obj)
     return view
 
 
@@ -171,21 +182,21 @@ def is_breaking(old: list[dict], new: list[dict]) -> bool:
 
 
 def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
+    """Change a view's settings; removing or retyping a feature makes a new version. Sharing
+    (teams included) goes through the sharing service, not here."""
     require(actor, "change", view)
-    allowed = {"description", "tags", "ttl_seconds", "features", "source", "region", "team", "retention_days"}
+    allowed = {"description", "tags", "ttl_seconds", "features", "source", "region", "retention_days"}
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationError({"detail": [f"These fields cannot be changed: {', '.join(sorted(unknown))}."]})
+        raise ValidationError({name: ["This field cannot be changed."] for name in sorted(unknown)})
     with transaction.atomic():
-        view = FeatureView.objects.select_for_update().get(pk=view.pk)
+        view = FeatureView.objects.select_for_update().select_related("entity").get(pk=view.pk)
         if "description" in changes:
             view.description = str(changes["description"] or "")
         if "tags" in changes:
             view.tags = _clean_tags(changes["tags"])
         if "ttl_seconds" in changes:
             view.ttl_seconds = _clean_ttl(changes["ttl_seconds"])
-        if "team" in changes:
-            view.team = changes["team"]
         if "retention_days" in changes:
             view.retention_days = _clean_retention(changes["retention_days"])
         if "source" in changes:
@@ -193,26 +204,34 @@ def feature_view_update(*, view: FeatureView, actor, **changes) -> FeatureView:
                 raise ValidationError({"source": ["Source must be batch or push."]})
             view.source = changes["source"]
         if "region" in changes:
-            region = _clean_region(changes["region"])
-            if region != view.region and view.partitions.exists():
-                raise ValidationError(
-                    {"region": ["This view already has data in its region; create a new view for the other region."]}
-                )
-            view.region = region
+            _change_region(view, changes["region"])
         if "features" in changes:
-            new = clean_features(changes["features"], view.entity.key_names)
-            if is_breaking(view.features, new):
-                view.version += 1
-                view.statistics, view.row_count, view.newest_event_at = {}, 0, None
-                FeatureViewVersion.objects.create(
-                    view=view, version=view.version, features=new, join_keys=view.entity.join_keys,
-                    reason="breaking schema change (a feature was removed or changed type)",
-                )  # fmt: skip
-            else:
-                FeatureViewVersion.objects.filter(view=view, version=view.version).update(features=new)
-            view.features = new
+            _change_features(view, changes["features"])
         view.save()
     return view
+
+
+def _change_region(view: FeatureView, region) -> None:
+    region = _clean_region(region)
+    if region != view.region and view.partitions.exists():
+        raise ValidationError(
+            {"region": ["This view already has data in its region; create a new view for the other region."]}
+        )
+    view.region = region
+
+
+def _change_features(view: FeatureView, features) -> None:
+    new = clean_features(features, view.entity.key_names)
+    if is_breaking(view.features, new):
+        view.version += 1
+        view.statistics, view.row_count, view.newest_event_at = {}, 0, None
+        FeatureViewVersion.objects.create(
+            view=view, version=view.version, features=new, join_keys=view.entity.join_keys,
+            reason="breaking schema change (a feature was removed or changed type)",
+        )  # fmt: skip
+    else:
+        FeatureViewVersion.objects.filter(view=view, version=view.version).update(features=new)
+    view.features = new
 
 
 def _refresh_statistics(view: FeatureView, *, ingested: bool = True) -> None:
@@ -222,8 +241,6 @@ def _refresh_statistics(view: FeatureView, *, ingested: bool = True) -> None:
     view.row_count = table.num_rows
     fields = ["statistics", "row_count", "newest_event_at", "updated_at"]
     if table.num_rows:
-        import pyarrow.compute as pc
-
         view.newest_event_at = pc.max(table.column(EVENT_TS)).as_py()
     elif not ingested:
         view.newest_event_at = None
@@ -240,7 +257,7 @@ def feature_view_ingest(*, view: FeatureView, actor, data, fmt: str | None = Non
     raw = parse_payload(data, fmt)
     table = build_table(raw, view.entity.join_keys, view.features, timezone.now())
     with transaction.atomic():
-        view = FeatureView.objects.select_for_update().get(pk=view.pk)
+        view = FeatureView.objects.select_for_update().select_related("entity").get(pk=view.pk)
         partitions = offline.write_partitions(view=view, table=table, actor=actor, origin="ingest")
         _refresh_statistics(view)
     return {"rows": table.num_rows, "partitions": [p.path for p in partitions], "version": view.version}
@@ -250,14 +267,14 @@ def feature_view_push(*, view: FeatureView, actor, data, request=None) -> dict:
     """Rows straight into the online store, logged to the offline store first (all or nothing)."""
     require(actor, "change", view)
     if view.source != FeatureView.Source.PUSH:
-        raise PermissionDenied(
+        raise Conflict(
             f"{view.name} is a batch view: ingest its data and materialize it, or change its source to push."
         )
     offline.check_residency(view.region, actor=actor, obj=view, action="push", request=request)
     raw = parse_payload(data)
     table = build_table(raw, view.entity.join_keys, view.features, timezone.now())
     with transaction.atomic():
-        view = FeatureView.objects.select_for_update().get(pk=view.pk)
+        view = FeatureView.objects.select_for_update().select_related("entity").get(pk=view.pk)
         offline.write_partitions(view=view, table=table, actor=actor, origin="push")
         _refresh_statistics(view)
     written = online.write_latest(
@@ -266,7 +283,9 @@ def feature_view_push(*, view: FeatureView, actor, data, request=None) -> dict:
     return {"rows": table.num_rows, "keys_written": written, "version": view.version}
 
 
-def materialize_request(*, view: FeatureView, actor, start, end) -> MaterializationJob:
+@transaction.atomic
+def feature_view_materialize(*, view: FeatureView, actor, start, end) -> MaterializationJob:
+    """Queue a copy of the view's [start, end) rows from offline to online, on its region's queue."""
     require(actor, "change", view)
     if start is None or end is None or start >= end:
         raise ValidationError({"end": ["Give a time range with start before end."]})
@@ -274,9 +293,7 @@ def materialize_request(*, view: FeatureView, actor, start, end) -> Materializat
     job = MaterializationJob.objects.create(
         view=view, version=view.version, requested_by=actor, start=start, end=end, queue=queue
     )
-    from apps.features import tasks
-
-    transaction.on_commit(lambda: tasks.materialize.apply_async(args=[job.pk], queue=queue))
+    transaction.on_commit(lambda: celery_app.send_task("features.materialize", args=[job.pk], queue=queue))
     broadcast(group_name("featureview", view.pk), _job_message(job))
     return job
 
@@ -288,8 +305,9 @@ def _job_message(job: MaterializationJob) -> dict:
     }  # fmt: skip
 
 
-def materialize_run(*, job_id: int) -> MaterializationJob:
-    """Copy the job's time range from offline to online (the task calls this)."""
+def materialization_run(*, job_id: int) -> MaterializationJob:
+    """Copy the job's time range from offline to online (the `features.materialize` task calls this;
+    the job was authorised when it was queued, and residency is checked again here)."""
     job = MaterializationJob.objects.select_related("view__entity", "requested_by").get(pk=job_id)
     if job.state not in (MaterializationJob.State.QUEUED, MaterializationJob.State.RUNNING):
         return job
@@ -325,9 +343,38 @@ def materialize_run(*, job_id: int) -> MaterializationJob:
 
 def online_read(*, actor, features: list[str], entities: dict, request=None) -> dict:
     """Many features for many entities in one call (see reader.read_sync)."""
-    from apps.features.reader import read_sync
+    return reader.read_sync(user=actor, body={"features": features, "entities": entities}, request=request)
 
-    return read_sync(user=actor, body={"features": features, "entities": entities}, request=request)
+
+@dataclass(frozen=True)
+class Preview:
+    """The newest offline rows of a view as a page shows them; `refused` says why there are none."""
+
+    columns: list[str] = field(default_factory=list)
+    rows: list[list] = field(default_factory=list)
+    refused: str = ""
+
+
+def feature_view_preview(*, view: FeatureView, actor, request=None, limit: int = PREVIEW_ROWS) -> Preview:
+    """The newest `limit` rows from the offline store, PII masked unless `can_view_pii`; an
+    unmasked preview of PII is audited. Data of another region is not read (the refusal is audited
+    and returned, so the page still shows the view's schema)."""
+    require(actor, "view", view)
+    try:
+        offline.check_residency(view.region, actor=actor, obj=view, action="preview", request=request)
+    except offline.ResidencyError as exc:
+        return Preview(refused=str(exc))
+    parts = list(offline.partitions_of(view).order_by("-date", "-id")[:3])
+    if not parts:
+        return Preview()
+    table = offline.read_view(view, start=min(p.min_event_at for p in parts))
+    table = table.take(pc.sort_indices(table, [(EVENT_TS, "descending")])[:limit])
+    columns = table.column_names
+    hidden = set() if can_view_pii(actor, view) else set(view.pii_features)
+    rows = [[reader.MASK if c in hidden and r[c] is not None else r[c] for c in columns] for r in table.to_pylist()]
+    if not hidden and view.pii_features:
+        audit_event(actor=actor, event="features.pii_preview", obj=view, data={"rows": len(rows)}, request=request)
+    return Preview(columns=columns, rows=rows)
 
 
 MAX_AUDITED_FILES = 500
@@ -367,8 +414,6 @@ def feature_view_apply_retention(*, view: FeatureView, actor, scheduled: bool = 
             "versions": removed["versions"],
             "online_keys": online_keys,
         }
-        from apps.core.audit import audit_event
-
         audit_event(
             actor=actor,
             event="features.retention_applied",

@@ -1,25 +1,48 @@
-"""Point-in-time-correct training sets: build, store (Parquet + digest + lineage) and load."""
+"""Point-in-time-correct training sets: build, store (Parquet + digest + lineage), load and export.
+
+The stored Parquet file's SHA-256 is recorded at build time and checked before any of it is used
+or sent (`IntegrityFailure` otherwise). PII columns follow the views they came from: a caller who
+may not `can_view_pii` a view gets those columns masked on export, and cannot build from them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import math
 import os
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from apps.core.audit import audit_event
-from apps.core.permissions import grant_owner, require, visible_one
+from apps.core.errors import Forbidden, IntegrityFailure
+from apps.core.names import check_name
+from apps.core.permissions import can_view_pii, grant_owner, require, visible_one
+from apps.core.sharing import share_with_team_on_create, team_for_create
 from apps.features import offline
 from apps.features.models import FeatureView, TrainingSet
 from apps.features.pit import point_in_time_join
+from apps.features.reader import MASK
 from apps.features.schema import CREATED_TS, EVENT_TS, RowErrors, convert_column, parse_payload, refuse
 
 MAX_FEATURE_REFS = 500
+# Training sets are addressed by id, but their names follow the one rule and its reserved words.
+TRAINING_SET_ROUTES = ("features/training-sets/", "api/v1/training-sets/")
+FORMATS = {
+    "parquet": ("application/vnd.apache.parquet", "parquet"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "json": ("application/json", "json"),
+}
+BATCH_ROWS = 10_000
 
 
 def _parse_refs(features) -> list[tuple[str, str]]:
@@ -87,13 +110,8 @@ def _digest_table(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
-def training_set_create(*, actor, name, features, entity_rows=None, entity_table=None, fmt=None, request=None):
-    """Join the entity/label table with the features as of each row's timestamp; store the result."""
-    require(actor, "add", TrainingSet)
-    from apps.features.services import _check_slug
-
-    name = _check_slug(name)
-    refs = _parse_refs(features)
+def _views_for(actor, refs: list[tuple[str, str]], request=None) -> dict[str, FeatureView]:
+    """The named views, visible to the actor, in this region; PII features need `can_view_pii`."""
     views: dict[str, FeatureView] = {}
     for view_name, feature in refs:
         if view_name not in views:
@@ -102,17 +120,15 @@ def training_set_create(*, actor, name, features, entity_rows=None, entity_table
             raise ValidationError({"features": [f"Feature view {view_name!r} has no feature {feature!r}."]})
     for view in views.values():
         offline.check_residency(view.region, actor=actor, obj=view, action="training-set", request=request)
-    pii = [(v, f) for v, f in refs if f in views[v].pii_features]
-    for view_name in {v for v, _ in pii}:
-        view = views[view_name]
-        if not (actor.has_perm("features.view_pii") or actor.has_perm("view_pii", view)):
-            raise PermissionDenied(f"{view_name} has PII features; ask its owner for the view_pii permission.")
-    if (entity_rows is None) == (entity_table is None):
-        raise ValidationError({"entity_rows": ["Give the entity table either as JSON rows or as one file."]})
-    raw = entity_rows if entity_rows is not None else parse_payload(entity_table, fmt)
-    labels = _entity_table(raw, list(views.values()))
-    entity_digest = _digest_table(labels)
-    result, lineage, taken = labels, {"views": [], "entity_digest": entity_digest}, set(labels.column_names)
+    for view_name in {v for v, f in refs if f in views[v].pii_features}:
+        if not can_view_pii(actor, views[view_name]):
+            raise Forbidden(f"{view_name} has PII features; ask its owner for the view_pii permission.")
+    return views
+
+
+def _join(labels: pa.Table, refs, views: dict[str, FeatureView]) -> tuple[pa.Table, list[dict]]:
+    """Each label row with the feature values as of its timestamp, and the lineage of every view."""
+    result, lineage, taken = labels, [], set(labels.column_names)
     for view_name, view in views.items():
         wanted = [f for v, f in refs if v == view_name]
         keys = view.entity.key_names
@@ -124,10 +140,30 @@ def training_set_create(*, actor, name, features, entity_rows=None, entity_table
             output_names=out_names,
         )  # fmt: skip
         parts = list(offline.partitions_of(view).values_list("id", flat=True))
-        lineage["views"].append(
-            {"name": view_name, "id": view.pk, "version": view.version, "features": wanted, "rows": table.num_rows,
-             "partitions": parts, "ttl_seconds": view.ttl_seconds}
+        lineage.append(
+            {"name": view_name, "id": view.pk, "version": view.version, "features": wanted, "columns": out_names,
+             "pii": [f for f in wanted if f in view.pii_features], "rows": table.num_rows, "partitions": parts,
+             "ttl_seconds": view.ttl_seconds}
         )  # fmt: skip
+    return result, lineage
+
+
+def training_set_create(
+    *, actor, name, features, entity_rows=None, entity_table=None, fmt=None, team: str | None = None, request=None
+) -> TrainingSet:
+    """Join the entity/label table with the features as of each row's timestamp; store the result.
+    `team` (a slug of one of the actor's teams) becomes a viewer of the set."""
+    require(actor, "add", TrainingSet)
+    check_name(name, route_prefixes=TRAINING_SET_ROUTES)
+    refs = _parse_refs(features)
+    team_obj = team_for_create(actor=actor, slug=team)
+    views = _views_for(actor, refs, request)
+    if (entity_rows is None) == (entity_table is None):
+        raise ValidationError({"entity_rows": ["Give the entity table either as JSON rows or as one file."]})
+    raw = entity_rows if entity_rows is not None else parse_payload(entity_table, fmt)
+    labels = _entity_table(raw, list(views.values()))
+    entity_digest = _digest_table(labels)
+    result, view_lineage = _join(labels, refs, views)
     region = next(iter(views.values())).region
     folder = offline.store_root() / region / "_training-sets"
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,21 +171,20 @@ def training_set_create(*, actor, name, features, entity_rows=None, entity_table
     tmp = folder / f".tmp-{final.name}"
     pq.write_table(result, tmp, compression="zstd")
     digest = _file_digest(tmp)
+    pii = [f"{v['name']}:{f}" for v in view_lineage for f in v["pii"]]
     try:
         with transaction.atomic():
             ts = TrainingSet.objects.create(
                 name=name, features=[f"{v}:{f}" for v, f in refs], region=region,
                 path=str(final.relative_to(offline.store_root())), row_count=result.num_rows,
-                columns=result.column_names, entity_digest=entity_digest, digest=digest, lineage=lineage, owner=actor,
+                columns=result.column_names, entity_digest=entity_digest, digest=digest,
+                lineage={"views": view_lineage, "entity_digest": entity_digest}, owner=actor, team=team_obj,
             )  # fmt: skip
             grant_owner(ts)
+            share_with_team_on_create(ts, team_obj)
             if pii:
                 audit_event(
-                    actor=actor,
-                    event="features.pii_training_set",
-                    obj=ts,
-                    data={"features": [f"{v}:{f}" for v, f in pii]},
-                    request=request,
+                    actor=actor, event="features.pii_training_set", obj=ts, data={"features": pii}, request=request
                 )
             os.replace(tmp, final)
     except BaseException:
@@ -167,14 +202,161 @@ def _file_digest(path) -> str:
     return h.hexdigest()
 
 
-def training_set_load(training_set: TrainingSet, *, actor=None, verify: bool = True) -> pa.Table:
-    """The stored table, after the residency check and (by default) a digest check."""
+def _verified_bytes(training_set: TrainingSet) -> bytes:
+    """The stored file, read once and checked against its digest before anything uses it."""
+    path = offline.store_root() / training_set.path
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IntegrityFailure(
+            f"The file of training set {training_set.pk} is missing; tell a platform admin."
+        ) from None
+    if hashlib.sha256(data).hexdigest() != training_set.digest:
+        raise IntegrityFailure(
+            f"Training set {training_set.pk} does not match its digest (it was changed); none of it was used."
+        )
+    return data
+
+
+def training_set_load(training_set: TrainingSet, *, actor=None) -> pa.Table:
+    """The stored table, after the residency check and the digest check (`IntegrityFailure`)."""
     if actor is not None:
         require(actor, "view", training_set)
     offline.check_residency(training_set.region, actor=actor, obj=training_set, action="training-set-load")
-    path = offline.store_root() / training_set.path
-    if verify and _file_digest(path) != training_set.digest:
-        raise ValidationError(
-            {"detail": [f"Training set {training_set.pk} does not match its digest; it was changed."]}
-        )
-    return pq.read_table(path)
+    return pq.read_table(io.BytesIO(_verified_bytes(training_set)))
+
+
+def pii_columns(training_set: TrainingSet) -> dict[str, int | None]:
+    """Output column -> id of the feature view whose PII it holds (None: the view is gone).
+
+    A feature counts as PII when its view flagged it at build time or flags it now."""
+    lineage = (training_set.lineage or {}).get("views", [])
+    current = {v.pk: v for v in FeatureView.objects.filter(pk__in=[v.get("id") for v in lineage])}
+    out: dict[str, int | None] = {}
+    for entry in lineage:
+        view = current.get(entry.get("id"))
+        flagged = set(entry.get("pii", [])) | set(view.pii_features if view is not None else [])
+        columns = entry.get("columns") or _columns_of(training_set, entry)
+        for feature, column in zip(entry.get("features", []), columns, strict=False):
+            if feature in flagged:
+                out[column] = view.pk if view is not None else None
+    return out
+
+
+def _columns_of(training_set: TrainingSet, entry: dict) -> list[str]:
+    """Output names of sets built before lineage recorded them: the joins appended each view's
+    features, in lineage order, after the label table's columns."""
+    lineage = training_set.lineage.get("views", [])
+    total = sum(len(v.get("features", [])) for v in lineage)
+    start = len(training_set.columns) - total
+    for other in lineage:
+        if other is entry:
+            return training_set.columns[start : start + len(entry.get("features", []))]
+        start += len(other.get("features", []))
+    return []
+
+
+@dataclass(frozen=True)
+class Export:
+    """A training set on its way out: the chunks to send and what a response says about them."""
+
+    chunks: Iterator[bytes]
+    content_type: str
+    filename: str
+    masked: list[str]
+    rows: int
+
+
+def training_set_export(*, training_set: TrainingSet, actor, fmt: str = "parquet", request=None) -> Export:
+    """The set's rows as Parquet, CSV or JSON (an array of row objects), streamed in batches.
+
+    Checked before the first byte: the caller may view the set, its region is this one, and the
+    stored file matches its digest (`IntegrityFailure`: none of it is sent). PII columns are masked
+    unless the caller `can_view_pii` on the view they came from. Audited with the masked columns."""
+    require(actor, "view", training_set)
+    if fmt not in FORMATS:
+        raise ValidationError({"format": [f"Use one of {', '.join(FORMATS)}."]})
+    offline.check_residency(training_set.region, actor=actor, obj=training_set, action="training-set-read",
+                            request=request)  # fmt: skip
+    table = pq.read_table(io.BytesIO(_verified_bytes(training_set)))
+    masked = _masked_for(actor, training_set, table.column_names)
+    table = _mask(table, masked)
+    audit_event(
+        actor=actor, event="features.training_set_read", obj=training_set,
+        data={"format": fmt, "rows": table.num_rows, "masked": masked}, request=request,
+    )  # fmt: skip
+    content_type, ext = FORMATS[fmt]
+    chunks = {"parquet": _parquet_chunks, "csv": _csv_chunks, "json": _json_chunks}[fmt](table)
+    return Export(chunks, content_type, f"{training_set.name}-{training_set.pk}.{ext}", masked, table.num_rows)
+
+
+def _masked_for(actor, training_set: TrainingSet, present: list[str]) -> list[str]:
+    """The PII columns `actor` may not see unmasked (every one whose view is gone)."""
+    pii = pii_columns(training_set)
+    views = {v.pk: v for v in FeatureView.objects.filter(pk__in={pk for pk in pii.values() if pk is not None})}
+    return [
+        column for column, view_id in pii.items()
+        if column in present and (view_id not in views or not can_view_pii(actor, views[view_id]))
+    ]  # fmt: skip
+
+
+def _mask(table: pa.Table, columns: list[str]) -> pa.Table:
+    for name in columns:
+        index = table.column_names.index(name)
+        column = table.column(name)
+        values = pa.array([None if v is None else MASK for v in column.to_pylist()], type=pa.string())
+        table = table.set_column(index, pa.field(name, pa.string()), values)
+    return table
+
+
+class _Sink(io.RawIOBase):
+    """A write-only buffer the writers fill and the stream drains between batches."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def _parquet_chunks(table: pa.Table) -> Iterator[bytes]:
+    sink = _Sink()
+    with pq.ParquetWriter(pa.PythonFile(sink, mode="w"), table.schema, compression="zstd") as writer:
+        for batch in table.to_batches(BATCH_ROWS):
+            writer.write_batch(batch)
+            yield sink.drain()
+    yield sink.drain()
+
+
+def _csv_chunks(table: pa.Table) -> Iterator[bytes]:
+    sink = _Sink()
+    with pacsv.CSVWriter(pa.PythonFile(sink, mode="w"), table.schema) as writer:
+        for batch in table.to_batches(BATCH_ROWS):
+            writer.write_batch(batch)
+            yield sink.drain()
+    yield sink.drain()
+
+
+def _json_chunks(table: pa.Table) -> Iterator[bytes]:
+    yield b"["
+    first = True
+    for batch in table.to_batches(BATCH_ROWS):
+        rows = batch.to_pylist()
+        if rows:
+            text = ",".join(json.dumps(_json_row(row), cls=DjangoJSONEncoder) for row in rows)
+            yield (text if first else "," + text).encode()
+            first = False
+    yield b"]"
+
+
+def _json_row(row: dict) -> dict:
+    """JSON has no NaN or infinity: such values read as null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}

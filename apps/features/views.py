@@ -1,20 +1,23 @@
-"""Browser pages: registry list, view detail (schema, statistics, freshness), ingest, lookup tester."""
+"""Browser pages: registry list, view detail (schema, statistics, freshness), ingest, lookup tester,
+training sets. Thin: a selector or one service per request; capabilities come from
+`apps.core.permissions` (templates read ``can_add.<model>`` from the context processor)."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core import sharing
+from apps.core.errors import NotFound
 from apps.core.forms import apply_validation_error
-from apps.core.permissions import can, require
-from apps.features import offline, selectors, services, stats, training_sets
+from apps.core.permissions import can, can_view_pii, require
+from apps.features import selectors, services, stats, training_sets
 from apps.features.forms import (
     SHARE_GRANTS,
     EntityForm,
@@ -26,28 +29,24 @@ from apps.features.forms import (
     TrainingSetForm,
 )
 from apps.features.models import Entity, FeatureView, TrainingSet
-from apps.features.reader import MASK, BadRequest
+from apps.training.engine.templates import TEMPLATES
 
 PAGE_SIZE = 25
-PREVIEW_ROWS = 20
-
-
-def _can_pii(user, view) -> bool:
-    return user.has_perm("features.view_pii") or user.has_perm("view_pii", view)
+LIST_FILTERS = tuple(selectors.VIEW_FILTERS)
 
 
 def view_list(request):
-    qs = selectors.views_visible(request.user, request.GET)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = {name: request.GET.get(name, "") for name in LIST_FILTERS}
+    page = Paginator(selectors.feature_views_visible(request.user, filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "page": page,
         "values": request.GET,
         "query": query.urlencode(),
-        "can_create": request.user.has_perm("features.add_featureview"),
-        "can_create_entity": request.user.has_perm("features.add_entity"),
-        "entities": selectors.entities_visible(request.user),
+        "entities": selectors.entities_visible(request.user, {}),
     }
     return render(request, "features/view_list.html", context)
 
@@ -71,7 +70,7 @@ def entity_create(request):
 
 def view_create(request):
     require(request.user, "add", FeatureView)
-    entities = list(selectors.entities_visible(request.user))
+    entities = list(selectors.entities_visible(request.user, {}))
     form = FeatureViewForm(request.POST or None, entities=entities)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -90,37 +89,12 @@ def view_create(request):
     return render(request, "features/form.html", {"form": form, "title": "New feature view"})
 
 
-def _preview(request, view) -> tuple[list, list, str]:
-    """Newest rows from the offline store, PII masked for users without view_pii."""
-    try:
-        offline.check_residency(view.region, actor=request.user, obj=view, action="preview", request=request)
-    except PermissionDenied as exc:
-        return [], [], str(exc)
-    parts = list(offline.partitions_of(view).order_by("-date", "-id")[:3])
-    if not parts:
-        return [], [], ""
-    table = offline.read_view(view, start=min(p.min_event_at for p in parts))
-    import pyarrow.compute as pc
-
-    table = table.take(pc.sort_indices(table, [("event_timestamp", "descending")])[:PREVIEW_ROWS])
-    columns = table.column_names
-    hidden = set() if _can_pii(request.user, view) else set(view.pii_features)
-    rows = [[MASK if c in hidden and r[c] is not None else r[c] for c in columns] for r in table.to_pylist()]
-    if not hidden and view.pii_features:
-        from apps.core.audit import audit_event
-
-        audit_event(
-            actor=request.user, event="features.pii_preview", obj=view, data={"rows": len(rows)}, request=request
-        )
-    return columns, rows, ""
-
-
 def view_detail(request, name, *, share_form=None, status=200):
-    view = selectors.view_for(request.user, name)
+    view = selectors.feature_view_for(request.user, name)
     can_change = can(request.user, "change", view)
-    pii_ok = _can_pii(request.user, view)
+    pii_ok = can_view_pii(request.user, view)
     statistics = view.statistics if pii_ok else stats.masked(view.statistics, set(view.pii_features))
-    columns, rows, residency_error = _preview(request, view)
+    preview = services.feature_view_preview(view=view, actor=request.user, request=request)
     context = {
         "view": view,
         "features": view.features,
@@ -137,27 +111,21 @@ def view_detail(request, name, *, share_form=None, status=200):
             share_url=reverse("features:view-share", args=[view.name]),
             unshare_url=reverse("features:view-unshare", args=[view.name]),
         ),
-        "jobs": selectors.jobs_of(view),
-        "versions": list(view.versions.all()[:20]),
+        "jobs": selectors.materializations_of(view),
+        "versions": selectors.versions_of(view, limit=20),
         "partitions": view.partitions.filter(version=view.version).count(),
-        "preview_columns": columns,
-        "preview_rows": rows,
-        "residency_error": residency_error,
+        "preview_columns": preview.columns,
+        "preview_rows": preview.rows,
+        "residency_error": preview.refused,
         "materialize_form": MaterializeForm(),
         "retention_form": RetentionForm(initial={"retention_days": view.retention_days}),
     }
     return render(request, "features/view_detail.html", context, status=status)
 
 
-def _view_to_change(request, name):
-    view = selectors.view_for(request.user, name)  # 404 for strangers
-    require(request.user, "change", view)  # 403 for viewers
-    return view
-
-
 @require_POST
 def view_share(request, name):
-    view = _view_to_change(request, name)
+    view = selectors.feature_view_for(request.user, name, action="change")
     form = sharing.SharingForm(request.POST, grants=SHARE_GRANTS)
     if sharing.share_from_form(request, form, obj=view):
         return redirect("features:view-detail", name=view.name)
@@ -166,17 +134,14 @@ def view_share(request, name):
 
 @require_POST
 def view_unshare(request, name):
-    view = _view_to_change(request, name)
+    view = selectors.feature_view_for(request.user, name, action="change")
     sharing.unshare_from_post(request, obj=view, grants=SHARE_GRANTS)
     return redirect("features:view-detail", name=view.name)
 
 
 def view_ingest(request, name):
-    view = selectors.view_for(request.user, name)
-    if not can(request.user, "change", view):
-        raise PermissionDenied(f"You may view {view.name} but not ingest into it; ask its owner for editor access.")
+    view = selectors.feature_view_for(request.user, name, action="change")
     form = IngestForm(request.POST or None, request.FILES or None)
-    errors: list[str] = []
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data.get("file")
         data = upload.read() if upload else form.cleaned_data["rows"]
@@ -184,22 +149,19 @@ def view_ingest(request, name):
         try:
             result = services.feature_view_ingest(view=view, actor=request.user, data=data, fmt=fmt, request=request)
         except ValidationError as exc:
-            d = getattr(exc, "message_dict", {"detail": exc.messages})
-            errors = d.get("detail", []) + d.get("rows", []) + d.get("file", [])
-        except PermissionDenied as exc:
-            errors = [str(exc)]
+            apply_validation_error(form, exc)
         else:
             messages.success(request, f"Ingested {result['rows']} rows into {view.name} v{result['version']}.")
             return redirect("features:view-detail", name=view.name)
-    return render(request, "features/ingest.html", {"form": form, "view": view, "errors": errors})
+    return render(request, "features/ingest.html", {"form": form, "view": view})
 
 
 def view_materialize(request, name):
-    view = selectors.view_for(request.user, name)
+    view = selectors.feature_view_for(request.user, name)
     form = MaterializeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            job = services.materialize_request(
+            job = services.feature_view_materialize(
                 view=view, actor=request.user, start=form.cleaned_data["start"], end=form.cleaned_data["end"]
             )
         except ValidationError as exc:
@@ -214,7 +176,7 @@ def view_materialize(request, name):
 @require_POST
 def view_retention(request, name):
     """Set or clear the view's retention period (audited as a view change)."""
-    view = selectors.view_for(request.user, name)
+    view = selectors.feature_view_for(request.user, name)
     form = RetentionForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
@@ -235,13 +197,11 @@ def view_retention(request, name):
 @require_POST
 def view_apply_retention(request, name):
     """Delete the view's data past its retention now instead of at the next daily sweep."""
-    view = selectors.view_for(request.user, name)
+    view = selectors.feature_view_for(request.user, name)
     try:
         result = services.feature_view_apply_retention(view=view, actor=request.user, request=request)
-    except (ValidationError, PermissionDenied) as exc:
-        if isinstance(exc, PermissionDenied) and not can(request.user, "change", view):
-            raise
-        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
     else:
         messages.success(
             request,
@@ -253,31 +213,17 @@ def view_apply_retention(request, name):
 
 def lookup(request):
     form = LookupForm(request.POST or None, initial={"features": request.GET.get("features", "")})
-    result, error = None, ""
+    result = None
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        features = [f.strip() for f in d["features"].split(",") if f.strip()]
-        names = [k.strip() for k in d["key_names"].split(",") if k.strip()]
-        raw_keys = [k.strip() for k in d["keys"].split(",") if k.strip()]
-        entities = {n: [] for n in names}
         try:
-            for key in raw_keys:
-                parts = key.split("|")
-                if len(parts) != len(names):
-                    raise BadRequest(f"Key {key!r} has {len(parts)} parts but there are {len(names)} join keys.")
-                for n, p in zip(names, parts, strict=True):
-                    entities[n].append(int(p) if p.lstrip("-").isdigit() else p)
-            result = services.online_read(actor=request.user, features=features, entities=entities, request=request)
-        except BadRequest as exc:
-            error = exc.detail
-        except PermissionDenied as exc:
-            error = str(exc)
-        except Exception as exc:  # Http404 for an unknown or invisible view
-            from django.http import Http404
-
-            if not isinstance(exc, Http404):
-                raise
-            error = str(exc)
+            result = services.online_read(
+                actor=request.user, features=d["features"], entities=d["entities"], request=request
+            )
+        except ValidationError as exc:
+            apply_validation_error(form, exc)
+        except NotFound as exc:  # the form names the view: an unknown or invisible one is an input error here
+            form.add_error("features", str(exc))
     table = []
     if result:
         n = len(next(iter(result["entities"].values())))
@@ -287,14 +233,13 @@ def lookup(request):
                 (result["results"][f]["values"][i], result["results"][f]["statuses"][i]) for f in result["features"]
             ]
             table.append((key, cells))
-    context = {"form": form, "result": result, "table": table, "error": error,
+    context = {"form": form, "result": result, "table": table,
                "raw": json.dumps(result, indent=2, default=str) if result else ""}  # fmt: skip
     return render(request, "features/lookup.html", context)
 
 
 def training_set_list(request):
     """Training sets the user can read, and a form that builds one (point-in-time join)."""
-    can_create = request.user.has_perm("features.add_trainingset")
     form = TrainingSetForm(request.POST or None, request.FILES or None)
     if request.method == "POST":
         require(request.user, "add", TrainingSet)
@@ -305,9 +250,10 @@ def training_set_list(request):
                     request, f"Training set {built.name} built: {built.row_count:,} rows. Train a model on it below."
                 )
                 return redirect("features:training-set-detail", pk=built.pk)
-    page = Paginator(selectors.training_sets_visible(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
-    refs = [f"{v.name}:{f['name']}" for v in selectors.views_visible(request.user, {})[:200] for f in v.features]
-    context = {"page": page, "form": form, "can_create": can_create, "feature_refs": refs}
+    sets = selectors.training_sets_visible(request.user, {})
+    page = Paginator(sets, PAGE_SIZE).get_page(request.GET.get("page"))
+    views = selectors.feature_views_visible(request.user, {})[:200]
+    context = {"page": page, "form": form, "feature_refs": [f"{v.name}:{f['name']}" for v in views for f in v.features]}
     return render(request, "features/training_set_list.html", context)
 
 
@@ -321,15 +267,37 @@ def _build_training_set(request, form) -> TrainingSet | None:
         )  # fmt: skip
     except ValidationError as exc:
         apply_validation_error(form, exc)
-    except PermissionDenied as exc:  # residency or PII rules of a named view
-        form.add_error(None, str(exc))
     return None
 
 
-def training_set_detail(request, pk):
+def training_set_detail(request, pk, *, share_form=None, status=200):
     ts = selectors.training_set_for(request.user, pk)
-    from apps.training.engine.templates import TEMPLATES
-
     trainable = [t for t in TEMPLATES.values() if t.input_shape is None]  # tabular recipes take a training set
-    context = {"ts": ts, "templates": trainable, "can_train": request.user.has_perm("training.add_trainingjob")}
-    return render(request, "features/training_set_detail.html", context)
+    context = {
+        "ts": ts,
+        "templates": trainable,
+        "sharing": sharing.sharing_context(
+            ts,
+            request.user,
+            form=share_form,
+            share_url=reverse("features:training-set-share", args=[ts.pk]),
+            unshare_url=reverse("features:training-set-unshare", args=[ts.pk]),
+        ),
+    }
+    return render(request, "features/training_set_detail.html", context, status=status)
+
+
+@require_POST
+def training_set_share(request, pk):
+    ts = selectors.training_set_for(request.user, pk, action="change")
+    form = sharing.SharingForm(request.POST)
+    if sharing.share_from_form(request, form, obj=ts):
+        return redirect("features:training-set-detail", pk=ts.pk)
+    return training_set_detail(request, pk, share_form=form, status=400)  # inline errors; nothing changed
+
+
+@require_POST
+def training_set_unshare(request, pk):
+    ts = selectors.training_set_for(request.user, pk, action="change")
+    sharing.unshare_from_post(request, obj=ts)
+    return redirect("features:training-set-detail", pk=ts.pk)

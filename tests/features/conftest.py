@@ -77,10 +77,10 @@ def ingested(view, owner):
 
 @pytest.fixture
 def materialized(ingested, owner, django_capture_on_commit_callbacks):
-    job = services.materialize_request(
+    job = services.feature_view_materialize(
         view=ingested, actor=owner, start=T0 - timedelta(days=1), end=T0 + timedelta(days=30)
     )
-    job = services.materialize_run(job_id=job.pk)
+    job = services.materialization_run(job_id=job.pk)
     assert job.state == "succeeded", job.error
     ingested.refresh_from_db()
     return ingested

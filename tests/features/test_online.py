@@ -12,6 +12,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from apps.accounts.services import token_create
+from apps.core.errors import Conflict
 from apps.core.models import AuditEntry
 from apps.core.permissions import share
 from apps.features import fastpath, services
@@ -57,8 +58,8 @@ def test_materialize_then_read(materialized, owner):
 
 
 def test_materialize_respects_the_time_range(ingested, owner):
-    job = services.materialize_request(view=ingested, actor=owner, start=T0, end=T0 + timedelta(hours=12))
-    services.materialize_run(job_id=job.pk)
+    job = services.feature_view_materialize(view=ingested, actor=owner, start=T0, end=T0 + timedelta(hours=12))
+    services.materialization_run(job_id=job.pk)
     body = services.online_read(actor=owner, features=["customer-stats:balance"], entities={"customer_id": [0, 1]})
     assert body["results"]["customer-stats:balance"]["values"] == [0.0, 100.0]  # day-2 rows are outside the range
 
@@ -70,8 +71,9 @@ def test_ttl_expiry_is_reported(materialized, owner):
 
 
 def test_push_writes_online_and_logs_offline(view, owner):
-    with pytest.raises(Exception, match="batch view"):
+    with pytest.raises(Conflict, match="batch view"):
         services.feature_view_push(view=view, actor=owner, data=[])
+    assert api_client_for(owner).post(f"/api/v1/feature-views/{view.name}/push", [], format="json").status_code == 409
     view = services.feature_view_update(view=view, actor=owner, source="push")
     now = timezone.now()
     row = {"customer_id": 5, "event_timestamp": iso(now), "balance": 9.5, "orders": 1, "segment": "new", "email": None}

@@ -1,11 +1,13 @@
-"""Request and response shapes (for the OpenAPI schema); validation lives in the services."""
+"""Request and response shapes: input serializers (read with `validated` / `validated_query`) and
+output serializers; the rules of names, schemas and sharing live in the services."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.core.permissions import can
-from apps.features import stats
+from apps.core.permissions import can_view_pii
+from apps.features import selectors, stats
 from apps.features.models import (
     DTYPES,
     KEY_DTYPES,
@@ -15,6 +17,7 @@ from apps.features.models import (
     MaterializationJob,
     TrainingSet,
 )
+from apps.features.training_sets import FORMATS
 
 
 class JoinKeySerializer(serializers.Serializer):
@@ -31,18 +34,19 @@ class FeatureSchemaSerializer(serializers.Serializer):
 
 class EntitySerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.CharField(source="team.slug", default=None, read_only=True)
     join_keys = JoinKeySerializer(many=True)
 
     class Meta:
         model = Entity
-        fields = ["id", "name", "description", "join_keys", "owner", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "join_keys", "owner", "team", "created_at", "updated_at"]
 
 
 class EntityCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     join_keys = serializers.JSONField(help_text='[{"name": "customer_id", "dtype": "int64"}]')
-    team = serializers.CharField(required=False, allow_blank=True, help_text="team slug")
+    team = serializers.CharField(required=False, allow_blank=True, help_text="team slug: the team may view the entity")
 
 
 class FeatureViewSerializer(serializers.ModelSerializer):
@@ -84,8 +88,10 @@ class FeatureViewDetailSerializer(FeatureViewSerializer):
                   "can_view_pii"]  # fmt: skip
 
     def _pii_ok(self, obj) -> bool:
-        user = self.context["request"].user
-        return can(user, "view", obj) and (user.has_perm("features.view_pii") or user.has_perm("view_pii", obj))
+        key = ("pii_ok", obj.pk)  # asked by two fields: decide once
+        if key not in self.context:
+            self.context[key] = can_view_pii(self.context["request"].user, obj)
+        return self.context[key]
 
     def get_can_view_pii(self, obj) -> bool:
         return self._pii_ok(obj)
@@ -97,13 +103,20 @@ class FeatureViewDetailSerializer(FeatureViewSerializer):
         return [
             {"version": v.version, "features": [f["name"] for f in v.features], "reason": v.reason,
              "created_at": v.created_at}
-            for v in obj.versions.all()[:50]
+            for v in selectors.versions_of(obj)
         ]  # fmt: skip
 
     def get_materializations(self, obj) -> list[dict]:
-        return MaterializationJobSerializer(
-            obj.materializations.select_related("requested_by", "view")[:10], many=True
-        ).data
+        return MaterializationJobSerializer(selectors.materializations_of(obj, limit=10), many=True).data
+
+
+class FeatureViewFiltersSerializer(serializers.Serializer):
+    q = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text=selectors.VIEW_FILTERS["q"])
+    tag = serializers.CharField(required=False, allow_blank=True, max_length=60, help_text="has this tag")
+    entity = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="entity name")
+    region = serializers.CharField(required=False, allow_blank=True, max_length=41, help_text="residency region")
+    owner = serializers.CharField(required=False, allow_blank=True, max_length=150, help_text="owner username")
+    source = serializers.ChoiceField(choices=FeatureView.Source.values, required=False, help_text="batch or push")
 
 
 class FeatureViewCreateSerializer(serializers.Serializer):
@@ -115,7 +128,7 @@ class FeatureViewCreateSerializer(serializers.Serializer):
     region = serializers.CharField(required=False, default="default")
     ttl_seconds = serializers.JSONField(required=False, default=0, help_text="0 = never expires")
     source = serializers.ChoiceField(choices=FeatureView.Source.values, required=False, default="batch")
-    team = serializers.CharField(required=False, allow_blank=True, help_text="team slug")
+    team = serializers.CharField(required=False, allow_blank=True, help_text="team slug: the team may view the view")
     retention_days = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=MAX_RETENTION_DAYS,
         help_text="delete data older than this many days (daily); null = keep forever",
@@ -183,15 +196,45 @@ class OnlineResponseSerializer(serializers.Serializer):
 
 class TrainingSetSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.CharField(source="team.slug", default=None, read_only=True)
 
     class Meta:
         model = TrainingSet
         fields = ["id", "name", "features", "region", "row_count", "columns", "entity_digest", "digest", "lineage",
-                  "owner", "created_at"]  # fmt: skip
+                  "owner", "team", "created_at"]  # fmt: skip
+
+
+@extend_schema_field(serializers.ListField(child=serializers.CharField()))
+class FeatureRefsField(serializers.Field):
+    """A JSON list of "view:feature" references, or one comma-separated string (multipart forms)."""
+
+    def to_internal_value(self, data) -> list:
+        if isinstance(data, str):
+            return [ref.strip() for ref in data.split(",") if ref.strip()]
+        if isinstance(data, list):
+            return data
+        raise serializers.ValidationError('Give a list of "view:feature" references.')
+
+    def to_representation(self, value) -> list:
+        return value
 
 
 class TrainingSetCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    features = serializers.JSONField(help_text='["view:feature", ...] (JSON list, or comma-separated in multipart)')
+    features = FeatureRefsField(help_text='["view:feature", ...] (JSON list, or comma-separated in multipart)')
     entity_rows = serializers.JSONField(required=False, help_text="rows with join keys, event_timestamp and labels")
     entity_table = serializers.FileField(required=False, help_text="CSV or Parquet file instead of entity_rows")
+    team = serializers.CharField(required=False, allow_blank=True, help_text="team slug: the team may view the set")
+
+    def validate(self, data: dict) -> dict:
+        if ("entity_rows" in data) == ("entity_table" in data):
+            raise serializers.ValidationError(
+                {"entity_rows": ["Give entity_rows (JSON) or an entity_table file (CSV/Parquet), one of them."]}
+            )
+        if "entity_rows" in data and not isinstance(data["entity_rows"], list):
+            raise serializers.ValidationError({"entity_rows": ["Give a JSON list of rows."]})
+        return data
+
+
+class TrainingSetDataQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=list(FORMATS), default="parquet", help_text="parquet, csv or json")

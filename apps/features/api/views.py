@@ -1,18 +1,27 @@
-"""REST endpoints for entities, feature views, the stores and training sets (paths in API.md)."""
+"""REST endpoints for entities, feature views, the stores and training sets (paths in API.md).
+
+Each view validates with `validated` / `validated_query`, calls one selector or service and
+serializes. `PortalPermission` (the default) checks sign-in and the token scope (`required_scope`
+where a route takes its own); the `_for` selectors and the services check object permissions.
+"""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
-from rest_framework import generics, permissions, status
-from rest_framework.exceptions import ValidationError
+from django.core.exceptions import ValidationError
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, OpenApiTypes, extend_schema
+from rest_framework import generics, status
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.models import Team
+from apps.core.api.sharing import SharingView
+from apps.core.api.validation import validated, validated_query
 from apps.features import selectors, services, training_sets
 from apps.features.api import serializers as s
-from apps.features.reader import BadRequest, read_sync
+from apps.features.forms import SHARE_GRANTS
+from apps.features.reader import read_sync
 
 ERRORS = {
     400: OpenApiResponse(description="invalid input"),
@@ -30,35 +39,6 @@ class RawBodyParser(BaseParser):
         return stream.read() if stream is not None else b""
 
 
-class ScopeAny(permissions.BasePermission):
-    """Token callers need one of the view's `scopes_any` (session callers are not scope-limited)."""
-
-    def has_permission(self, request, view) -> bool:
-        token = request.auth
-        if token is None or not hasattr(token, "scopes"):
-            return True
-        wanted = view.scopes_any
-        if any(scope in token.scopes for scope in wanted):
-            return True
-        self.message = f"This token needs one of the scopes {', '.join(wanted)}; create one on your profile page."
-        return False
-
-
-def _valid(serializer_class, data, partial: bool = False) -> dict:
-    serializer = serializer_class(data=data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _team(slug):
-    if not slug:
-        return None
-    team = Team.objects.filter(slug=slug).first()
-    if team is None:
-        raise ValidationError({"team": [f"No team {slug!r}."]})
-    return team
-
-
 def _payload(request):
     """JSON rows, a multipart `file`, or a raw CSV/Parquet body -> (data, format hint)."""
     data = request.data
@@ -74,20 +54,15 @@ def _payload(request):
     raise ValidationError({"rows": ["Send JSON rows, a CSV or Parquet body, or a multipart 'file'."]})
 
 
-@extend_schema(parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)])
 class EntityListView(generics.ListAPIView):
     serializer_class = s.EntitySerializer
 
     def get_queryset(self):
-        return selectors.entities_visible(self.request.user)
+        return selectors.entities_visible(self.request.user, {})
 
     @extend_schema(request=s.EntityCreateSerializer, responses={201: s.EntitySerializer, **ERRORS})
     def post(self, request):
-        data = _valid(s.EntityCreateSerializer, request.data)
-        entity = services.entity_create(
-            actor=request.user, name=data["name"], join_keys=data["join_keys"], description=data["description"],
-            team=_team(data.get("team")),
-        )  # fmt: skip
+        entity = services.entity_create(actor=request.user, **validated(s.EntityCreateSerializer, request.data))
         return Response(s.EntitySerializer(entity).data, status=status.HTTP_201_CREATED)
 
 
@@ -97,23 +72,19 @@ class EntityDetailView(APIView):
         return Response(s.EntitySerializer(selectors.entity_for(request.user, name)).data)
 
 
-@extend_schema(parameters=[OpenApiParameter(k, str, description=v) for k, v in selectors.VIEW_FILTERS.items()])
+@extend_schema(parameters=[s.FeatureViewFiltersSerializer])
 class FeatureViewListView(generics.ListAPIView):
     serializer_class = s.FeatureViewSerializer
 
     def get_queryset(self):
-        return selectors.views_visible(self.request.user, self.request.query_params)
+        filters = validated_query(s.FeatureViewFiltersSerializer, self.request.query_params)
+        return selectors.feature_views_visible(self.request.user, filters)
 
     @extend_schema(request=s.FeatureViewCreateSerializer, responses={201: s.FeatureViewDetailSerializer, **ERRORS})
     def post(self, request):
-        data = _valid(s.FeatureViewCreateSerializer, request.data)
-        entity = selectors.entity_for(request.user, data["entity"])
-        view = services.feature_view_create(
-            actor=request.user, name=data["name"], entity=entity, features=data["features"],
-            description=data["description"], tags=data["tags"],
-            region=data["region"], ttl_seconds=data["ttl_seconds"], source=data["source"], team=_team(data.get("team")),
-            retention_days=data.get("retention_days"),
-        )  # fmt: skip
+        data = validated(s.FeatureViewCreateSerializer, request.data)
+        entity = selectors.entity_for(request.user, data.pop("entity"))
+        view = services.feature_view_create(actor=request.user, entity=entity, **data)
         body = s.FeatureViewDetailSerializer(view, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -121,22 +92,21 @@ class FeatureViewListView(generics.ListAPIView):
 class FeatureViewDetailView(APIView):
     @extend_schema(responses={200: s.FeatureViewDetailSerializer, **ERRORS})
     def get(self, request, name):
-        view = selectors.view_for(request.user, name)
+        view = selectors.feature_view_for(request.user, name)
         return Response(s.FeatureViewDetailSerializer(view, context={"request": request}).data)
 
     @extend_schema(request=s.FeatureViewUpdateSerializer, responses={200: s.FeatureViewDetailSerializer, **ERRORS})
     def patch(self, request, name):
-        view = selectors.view_for(request.user, name)
-        if not isinstance(request.data, dict):
-            raise ValidationError({"detail": ["Send a JSON object with the fields to change."]})
-        valid = _valid(s.FeatureViewUpdateSerializer, request.data, partial=True)
-        changes = dict(request.data)
-        if "retention_days" in valid:
-            changes["retention_days"] = valid["retention_days"]
-        if "team" in changes:
-            changes["team"] = _team(changes["team"])
+        view = selectors.feature_view_for(request.user, name)
+        changes = validated(s.FeatureViewUpdateSerializer, request.data, partial=True)
         view = services.feature_view_update(view=view, actor=request.user, **changes)
         return Response(s.FeatureViewDetailSerializer(view, context={"request": request}).data)
+
+
+class FeatureViewSharingView(SharingView):
+    """Feature views also offer the ``view_pii`` grant (only holders may hand it on)."""
+
+    grants = SHARE_GRANTS
 
 
 class IngestView(APIView):
@@ -150,20 +120,19 @@ class IngestView(APIView):
         "Validated against the view's schema; a bad file is refused whole with row numbers and nothing is written.",
     )  # fmt: skip
     def post(self, request, name):
-        view = selectors.view_for(request.user, name)
+        view = selectors.feature_view_for(request.user, name)
         data, fmt = _payload(request)
         result = services.feature_view_ingest(view=view, actor=request.user, data=data, fmt=fmt, request=request)
         return Response(result, status=status.HTTP_201_CREATED)
 
 
 class PushView(APIView):
-    permission_classes = [permissions.IsAuthenticated, ScopeAny]
-    scopes_any = ("features", "write")
+    required_scope = ("features", "write")
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: s.PushResultSerializer, **ERRORS},
                    description="JSON rows straight into the online store, logged to the offline store.")  # fmt: skip
     def post(self, request, name):
-        view = selectors.view_for(request.user, name)
+        view = selectors.feature_view_for(request.user, name)
         if not isinstance(request.data, list | dict):
             raise ValidationError({"rows": ["Send a JSON list of rows."]})
         return Response(services.feature_view_push(view=view, actor=request.user, data=request.data, request=request))
@@ -172,15 +141,15 @@ class PushView(APIView):
 class MaterializeView(APIView):
     @extend_schema(request=s.MaterializeSerializer, responses={202: s.MaterializationJobSerializer, **ERRORS})
     def post(self, request, name):
-        view = selectors.view_for(request.user, name)
-        data = _valid(s.MaterializeSerializer, request.data)
-        job = services.materialize_request(view=view, actor=request.user, start=data["start"], end=data["end"])
+        view = selectors.feature_view_for(request.user, name)
+        data = validated(s.MaterializeSerializer, request.data)
+        job = services.feature_view_materialize(view=view, actor=request.user, **data)
         return Response(s.MaterializationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: s.MaterializationJobSerializer(many=True), **ERRORS})
     def get(self, request, name):
-        view = selectors.view_for(request.user, name)
-        return Response(s.MaterializationJobSerializer(selectors.jobs_of(view), many=True).data)
+        view = selectors.feature_view_for(request.user, name)
+        return Response(s.MaterializationJobSerializer(selectors.materializations_of(view), many=True).data)
 
 
 class ApplyRetentionView(APIView):
@@ -190,7 +159,7 @@ class ApplyRetentionView(APIView):
         "(also done daily). Owner and editors only; audited.",
     )  # fmt: skip
     def post(self, request, name):
-        view = selectors.view_for(request.user, name)
+        view = selectors.feature_view_for(request.user, name)
         result = services.feature_view_apply_retention(view=view, actor=request.user, request=request)
         return Response(s.RetentionResultSerializer(result).data)
 
@@ -198,15 +167,11 @@ class ApplyRetentionView(APIView):
 class OnlineFeaturesView(APIView):
     """Also served by the lean ASGI path (apps.features.fastpath) with identical JSON."""
 
-    permission_classes = [permissions.IsAuthenticated, ScopeAny]
-    scopes_any = ("features", "read")
+    required_scope = ("features", "read")
 
     @extend_schema(request=s.OnlineRequestSerializer, responses={200: s.OnlineResponseSerializer, **ERRORS})
     def post(self, request):
-        try:
-            return Response(read_sync(user=request.user, body=request.data, request=request))
-        except BadRequest as exc:
-            return Response({exc.field: [exc.detail]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(read_sync(user=request.user, body=request.data, request=request))
 
 
 class TrainingSetListView(generics.ListAPIView):
@@ -214,30 +179,18 @@ class TrainingSetListView(generics.ListAPIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
-        return selectors.training_sets_visible(self.request.user)
+        return selectors.training_sets_visible(self.request.user, {})
 
     @extend_schema(request={"application/json": s.TrainingSetCreateSerializer,
                             "multipart/form-data": s.TrainingSetCreateSerializer},
                    responses={201: s.TrainingSetSerializer, **ERRORS})  # fmt: skip
     def post(self, request):
-        data = request.data
-        features = data.get("features")
-        if isinstance(features, str):
-            features = [f.strip() for f in features.split(",") if f.strip()]
-        upload = request.FILES.get("entity_table") if hasattr(request, "FILES") else None
-        kwargs = {}
+        data = validated(s.TrainingSetCreateSerializer, request.data)
+        upload = data.pop("entity_table", None)
         if upload is not None:
-            name = upload.name.lower()
-            kwargs = {"entity_table": upload.read(), "fmt": "parquet" if name.endswith(".parquet") else None}
-        elif data.get("entity_rows") is not None:
-            kwargs = {"entity_rows": data.get("entity_rows")}
-            if not isinstance(kwargs["entity_rows"], list):
-                raise ValidationError({"entity_rows": ["Give a JSON list of rows."]})
-        else:
-            raise ValidationError({"entity_rows": ["Give entity_rows (JSON) or an entity_table file (CSV/Parquet)."]})
-        ts = training_sets.training_set_create(
-            actor=request.user, name=data.get("name"), features=features, request=request, **kwargs
-        )
+            data["entity_table"] = upload.read()
+            data["fmt"] = "parquet" if upload.name.lower().endswith(".parquet") else None
+        ts = training_sets.training_set_create(actor=request.user, request=request, **data)
         return Response(s.TrainingSetSerializer(ts).data, status=status.HTTP_201_CREATED)
 
 
@@ -245,3 +198,36 @@ class TrainingSetDetailView(APIView):
     @extend_schema(responses={200: s.TrainingSetSerializer, **ERRORS})
     def get(self, request, pk):
         return Response(s.TrainingSetSerializer(selectors.training_set_for(request.user, pk)).data)
+
+
+class TrainingSetDataView(APIView):
+    """The rows of a training set as a download (`format` picks the file type, not DRF's renderer)."""
+
+    def perform_content_negotiation(self, request, force=False):
+        # `?format=csv` names the download's type; errors are JSON whatever it says.
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
+
+    @extend_schema(
+        parameters=[s.TrainingSetDataQuerySerializer],
+        responses={
+            (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            500: OpenApiResponse(description="the stored file failed its digest check; nothing was sent"),
+            **ERRORS,
+        },
+        description="Streamed after a digest check of the stored file; audited. PII columns read `***` unless "
+        "you may see the PII of the feature view they came from; `X-Masked-Columns` lists them.",
+    )
+    def get(self, request, pk):
+        query = validated_query(s.TrainingSetDataQuerySerializer, request.query_params)
+        ts = selectors.training_set_for(request.user, pk)
+        export = training_sets.training_set_export(
+            training_set=ts, actor=request.user, fmt=query["format"], request=request
+        )
+        response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        response["X-Masked-Columns"] = ",".join(export.masked)
+        response["X-Row-Count"] = str(export.rows)
+        return response
