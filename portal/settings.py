@@ -241,6 +241,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # The schema and its viewers are not public (shared/API.md): signed in, token scope `read`.
+    "SERVE_PERMISSIONS": ["apps.core.api.permissions.PortalPermission"],
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -55,6 +57,71 @@ def admin_user(db):
 @pytest.fixture
 def team(db, owner, collaborator):
     return team_create(name="Risk Analytics", slug="risk", members=[owner, collaborator])
+
+
+# --- Access personas (STYLE 9): the same roles as the owner, differing only in what is shared ----
+PERSONA_ROLES = (roles.ML_ENGINEERS, roles.DATA_STEWARDS)
+
+
+@pytest.fixture
+def viewer(db):
+    """Give them a share with `share_as(obj, viewer, "viewer")`; same roles as the owner."""
+    return make_user("viewer", *PERSONA_ROLES)
+
+
+@pytest.fixture
+def editor(db):
+    return make_user("editor", *PERSONA_ROLES)
+
+
+@pytest.fixture
+def teammate(db, team):
+    """A member of `team` (besides owner and collaborator) holding nothing of their own."""
+    user = make_user("teammate", *PERSONA_ROLES)
+    user.groups.add(team.group)
+    return user
+
+
+def share_as(obj, user=None, role="viewer", *, team=None):
+    """Share `obj` through the one share service, acting as its owner (test set-up only)."""
+    from apps.core.sharing import share_object
+
+    share_object(obj=obj, actor=obj.owner, role=role, user=user, team=team)
+
+
+@dataclass
+class Personas:
+    """Everyone the access matrix asks (tests/access): one of each, made once per matrix class."""
+
+    owner: object
+    viewer: object
+    editor: object
+    teammate: object
+    stranger: object
+    admin: object
+    auditor: object
+    bystander: object  # the third party that share/unshare rows name
+    team: object
+
+    def user(self, persona: str):
+        return self.teammate if persona == "team" else getattr(self, persona)
+
+
+def make_personas() -> Personas:
+    """The matrix personas (callable inside a class-scoped transaction, where fixtures cannot run)."""
+    owner = make_user("owner", *PERSONA_ROLES)
+    teammate = make_user("teammate", *PERSONA_ROLES)
+    return Personas(
+        owner=owner,
+        viewer=make_user("viewer", *PERSONA_ROLES),
+        editor=make_user("editor", *PERSONA_ROLES),
+        teammate=teammate,
+        stranger=make_user("stranger", *PERSONA_ROLES),
+        admin=make_user("platformadmin", roles.PLATFORM_ADMINS, is_staff=True, is_superuser=True),
+        auditor=make_user("auditor", roles.AUDITORS),
+        bystander=make_user("bystander", *PERSONA_ROLES),
+        team=team_create(name="Access Team", slug="access-team", members=[owner, teammate]),
+    )
 
 
 def api_client_for(user, scopes=("read", "write", "predict", "features")) -> APIClient:

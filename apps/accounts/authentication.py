@@ -1,4 +1,5 @@
-"""DRF authentication by `Authorization: Token <key>` (scopes are checked by `apps.core.api.permissions`)."""
+"""DRF authentication by `Authorization: Token <key>` or `Bearer <key>` (shared/API.md); scopes are
+checked by `apps.core.api.permissions.PortalPermission`."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from apps.accounts.tokens import find_token
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
+    keywords = ("token", "bearer")
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
         keyword, _, key = header.partition(" ")
-        if keyword.lower() != self.keyword.lower():
+        if keyword.lower() not in self.keywords:
             return None
         if not key.strip():
-            raise exceptions.AuthenticationFailed("Authorization header has no token after 'Token'.")
-        token = find_token(key)
+            raise exceptions.AuthenticationFailed(f"Authorization header has no token after {keyword!r}.")
+        token = find_token(key.strip())
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         return token.user, token

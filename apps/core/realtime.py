@@ -29,6 +29,7 @@ from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.db import transaction
 
+from apps.core.permissions import token_allows
 from portal.discovery import portal_app_modules
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,9 @@ class ObjectConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not token_allows(self.scope.get("token"), "read"):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         pk = self.scope["url_route"]["kwargs"].get(self.url_kwarg)
         obj = await database_sync_to_async(self.load_object)(user, pk)
         if obj is None:
@@ -241,21 +245,35 @@ class NotificationsConsumer(ObjectConsumer):
         return user
 
 
+TOKEN_KEYWORDS = (b"token ", b"bearer ")
+
+
+def _token_header(scope) -> str | None:
+    header = dict(scope.get("headers") or []).get(b"authorization", b"")
+    for keyword in TOKEN_KEYWORDS:
+        if header.lower().startswith(keyword):
+            return header[len(keyword) :].decode("latin-1").strip()
+    return None
+
+
 class TokenAuthMiddleware:
-    """Accept `Authorization: Token <key>` on the handshake (scripts); else the session cookie."""
+    """Accept `Authorization: Token <key>` or `Bearer <key>` on the handshake (scripts). A bad,
+    expired or revoked key is anonymous (4401); a good key without the `read` scope is signed in
+    but refused (4403, decided in the consumer through `token_allows`)."""
 
     def __init__(self, inner):
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        if header.lower().startswith("token "):
-            from apps.accounts.tokens import authenticate_token
-
-            user = await database_sync_to_async(authenticate_token)(header[6:].strip(), required_scope="read")
+        key = _token_header(scope)
+        if key is not None:
             from django.contrib.auth.models import AnonymousUser
 
-            scope = {**scope, "user": user or AnonymousUser(), "token_auth": True}
+            from apps.accounts.tokens import find_token  # imported at handshake: models load after start-up
+
+            token = await database_sync_to_async(find_token)(key)
+            user = token.user if token is not None else AnonymousUser()
+            scope = {**scope, "user": user, "token": token, "token_auth": True}
         return await self.inner(scope, receive, send)
 
 
@@ -268,8 +286,7 @@ class PortalWebSocketAuth:
         self.by_session = OriginValidator(session_stack, _allowed_origins())
 
     async def __call__(self, scope, receive, send):
-        headers = dict(scope.get("headers") or [])
-        if headers.get(b"authorization", b"").lower().startswith(b"token "):
+        if _token_header(scope) is not None:
             return await self.by_token(scope, receive, send)
         return await self.by_session(scope, receive, send)
 
