@@ -203,7 +203,7 @@ def _process_env() -> dict:
     from django.conf import settings
     from django.db import connection
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PORTAL_TEST_PROCESS": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         env["PORTAL_SQLITE_PATH"] = str(db["NAME"])
@@ -235,6 +235,7 @@ def live_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         [
             sys.executable,
             "-m",
+            "tests.child_process",  # clears the content-type cache per task (flushed test database)
             "celery",
             "-A",
             "portal",
@@ -282,6 +283,7 @@ def portal_server(django_db_setup, django_db_blocker, tmp_path_factory):
         [
             sys.executable,
             "-m",
+            "tests.child_process",  # clears the content-type cache per request (flushed test database)
             "uvicorn",
             "portal.asgi:application",
             "--host",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
 from auditlog.context import auditlog_value
 from celery.signals import before_task_publish, task_postrun, task_prerun
@@ -41,18 +40,3 @@ def leave_actor(task_id=None, **kwargs):
     stack = _open_contexts.pop(task_id, None)
     if stack is not None:
         stack.close()
-
-
-def _clear_content_type_cache(**_kwargs) -> None:
-    from django.contrib.contenttypes.models import ContentType
-
-    ContentType.objects.clear_cache()
-
-
-if os.environ.get("PORTAL_TEST_PROCESS") == "1":
-    # Server and worker processes started by the test suite share a database that transactional
-    # tests flush, which gives content types new ids; never trust a cached id there.
-    from django.core.signals import request_started
-
-    request_started.connect(_clear_content_type_cache, dispatch_uid="test-clear-ct-request")
-    task_prerun.connect(_clear_content_type_cache, dispatch_uid="test-clear-ct-task")
