@@ -51,10 +51,10 @@ def _user():
 def overhead(repeats: int, names: list[str], writers: list[str]) -> dict:
     from django.conf import settings
 
-    from apps.training import services
+    from portal.celery import app as celery_app
 
     user = _user()
-    dispatch, services.dispatch = services.dispatch, lambda job: None  # callbacks only: nothing is queued
+    send_task, celery_app.send_task = celery_app.send_task, lambda *a, **k: None  # callbacks only: nothing is queued
     default = settings.TRAINING_WRITER
     out = {}
     try:
@@ -64,7 +64,7 @@ def overhead(repeats: int, names: list[str], writers: list[str]) -> dict:
                 out[name if writer == writers[0] else f"{name}/{writer}"] = _overhead(user, repeats, CONFIGS[name])
         return out
     finally:
-        services.dispatch = dispatch
+        celery_app.send_task = send_task
         settings.TRAINING_WRITER = default
 
 
@@ -127,7 +127,7 @@ def _overhead(user, repeats: int, params: dict) -> dict:
         "portal_s": [round(x, 4) for x in portal],
         "metric_batches_per_run": flushes / repeats,
         "final_drain_s": [round(x, 4) for x in drains],  # waiting for the writer after the last step
-        "writer": getattr(settings, "TRAINING_WRITER", "process"),
+        "writer": settings.TRAINING_WRITER,
         "overhead_pct": round((q - p) / p * 100, 2),
         "overhead_pct_paired": round((paired - 1) * 100, 2),
         "goal_pct": 5.0,

@@ -180,7 +180,7 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 # Where a training job's portal writes run: "process" (a writer process per worker process, off the
 # training loop's GIL), or "thread" (a writer thread in the worker process).
-TRAINING_WRITER = env_choice("TRAINING_WRITER", ("process", "thread"), "process")
+TRAINING_WRITER = env_choice("TRAINING_WRITER", ("process", "thread", "inline"), "process")
 QUEUE_COST_PER_HOUR = {"cpu": env_float("COST_CPU_PER_HOUR", 0.10), "gpu": env_float("COST_GPU_PER_HOUR", 2.50)}
 # A job's Redis lease (so a redelivered message never runs twice at once); a killed worker's job
 # resumes after at most this long.

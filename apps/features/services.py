@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.audit import audit_event
+from apps.core.dispatch import enqueue
 from apps.core.errors import Conflict
 from apps.core.names import check_name
 from apps.core.permissions import PII_CODENAME, can_view_pii, grant_extra, grant_owner, require
@@ -33,7 +34,6 @@ from apps.features.models import (
     MaterializationJob,
 )
 from apps.features.schema import CREATED_TS, EVENT_TS, build_table, parse_payload
-from portal.celery import app as celery_app
 
 # Names are reserved where a fixed route of the kind would hide the object's page (apps.core.names).
 VIEW_ROUTES = ("features/", "api/v1/feature-views/")
@@ -293,7 +293,7 @@ def feature_view_materialize(*, view: FeatureView, actor, start, end) -> Materia
     job = MaterializationJob.objects.create(
         view=view, version=view.version, requested_by=actor, start=start, end=end, queue=queue
     )
-    transaction.on_commit(lambda: celery_app.send_task("features.materialize", args=[job.pk], queue=queue))
+    enqueue("features.materialize", args=[job.pk], queue=queue)
     broadcast(group_name("featureview", view.pk), _job_message(job))
     return job
 

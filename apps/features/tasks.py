@@ -1,6 +1,6 @@
 """Celery tasks of the feature store: each loads by id, sets the actor and calls one service.
 
-Services send these by name (`celery_app.send_task("features.materialize", ...)`) after commit.
+Services send these by name after commit (`apps.core.dispatch.enqueue("features.materialize", ...)`).
 """
 
 from __future__ import annotations

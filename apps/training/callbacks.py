@@ -16,19 +16,11 @@ from apps.training.engine.callbacks import Callbacks
 from apps.training.jobwriter import JobWriter
 from apps.training.models import TrainingJob
 from apps.training.sinks import InlineSink, ThreadSink
+from apps.training.writer_process import ProcessSink
 
 FLUSH_EVERY_S = 0.5
 FLUSH_MAX_POINTS = 800  # under the experiments API's 1,000 points per batch
 PROGRESS_EVERY_S = 1.0  # job row, run progress and broadcast at most this often (the last one always)
-
-BACKGROUND = True  # tests inside a wrapping transaction write on the training thread instead
-
-
-def writer_mode(background: bool | None = None) -> str:
-    """`process` in workers (or `thread` if TRAINING_WRITER says so); `inline` when switched off."""
-    if not (BACKGROUND if background is None else background):
-        return "inline"
-    return getattr(settings, "TRAINING_WRITER", "process")
 
 
 class PortalCallbacks(Callbacks):
@@ -40,7 +32,7 @@ class PortalCallbacks(Callbacks):
     (apps.training.writer_process), so the training thread only appends to a list and reads a flag.
     """
 
-    def __init__(self, job: TrainingJob, *, pruner=None, background: bool | None = None) -> None:
+    def __init__(self, job: TrainingJob, *, pruner=None) -> None:
         self.job = job
         self.run = job.run
         self.run.refresh_from_db(fields=["status"])  # progress messages carry it (the runner moved it)
@@ -51,10 +43,10 @@ class PortalCallbacks(Callbacks):
         self.flushes = 0
         self.writer_cpu_s = 0.0
         self.last_progress = float("-inf")
-        self.mode = writer_mode(background)
+        # settings.TRAINING_WRITER: "process" in workers, "thread" to keep the writes in this
+        # process, "inline" on the training thread (one database connection, as in a test transaction).
+        self.mode = settings.TRAINING_WRITER
         if self.mode == "process":
-            from apps.training.writer_process import ProcessSink
-
             self.sink = ProcessSink(job.pk, prune=pruner is not None)  # it builds its own pruner
         else:
             writer = JobWriter(job, pruner=pruner)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import Http404
-
+from apps.core.errors import NotFound
 from apps.core.realtime import ObjectConsumer
 from apps.training import selectors
 
@@ -13,6 +12,6 @@ class JobConsumer(ObjectConsumer):
 
     def load_object(self, user, pk):
         try:
-            return selectors.get_job(user, pk)
-        except Http404:
+            return selectors.job_for(user, pk)
+        except NotFound:
             return None

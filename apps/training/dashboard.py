@@ -1,11 +1,13 @@
+"""The home page's training card: jobs running now and queued, of those the user may view."""
+
 from django.urls import reverse
 
 from apps.training.models import TrainingJob
-from apps.training.selectors import job_list
+from apps.training.selectors import jobs_visible
 
 
 def cards(user) -> list[dict]:
-    jobs = job_list(user)
+    jobs = jobs_visible(user)
     running = jobs.filter(state__in=(TrainingJob.State.RUNNING, TrainingJob.State.RETRYING)).count()
     queued = jobs.filter(state=TrainingJob.State.QUEUED).count()
     return [

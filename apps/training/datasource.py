@@ -12,6 +12,8 @@ import numpy as np
 from django.core.exceptions import ValidationError
 
 from apps.core.permissions import restrict
+from apps.features.models import FeatureView, TrainingSet
+from apps.features.training_sets import training_set_load
 
 DEMO_DATASETS = ("wine", "breast_cancer", "digits", "diabetes")
 NON_FEATURE_COLUMNS = ("event_timestamp", "created_timestamp")
@@ -20,8 +22,6 @@ MAX_FEATURES = 4096
 
 def clean_data_spec(data: Any, *, actor, template) -> tuple[dict, Any]:
     """Return `(spec, training_set or None)`; raises ValidationError with `data` field errors."""
-    from apps.features.models import TrainingSet
-
     if data in (None, "", {}):
         return {"dataset": template.default_dataset}, None
     if not isinstance(data, dict):
@@ -66,8 +66,6 @@ def clean_data_spec(data: Any, *, actor, template) -> tuple[dict, Any]:
 
 
 def _join_keys(training_set) -> set[str]:
-    from apps.features.models import FeatureView
-
     names = [v.get("name") for v in (training_set.lineage or {}).get("views", [])]
     keys: set[str] = set()
     for view in FeatureView.objects.filter(name__in=names).select_related("entity"):
@@ -80,8 +78,6 @@ def load_arrays(job) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     spec = job.data or {}
     if "training_set" not in spec:
         return None, None, spec.get("dataset") or ""
-    from apps.features.training_sets import training_set_load
-
     if job.training_set is None:
         raise ValidationError({"data": ["The job's training set no longer exists."]})
     table = training_set_load(job.training_set, actor=job.owner)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from apps.accounts.models import Team
 from apps.core.forms import BootstrapFormMixin
+from apps.core.permissions import teams_of
+from apps.features.selectors import training_sets_visible
 from apps.training.datasource import DEMO_DATASETS, NON_FEATURE_COLUMNS
 from apps.training.models import Sweep
 
 PARAM_PREFIX = "p_"
 TEAM_HELP = "Shares the job, its run and the registered model with the team as viewers."
-
-
-def _teams_of(user):
-    return Team.objects.filter(group__user=user) if user is not None else Team.objects.none()
 
 
 def _param_field(spec) -> forms.Field:
@@ -64,7 +63,7 @@ class LaunchForm(forms.Form):
     def __init__(self, *args, template, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.template = template
-        self.fields["team"].queryset = _teams_of(user)
+        self.fields["team"].queryset = teams_of(user)
         self.fields["dataset"].choices = [(d, d) for d in DEMO_DATASETS]
         self.fields["dataset"].initial = template.default_dataset
         self._set_training_sets(user)
@@ -77,8 +76,6 @@ class LaunchForm(forms.Form):
                 widget.attrs["class"] = "form-select" if isinstance(widget, forms.Select) else "form-control"
 
     def _set_training_sets(self, user) -> None:
-        from apps.features.selectors import training_sets_visible
-
         sets = list(training_sets_visible(user)[:TRAINING_SET_CHOICES]) if user is not None else []
         self.fields["training_set"].choices = [("", "None: use the demo dataset")] + [
             (ts.pk, f"{ts.name} (#{ts.pk}, {ts.row_count:,} rows, region {ts.region})") for ts in sets
@@ -109,18 +106,21 @@ class LaunchForm(forms.Form):
             "max_runtime_s": c["max_runtime_s"],
             "seed": c["seed"],
             "model_name": c.get("model_name") or None,
-            "team": c.get("team"),
+            "team": c["team"].slug if c.get("team") else None,
         }
 
-    def add_service_errors(self, errors: dict) -> None:
-        for key, messages in errors.items():
+    def field_errors(self, exc: ValidationError) -> ValidationError:
+        """The service's errors keyed by this form's fields (`params.lr` -> `p_lr`, `data` -> the data field)."""
+        if not hasattr(exc, "error_dict"):
+            return exc
+        mapped: dict[str, list[str]] = {}
+        for key, messages in exc.message_dict.items():
             if key.startswith("params."):
-                name = PARAM_PREFIX + key[len("params.") :]
+                key = PARAM_PREFIX + key[len("params.") :]
             elif key == "data":
-                name = "training_set" if self.cleaned_data.get("training_set") else "dataset"
-            else:
-                name = key
-            self.add_error(name if name in self.fields else None, messages)
+                key = "training_set" if self.cleaned_data.get("training_set") else "dataset"
+            mapped.setdefault(key, []).extend(messages)
+        return ValidationError(mapped)
 
 
 class SweepForm(BootstrapFormMixin, forms.Form):
@@ -140,10 +140,25 @@ class SweepForm(BootstrapFormMixin, forms.Form):
     )
 
     def __init__(self, *args, user=None, **kwargs):
-        self._teams = _teams_of(user)
+        self._teams = teams_of(user)
         super().__init__(*args, **kwargs)
 
     def order_fields(self, field_order):
         # BootstrapFormMixin validates inside __init__, so the user's teams must be set before that.
         self.fields["team"].queryset = self._teams
         super().order_fields(field_order)
+
+    def sweep_kwargs(self) -> dict:
+        """What `services.sweep_create` takes besides the actor and the template."""
+        data = dict(self.cleaned_data)
+        data["team"] = data["team"].slug if data.get("team") else None
+        return data
+
+    def field_errors(self, exc: ValidationError) -> ValidationError:
+        """The service's errors keyed by this form's fields (`params.lr` -> the one `params` field)."""
+        if not hasattr(exc, "error_dict"):
+            return exc
+        mapped: dict[str, list[str]] = {}
+        for key, messages in exc.message_dict.items():
+            mapped.setdefault("params" if key.startswith("params.") else key, []).extend(messages)
+        return ValidationError(mapped)

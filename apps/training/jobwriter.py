@@ -18,9 +18,10 @@ from django.db import transaction
 from apps.core import vault
 from apps.experiments.services import run_log_batch, run_log_system_metrics, run_report_progress
 from apps.experiments.validation import now_ms
-from apps.training import services
 from apps.training.engine.header import epoch_record
 from apps.training.models import TrainingJob
+from apps.training.services.flags import cancel_requested
+from apps.training.services.states import job_publish
 
 log = logging.getLogger(__name__)
 STOP_CHECK_EVERY_S = 0.5
@@ -58,7 +59,7 @@ class JobWriter:
     # --- metrics ---------------------------------------------------------------------------------
     def write_points(self, points: list[dict[str, Any]]) -> None:
         for start in range(0, len(points), 1000):
-            run_log_batch(run=self.run, metrics=points[start : start + 1000])
+            run_log_batch(run=self.run, actor=self.job.owner, metrics=points[start : start + 1000])
             self.flushes += 1
 
     # --- cancel ----------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ class JobWriter:
         now = time.monotonic()
         if not self.stop and now - self.last_stop_check >= STOP_CHECK_EVERY_S:
             self.last_stop_check = now
-            self.stop = services.cancel_requested(self.job)
+            self.stop = cancel_requested(self.job)
 
     # --- checkpoints -----------------------------------------------------------------------------
     def write_checkpoint(self, epoch: int, step: int, state: bytes, points: list[dict[str, Any]]) -> None:
@@ -107,11 +108,11 @@ class JobWriter:
         job.progress, job.eta_s = float(min(max(progress, 0.0), 1.0)), eta_s
         with transaction.atomic():  # one commit for both rows
             TrainingJob.objects.filter(pk=job.pk).update(progress=job.progress, eta_s=eta_s)
-            run_report_progress(run=self.run, progress=job.progress)
+            run_report_progress(run=self.run, actor=job.owner, progress=job.progress)
         if time.monotonic() - self.last_system >= SYSTEM_METRICS_EVERY_S:
             self.last_system = time.monotonic()
-            _system_metrics(self.run, int(metrics.get("step", 0)))
-        services.publish(job)
+            _system_metrics(self.run, job.owner, int(metrics.get("step", 0)))
+        job_publish(job)
         if self.pruner is not None and self.pruner(epoch, metrics):
             self.pruned_at = epoch
             self.stop = True
@@ -134,10 +135,14 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _system_metrics(run, step: int) -> None:
+def _system_metrics(run, actor, step: int) -> None:
     try:
         run_log_system_metrics(
-            run=run, cpu_percent=psutil.cpu_percent(None), memory_percent=psutil.virtual_memory().percent, step=step
+            run=run,
+            actor=actor,
+            cpu_percent=psutil.cpu_percent(None),
+            memory_percent=psutil.virtual_memory().percent,
+            step=step,
         )
     except Exception:  # resource figures are nice to have; never fail training for them
         log.debug("system metrics skipped", exc_info=True)

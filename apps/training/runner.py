@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import threading
 import time
@@ -25,29 +26,26 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from apps.core import vault
+from apps.catalog import services as catalog
+from apps.catalog.models import RegisteredModel
+from apps.core import vault, workers
 from apps.core.audit import acting_as
-from apps.experiments.models import MetricPoint, Run, RunMetricSummary
-from apps.experiments.services import run_append_log, run_log_batch
-from apps.training import services
+from apps.core.permissions import team_member
+from apps.experiments.services import run_append_log, run_log_batch, run_truncate_metrics
 from apps.training.callbacks import PortalCallbacks
 from apps.training.datasource import load_arrays
 from apps.training.models import TrainingJob
+from apps.training.search import pruner_for
+from apps.training.services import cost_of, job_transition, share_existing_with_team
+from apps.training.writer_process import WriterLost
 
 log = logging.getLogger(__name__)
 State = TrainingJob.State
 PARITY_TOLERANCE = 1e-4
 
 
-def onnx_exporter() -> str:
-    """`auto` (dynamo when onnxscript is installed) unless TRAINING_ONNX_EXPORTER says otherwise."""
-    return getattr(settings, "TRAINING_ONNX_EXPORTER", None) or os.environ.get("TRAINING_ONNX_EXPORTER") or "auto"
-
-
-GPU_UNDERUSED_MB = 512
 WRITER_RESTARTS = 2  # a lost writer process is restarted and the job resumed at most this often
 
 
@@ -60,13 +58,12 @@ DUPLICATE = "duplicate"
 
 
 def lease_ttl_s() -> float:
-    """Seconds a lease outlives its last refresh (TRAINING_LEASE_TTL_S setting or environment, default 60).
+    """Seconds a lease outlives its last refresh (settings.TRAINING_LEASE_TTL_S).
 
     Well under the broker's visibility timeout; it is also how long a job whose worker was killed
     waits before a redelivery resumes it.
     """
-    value = getattr(settings, "TRAINING_LEASE_TTL_S", None) or os.environ.get("TRAINING_LEASE_TTL_S") or 60
-    return max(1.0, float(value))
+    return float(settings.TRAINING_LEASE_TTL_S)
 
 
 def lease_retry_in_s(job_id: int) -> float:
@@ -74,7 +71,7 @@ def lease_retry_in_s(job_id: int) -> float:
     ttl = lease_ttl_s()
     task_id = TrainingJob.objects.filter(pk=job_id).values_list("celery_task_id", flat=True).first()
     try:
-        left_ms = services._redis().pttl(LEASE_KEY.format(task_id or f"job-{job_id}"))
+        left_ms = workers.redis_client().pttl(LEASE_KEY.format(task_id or f"job-{job_id}"))
     except Exception:
         return ttl
     return ttl if left_ms is None or left_ms < 0 else min(ttl, left_ms / 1000 + 1.0)
@@ -104,7 +101,7 @@ class JobLease:
 
     def _client(self):
         if self._redis is None:
-            self._redis = services._redis()
+            self._redis = workers.redis_client()
         return self._redis
 
     def acquire(self) -> bool:
@@ -198,18 +195,17 @@ def _start(job: TrainingJob, hostname: str) -> bool:
         if job.is_terminal:
             return False
         if job.cancel_requested:
-            services.job_transition(job=job, to=State.CANCELLED, error="Cancelled before it started.")
+            job_transition(job=job, to=State.CANCELLED, error="Cancelled before it started.")
             return False
         if job.state == State.RUNNING:  # redelivered after the worker was lost mid-training
-            services.job_transition(job=job, to=State.RETRYING)
-        services.job_transition(job=job, to=State.RUNNING, worker=hostname[:200], attempts=locked.attempts + 1)
+            job_transition(job=job, to=State.RETRYING)
+        job_transition(job=job, to=State.RUNNING, worker=hostname[:200], attempts=locked.attempts + 1)
     return True
 
 
 def _train_resuming(job: TrainingJob, hostname: str) -> str:
     """`_train`, resumed from the last checkpoint (up to WRITER_RESTARTS times) if the writer process is lost."""
-    from apps.training.engine.resources import ResourceUsage
-    from apps.training.writer_process import WriterLost
+    from apps.training.engine.resources import ResourceUsage  # torch: the worker's training side only
 
     for restart in range(WRITER_RESTARTS + 1):
         wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -224,14 +220,16 @@ def _train_resuming(job: TrainingJob, hostname: str) -> str:
             if restart == WRITER_RESTARTS:
                 raise
             log.warning("job %s: %s; resuming from its last checkpoint", job.pk, exc)
-            run_append_log(run=job.run, text=f"The portal's writer process was lost ({exc}); resuming.\n")
+            run_append_log(
+                run=job.run, actor=job.owner, text=f"The portal's writer process was lost ({exc}); resuming.\n"
+            )
             if not _start(job, hostname):  # running -> retrying -> running, unless cancelled meanwhile
                 return job.state
     raise AssertionError("unreachable")
 
 
 def _train(job: TrainingJob) -> str:
-    from apps.training.engine import TrainConfig, train
+    from apps.training.engine import TrainConfig, train  # torch: imported only where a job trains
     from apps.training.engine.checkpoint import CheckpointError
     from apps.training.engine.config import InvalidParams, TrainingDiverged
     from apps.training.engine.data import DataError
@@ -240,11 +238,11 @@ def _train(job: TrainingJob) -> str:
     job.refresh_from_db(fields=["checkpoint", "checkpoint_epoch", "checkpoint_step", "started_at"])
     if job.checkpoint_id:
         resume = vault.blob_read(job.checkpoint)
-        truncate_run_metrics(job.run, after_step=job.checkpoint_step)
-        run_append_log(run=job.run, text=f"Resuming from the checkpoint of epoch {job.checkpoint_epoch} "
+        run_truncate_metrics(run=job.run, actor=job.owner, after_step=job.checkpoint_step)
+        run_append_log(run=job.run, actor=job.owner, text=f"Resuming from the checkpoint of epoch {job.checkpoint_epoch} "
                                          f"(step {job.checkpoint_step}), attempt {job.attempts}.\n")  # fmt: skip
     else:
-        run_append_log(run=job.run, text=f"Started on {job.worker or 'a worker'} ({job.device}).\n")
+        run_append_log(run=job.run, actor=job.owner, text=f"Started on {job.worker or 'a worker'} ({job.device}).\n")
     remaining = job.max_runtime_s - (timezone.now() - job.started_at).total_seconds()
     if remaining <= 0:
         raise JobFailed(f"Max runtime of {job.max_runtime_s} s exceeded before the job could resume.")
@@ -261,9 +259,9 @@ def _train(job: TrainingJob) -> str:
         X=X,
         y=y,
         dataset=dataset or None,
-        num_threads=getattr(settings, "TRAINING_CPU_THREADS", 1) if device == "cpu" else None,
+        num_threads=settings.TRAINING_CPU_THREADS if device == "cpu" else None,
     )
-    callbacks = PortalCallbacks(job, pruner=_pruner(job))
+    callbacks = PortalCallbacks(job, pruner=pruner_for(job) if job.sweep_id else None)
     try:
         if world_size > 1:
             from apps.training.engine import train_distributed
@@ -287,7 +285,7 @@ def _train(job: TrainingJob) -> str:
         else:
             reason = "Cancelled by its owner; it stopped between two steps."
         with transaction.atomic():
-            services.job_transition(job=job, to=State.CANCELLED, error=reason, result=job.result, metrics=job.metrics)
+            job_transition(job=job, to=State.CANCELLED, error=reason, result=job.result, metrics=job.metrics)
         return job.state
     if result.status == "timeout":
         raise JobFailed(f"Max runtime of {job.max_runtime_s} s exceeded after {result.epochs_completed} epoch(s).")
@@ -312,19 +310,11 @@ def _device(job: TrainingJob) -> tuple[str, int]:
     return "cuda", max(1, torch.cuda.device_count())
 
 
-def _pruner(job: TrainingJob):
-    if job.sweep_id is None:
-        return None
-    from apps.training.sweeps import pruner_for
-
-    return pruner_for(job)
-
-
 def _finish(job: TrainingJob, result) -> None:
-    from apps.training.engine import ParityError, export_result_onnx, export_safetensors, model_metadata
+    from apps.training.engine import ParityError, export_result_onnx, export_safetensors, model_metadata  # torch, onnx
 
     try:
-        onnx = export_result_onnx(result, tolerance=PARITY_TOLERANCE, exporter=onnx_exporter())
+        onnx = export_result_onnx(result, tolerance=PARITY_TOLERANCE, exporter=settings.TRAINING_ONNX_EXPORTER)
     except ParityError as exc:
         job.result = {"parity_max_abs_diff": exc.max_abs_diff, "parity_threshold": exc.threshold}
         raise JobFailed(f"{exc}. The model was not registered.") from None
@@ -334,8 +324,8 @@ def _finish(job: TrainingJob, result) -> None:
     metrics = _finite(result.metrics)
     version = _register(job, result, onnx.onnx_bytes, weights, metrics)
     with transaction.atomic():
-        run_log_batch(run=job.run, tags={"model_version": f"{version.model.name}:{version.version}"})
-        services.job_transition(
+        run_log_batch(run=job.run, actor=job.owner, tags={"model_version": f"{version.model.name}:{version.version}"})
+        job_transition(
             job=job,
             to=State.SUCCEEDED,
             progress=1.0,
@@ -347,17 +337,18 @@ def _finish(job: TrainingJob, result) -> None:
 
 
 def _register(job: TrainingJob, result, onnx_bytes: bytes, weights: bytes, metrics: dict):
-    from apps.catalog import services as catalog
-    from apps.catalog.models import RegisteredModel
-
     model = RegisteredModel.objects.filter(name=job.model_name).first()
-    team = job.team if job.team_id and job.owner.groups.filter(pk=job.team.group_id).exists() else None
+    # The team sees the model only while the owner is still in it (membership may change mid-job).
+    team = job.team if job.team_id and team_member(job.owner, job.team) else None
     if model is None:
         model = catalog.model_create(
-            actor=job.owner, name=job.model_name, description=f"Trained by the {job.template} template.", team=team
+            actor=job.owner,
+            name=job.model_name,
+            description=f"Trained by the {job.template} template.",
+            team=team.slug if team is not None else None,
         )
     else:  # an existing model of the owner's: its versions become visible to the job's team too
-        services.share_with_team(model, team=team, actor=job.owner)
+        share_existing_with_team(model, team=team, actor=job.owner)
     views = [v.get("name") for v in ((job.training_set.lineage or {}).get("views", []) if job.training_set else [])]
     lineage = {
         "run_id": str(job.run_id),
@@ -384,8 +375,6 @@ def _register(job: TrainingJob, result, onnx_bytes: bytes, weights: bytes, metri
 
 
 def _finite(metrics: dict) -> dict[str, float]:
-    import math
-
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
 
 
@@ -397,22 +386,11 @@ def _account(job: TrainingJob, usage, *, writer_cpu_s: float = 0.0) -> None:
         job.peak_mem_mb = max(job.peak_mem_mb or 0.0, float(usage.peak_rss_mb))
     if usage.peak_gpu_mem_mb is not None:
         job.peak_gpu_mem_mb = max(job.peak_gpu_mem_mb or 0.0, float(usage.peak_gpu_mem_mb))
-    job.cost = Decimal(str(services.cost_of(job)))
+    job.cost = Decimal(str(cost_of(job)))
     TrainingJob.objects.filter(pk=job.pk).update(
         wall_s=job.wall_s, cpu_s=job.cpu_s, gpu_s=job.gpu_s, peak_mem_mb=job.peak_mem_mb,
         peak_gpu_mem_mb=job.peak_gpu_mem_mb, cost=job.cost,
     )  # fmt: skip
-
-
-def gpu_hint(job: TrainingJob) -> str:
-    if job.resource_class != "gpu" or job.state != State.SUCCEEDED or job.device != "cuda":
-        return ""
-    if (job.peak_gpu_mem_mb or 0) < GPU_UNDERUSED_MB:
-        return (
-            f"This GPU job peaked at {job.peak_gpu_mem_mb or 0:.0f} MB of GPU memory: it barely used its GPU. "
-            "A CPU worker would likely be cheaper for this model size."
-        )
-    return ""
 
 
 def _fail(job: TrainingJob, message: str, detail: str = "") -> None:
@@ -420,30 +398,6 @@ def _fail(job: TrainingJob, message: str, detail: str = "") -> None:
         current = TrainingJob.objects.select_for_update().values_list("state", flat=True).get(pk=job.pk)
         if current in TrainingJob.TERMINAL:
             return
-        services.job_transition(job=job, to=State.FAILED, error=message[:5000], result=job.result or {})
+        job_transition(job=job, to=State.FAILED, error=message[:5000], result=job.result or {})
         if job.run_id:
-            run_append_log(run=job.run, text=f"FAILED: {message}\n{detail[-4000:]}")
-
-
-def truncate_run_metrics(run: Run, *, after_step: int) -> int:
-    """Delete the run's points logged after `after_step` and rebuild the affected summaries.
-
-    Used before resuming from a checkpoint so the run ends with one point per step.
-    (Belongs in apps.experiments.services as `run_truncate_metrics`; kept here until it exists.)
-    """
-    with transaction.atomic():
-        doomed = MetricPoint.objects.filter(run=run, step__gt=after_step)
-        keys = sorted(set(doomed.values_list("key", flat=True)))
-        deleted = doomed.delete()[0] if keys else 0
-        for key in keys:
-            series = MetricPoint.objects.filter(run=run, key=key)
-            agg = series.aggregate(n=Count("id"), low=Min("value"), high=Max("value"))
-            last = series.order_by("-step", "-id").first()
-            if last is None:
-                RunMetricSummary.objects.filter(run=run, key=key).delete()
-                continue
-            RunMetricSummary.objects.filter(run=run, key=key).update(
-                count=agg["n"], min=agg["low"], max=agg["high"], last=last.value, last_step=last.step,
-                last_timestamp=last.timestamp,
-            )  # fmt: skip
-    return deleted
+            run_append_log(run=job.run, actor=job.owner, text=f"FAILED: {message}\n{detail[-4000:]}")

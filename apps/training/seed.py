@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.training import services, sweeps
+from apps.training import services
 from apps.training.models import Sweep, TrainingJob
 
 DEMO_TAG = "demo-digits"
@@ -13,19 +13,20 @@ def seed(*, users, team, out) -> None:
     if owner is None:
         out.write("  training: no 'engineer' demo user; skipped")
         return
+    team_slug = team.slug if team is not None else None
     if not TrainingJob.objects.filter(owner=owner, model_name=DEMO_TAG).exists():
         services.job_launch(
-            actor=owner, template="digits-cnn", params={"epochs": 5, "channels": 8}, model_name=DEMO_TAG, team=team
+            actor=owner, template="digits-cnn", params={"epochs": 5, "channels": 8}, model_name=DEMO_TAG, team=team_slug
         )
         services.job_launch(
             actor=owner,
             template="mlp-regressor",
             params={"epochs": 10, "hidden_units": 32},
             model_name="demo-diabetes",
-            team=team,
+            team=team_slug,
         )
     if not Sweep.objects.filter(owner=owner, name="demo-wine-grid").exists():
-        sweeps.sweep_create(
+        services.sweep_create(
             actor=owner,
             name="demo-wine-grid",
             template="tabular-mlp-classifier",

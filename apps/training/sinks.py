@@ -15,11 +15,12 @@ from typing import Any
 
 from django.db import connection
 
+from apps.core.audit import acting_as
 from apps.training.jobwriter import STOP_CHECK_EVERY_S, JobWriter
 
 
 class InlineSink:
-    """On the training thread (tests inside a wrapping transaction, which other connections cannot see)."""
+    """On the training thread (TRAINING_WRITER=inline: one connection, e.g. inside a test's transaction)."""
 
     def __init__(self, writer: JobWriter) -> None:
         self.writer = writer
@@ -67,8 +68,6 @@ class ThreadSink(threading.Thread):
         return self.writer.summary()
 
     def run(self) -> None:
-        from apps.core.audit import acting_as
-
         try:
             with acting_as(self.writer.job.owner):  # the actor is per thread: set it here too
                 self._loop()

@@ -2,9 +2,9 @@
 
 A writer thread shares the GIL with the training thread: every millisecond of ORM and vault work
 it does is one the training loop's Python waits for (4-8% of a short epoch's time). So each
-worker process that trains starts one long-lived helper, `python -m apps.training.writer_process`
-(a fresh interpreter: forking the trainer would make it pay copy-on-write faults on every page it
-touches), connected by a socket pair. Per job it opens a session that owns a `JobWriter`;
+worker process that trains starts one long-lived helper, `python -m apps.training.writer_main`
+(a fresh interpreter started through apps.training.writer_main: forking the trainer would make it
+pay copy-on-write faults on every page it touches), connected by a socket pair. Per job it opens a session that owns a `JobWriter`;
 the training side's `ProcessSink` sends it operations through a feeder thread (so a busy writer
 never blocks a step) and a reader thread takes back cancel requests, errors and the summary.
 
@@ -23,7 +23,6 @@ import logging
 import os
 import pickle
 import queue
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,15 @@ import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import close_old_connections, connections
+
+from apps.core.audit import acting_as
+from apps.training.jobwriter import STOP_CHECK_EVERY_S, JobWriter
+from apps.training.models import TrainingJob
+from apps.training.search import pruner_for
 
 log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 600.0
@@ -92,11 +100,9 @@ class WriterProcess:
             return current
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        from django.conf import settings
-
         ours, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.training.writer_process", str(theirs.fileno())],
+            [sys.executable, "-m", "apps.training.writer_main", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             cwd=str(settings.BASE_DIR),
             stdin=subprocess.DEVNULL,
@@ -222,8 +228,6 @@ class _Replies:
 
 def serve(conn: Connection) -> None:
     """Run operations in the order they come; between them, poll each open job's cancel flag."""
-    from apps.training.jobwriter import STOP_CHECK_EVERY_S
-
     sessions: dict[int, _Session] = {}
     replies = _Replies(conn)
     while True:
@@ -238,10 +242,6 @@ def serve(conn: Connection) -> None:
 
 
 def _handle(conn: _Replies, sessions: dict[int, _Session], message: tuple) -> None:
-    from django.db import close_old_connections
-
-    from apps.core.audit import acting_as
-
     kind, sid, *rest = message
     if kind == "open":
         sessions[sid] = session = _Session(None)
@@ -269,19 +269,14 @@ def _handle(conn: _Replies, sessions: dict[int, _Session], message: tuple) -> No
             summary["writer_cpu_s"] = round(session.cpu_s, 4)
         conn.send(("closed", sid, summary))
         if not sessions:  # idle until the next job: hold no database connection meanwhile
-            from django.db import connections
-
             connections.close_all()
 
 
-def _open_writer(job_id: int, prune: bool):
-    from django.db import close_old_connections
-
-    from apps.training.jobwriter import JobWriter
-    from apps.training.models import TrainingJob
-    from apps.training.sweeps import pruner_for
-
+def _open_writer(job_id: int, prune: bool) -> JobWriter:
     close_old_connections()  # a long-lived process: drop a connection that died or aged out
+    # ...and the content-type ids it cached: the permission checks of the run writes look them up,
+    # and a database that was restored or flushed meanwhile has new ones.
+    ContentType.objects.clear_cache()
     job = TrainingJob.objects.select_related("run", "owner", "sweep").get(pk=job_id)
     return JobWriter(job, pruner=pruner_for(job) if prune else None)  # a sweep trial's median pruner
 
@@ -312,20 +307,3 @@ def _portable(exc: BaseException) -> BaseException:
         return exc
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
-
-
-def main() -> None:
-    # Finish what was sent, even when the whole process group is told to stop: end-of-file from the
-    # worker process (which stops on its own terms) ends this one; SIGKILL still works.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    fd = int(sys.argv[1])
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    import django
-
-    django.setup()
-    serve(Connection(fd))
-
-
-if __name__ == "__main__":
-    main()

@@ -13,14 +13,32 @@ def _training_test_defaults(request, monkeypatch):
 
     - Personas get a password per test; PBKDF2 costs about 1 s each on this shared host.
     - In-process tests run inside a transaction that another thread's connection cannot see, so
-      the callbacks write on the training thread; the live_worker tests run the real writer thread.
+      the callbacks write on the training thread (TRAINING_WRITER=inline); the live_worker tests
+      run the real writer process.
     - Unit tests decide who is online; the live-worker tests override `_no_gpu_workers`.
     """
     if "engine" in request.node.path.parts:
         return
-    request.getfixturevalue("settings").PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    monkeypatch.setattr("apps.training.callbacks.BACKGROUND", False)
+    settings = request.getfixturevalue("settings")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.TRAINING_WRITER = "inline"
+    settings.TRAINING_ONNX_EXPORTER = "torchscript"  # see below
     request.getfixturevalue("_no_gpu_workers")
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch):
+    """What the services send to Celery (by name) and revoke, instead of the broker."""
+    from portal.celery import app as celery_app
+
+    sent = {"tasks": [], "revoked": []}
+
+    def send_task(name, args=None, **options):
+        sent["tasks"].append((name, list(args or []), options))
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    monkeypatch.setattr(celery_app.control, "revoke", sent["revoked"].append)
+    return sent
 
 
 @pytest.fixture
@@ -44,12 +62,13 @@ def launch(owner):
 
 # The TorchScript exporter takes ~0.2 s where dynamo takes 5-10 s per export on this shared host, so
 # this suite's jobs use it (the same parity gate runs either way). The production default, dynamo,
-# is covered by tests/training/engine/test_engine_export.py. Set before the session's live worker
-# starts so that it inherits it.
+# is covered by tests/training/engine/test_engine_export.py. The environment is for the live worker
+# and writer processes (their settings read it; they inherit it when the session starts them);
+# in-process tests set `settings` in `_training_test_defaults`.
 os.environ.setdefault("TRAINING_ONNX_EXPORTER", "torchscript")
 # A killed worker's job resumes once its lease expires (production default 60 s); the live worker
-# of test_e2e.py uses a short lease so that the resume test does not wait a minute.
-os.environ.setdefault("TRAINING_LEASE_TTL_S", "3")
+# of test_e2e.py uses the shortest lease settings allow so the resume test does not wait a minute.
+os.environ.setdefault("TRAINING_LEASE_TTL_S", "5")
 
 
 def transactional_db_mark():

@@ -81,7 +81,7 @@ def test_killed_worker_process_resumes_from_checkpoint(live_worker, owner):
 
 
 def test_gpu_job_waits_while_no_gpu_worker_is_online(live_worker, owner):
-    from apps.training.selectors import queue_depths
+    from apps.core.workers import queue_depths
 
     client = api_client_for(owner)
     body = client.post(JOBS, {"template": "digits-cnn", "resource_class": "gpu"}, format="json").json()

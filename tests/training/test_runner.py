@@ -57,7 +57,7 @@ def test_parity_failure_fails_the_job(launch, monkeypatch):
 
 def test_cancel_flag_stops_between_steps(launch, monkeypatch):
     job = launch(params={**TINY, "epochs": 50})
-    monkeypatch.setattr("apps.training.services.cancel_requested", lambda job: True)
+    monkeypatch.setattr("apps.training.jobwriter.cancel_requested", lambda job: True)
     assert runner.execute(job.pk) == "cancelled"
     job.refresh_from_db()
     assert job.state == "cancelled" and job.model_version is None and job.epochs_completed == 0

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from apps.core.models import AuditEntry
-from apps.training import sweeps
+from apps.training import services
 from apps.training.models import Sweep, TrainingJob
 from tests.conftest import api_client_for
 from tests.training.test_sweeps import make
@@ -16,14 +16,11 @@ SWEEPS = "/api/v1/training/sweeps/"
 
 
 @pytest.fixture
-def side_effects(monkeypatch):
+def side_effects(monkeypatch, sent_tasks):
     """What the on-commit callbacks would send to the broker and Redis, recorded instead."""
-    sent = {"revoked": [], "flags": [], "advanced": []}
-    monkeypatch.setattr("apps.training.services._revoke", sent["revoked"].append)
-    monkeypatch.setattr("apps.training.services.cancel_flag_set", lambda job: sent["flags"].append(job.pk))
-    monkeypatch.setattr("apps.training.services._advance_sweep", sent["advanced"].append)
-    monkeypatch.setattr("apps.training.services.dispatch", lambda job: None)
-    return sent
+    flags = []
+    monkeypatch.setattr("apps.training.services.jobs.cancel_flag_set", lambda job: flags.append(job.pk))
+    return {"revoked": sent_tasks["revoked"], "flags": flags, "tasks": sent_tasks["tasks"]}
 
 
 def test_cancel_cancels_queued_and_stops_running_children(
@@ -48,8 +45,10 @@ def test_cancel_cancels_queued_and_stops_running_children(
     assert entry.actor == owner and sorted(entry.additional_data["cancelled"]) == sorted([second.pk, third.pk])
     assert entry.additional_data["stopping"] == [first.pk]
     # The sweep_advance sent for each cancelled child launches nothing.
-    for sweep_id in side_effects["advanced"]:
-        assert sweeps.sweep_advance(sweep_id=sweep_id) == 0
+    advanced = [args[0] for name, args, _ in side_effects["tasks"] if name == "training.sweep_advance"]
+    assert advanced == [sweep.pk, sweep.pk]
+    for sweep_id in advanced:
+        assert services.sweep_advance(sweep_id=sweep_id) == 0
     assert sweep.jobs.count() == 3
 
 
@@ -68,9 +67,9 @@ def test_second_cancel_is_409_and_changes_nothing(owner, side_effects):
 
 def test_no_new_trials_after_cancel(owner, side_effects):
     sweep = make(owner, max_trials=4, parallelism=2)
-    sweeps.sweep_cancel(sweep=sweep, actor=owner)
+    services.sweep_cancel(sweep=sweep, actor=owner)
     # Even if a child's end races the cancel, advancing never launches another trial.
-    assert sweeps.sweep_advance(sweep_id=sweep.pk) == 0
+    assert services.sweep_advance(sweep_id=sweep.pk) == 0
     assert sweep.jobs.count() == 2 and not sweep.jobs.filter(state__in=TrainingJob.ACTIVE).exists()
     sweep.refresh_from_db()
     assert sweep.state == "cancelled"

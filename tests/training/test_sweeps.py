@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from apps.training import runner, sweeps
+from apps.training import runner, search, services
 from apps.training.models import Sweep, TrainingJob
 from tests.conftest import api_client_for
 from tests.permissions import StrangerDeniedMixin
@@ -22,7 +22,7 @@ def make(owner, **kw):
     kw.setdefault("space", {"hidden_units": {"values": [4, 8]}, "lr": {"values": [0.01, 0.05]}})
     kw.setdefault("params", FIXED)
     kw.setdefault("parallelism", 2)
-    return sweeps.sweep_create(actor=owner, **kw)
+    return services.sweep_create(actor=owner, **kw)
 
 
 def test_grid_sweep_respects_parallelism_and_finds_best(owner):
@@ -36,7 +36,7 @@ def test_grid_sweep_respects_parallelism_and_finds_best(owner):
         for job in active:
             seen.add((job.params["hidden_units"], job.params["lr"]))
             runner.execute(job.pk)
-            sweeps.sweep_advance(sweep_id=sweep.pk)  # what the on-commit task does
+            services.sweep_advance(sweep_id=sweep.pk)  # what the on-commit task does
     sweep.refresh_from_db()
     assert seen == {(4, 0.01), (4, 0.05), (8, 0.01), (8, 0.05)}
     assert sweep.state == "succeeded" and sweep.best_job is not None
@@ -63,16 +63,16 @@ def test_tpe_sweep_suggests_and_median_pruner_prunes(owner):
     sweep = make(owner, method="tpe", space=space, max_trials=6, parallelism=1, params={**FIXED, "epochs": 3})
     first = sweep.jobs.get()
     runner.execute(first.pk)
-    sweeps.sweep_advance(sweep_id=sweep.pk)
+    services.sweep_advance(sweep_id=sweep.pk)
     second = sweep.jobs.get(trial_number=1)
     runner.execute(second.pk)
     # A third trial that is far worse than both finished ones at every epoch is pruned.
-    sweeps.sweep_advance(sweep_id=sweep.pk)
+    services.sweep_advance(sweep_id=sweep.pk)
     third = sweep.jobs.get(trial_number=2)
-    prune = sweeps.pruner_for(third)
+    prune = search.pruner_for(third)
     assert prune(1, {"val_loss": 1e6}) is False  # warm-up step
     assert prune(2, {"val_loss": 1e6}) is True
-    assert sweeps.pruner_for(first) is not None and sweeps.next_params(sweep, 3)["lr"] > 0
+    assert search.pruner_for(first) is not None and search.next_params(sweep, 3)["lr"] > 0
 
 
 @pytest.mark.parametrize(
@@ -123,3 +123,15 @@ class TestSweepStranger(StrangerDeniedMixin):
         client.force_login(stranger)
         assert client.get(f"/training/sweeps/{target.pk}/").status_code == 404
         assert api_client_for(stranger).get(f"/api/v1/training/jobs/?sweep={target.pk}").json()["count"] == 0
+
+
+def test_sweep_sharing_api_shares_and_unshares(owner, collaborator, stranger):
+    sweep = make(owner)
+    url = f"{SWEEPS}{sweep.pk}/sharing"
+    mine, mate = api_client_for(owner), api_client_for(collaborator)
+    assert mine.post(url, {"user": "collaborator", "role": "editor"}, format="json").status_code == 204
+    assert mine.get(url).json() == [{"user": "collaborator", "role": "editor", "grants": []}]
+    assert mate.get(f"{SWEEPS}{sweep.pk}/").status_code == 200
+    assert api_client_for(stranger).post(url, {"user": "stranger", "role": "viewer"}, format="json").status_code == 404
+    assert mine.delete(url, {"user": "collaborator"}, format="json").status_code == 204
+    assert mate.get(f"{SWEEPS}{sweep.pk}/").status_code == 404

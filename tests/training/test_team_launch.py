@@ -42,11 +42,9 @@ def test_sweep_team_must_be_one_of_yours(api_owner, other_team):
     assert not Sweep.objects.exists() and not TrainingJob.objects.exists()
 
 
-@pytest.mark.parametrize("how", ["slug", "name", "id"])
-def test_member_launch_shares_job_run_and_model_version(api_owner, owner, collaborator, stranger, team, how):
-    value = {"slug": "risk", "name": "risk analytics", "id": str(team.pk)}[how]
+def test_member_launch_shares_job_run_and_model_version(api_owner, owner, collaborator, stranger, team):
     response = api_owner.post(
-        JOBS, {"template": "tabular-mlp-classifier", "params": TINY, "team": value, "model_name": f"team-{how}"},
+        JOBS, {"template": "tabular-mlp-classifier", "params": TINY, "team": "risk", "model_name": "team-model"},
         format="json",
     )  # fmt: skip
     assert response.status_code == 201, response.content
@@ -59,6 +57,9 @@ def test_member_launch_shares_job_run_and_model_version(api_owner, owner, collab
     assert mate.get(f"/api/v1/runs/{job.run_id}/").status_code == 200
     assert mate.get(f"/api/v1/experiments/{job.experiment_id}/").status_code == 200
     assert mate.post(f"{JOBS}{job.pk}/cancel").status_code == 403  # viewers, not editors
+    assert (
+        mate.patch(f"/api/v1/experiments/{job.experiment_id}/", {"description": "x"}, format="json").status_code == 403
+    )
     assert outsider.get(f"{JOBS}{job.pk}/").status_code == 404
     assert outsider.get(f"/api/v1/runs/{job.run_id}/").status_code == 404
 
@@ -87,9 +88,11 @@ def test_existing_model_and_chosen_experiment_are_shared_too(api_owner, owner, c
 
 def test_team_editor_share_is_not_downgraded(api_owner, owner, collaborator, team):
     from apps.core.permissions import can
+    from apps.core.sharing import share_object
     from apps.experiments.services import experiment_create
 
-    exp = experiment_create(name="team-exp", actor=owner, team=team)  # shared as editor
+    exp = experiment_create(name="team-exp", actor=owner, team="risk")  # the team views it...
+    share_object(obj=exp, actor=owner, role="editor", team=team)  # ...and the owner made it editor
     response = api_owner.post(JOBS, {"template": "tabular-mlp-classifier", "params": TINY, "team": "risk",
                                      "experiment": exp.pk}, format="json")  # fmt: skip
     assert response.status_code == 201
@@ -97,7 +100,7 @@ def test_team_editor_share_is_not_downgraded(api_owner, owner, collaborator, tea
 
 
 def test_sweep_with_team_shares_sweep_and_trials(api_owner, collaborator, team):
-    payload = {"name": "team-sweep", "template": "tabular-mlp-classifier", "method": "grid", "team": team.pk,
+    payload = {"name": "team-sweep", "template": "tabular-mlp-classifier", "method": "grid", "team": "risk",
                "space": {"lr": {"values": [0.01, 0.02, 0.03]}}, "parallelism": 2, "params": FIXED}  # fmt: skip
     body = api_owner.post(SWEEPS, payload, format="json").json()
     assert body["team"] == "risk"

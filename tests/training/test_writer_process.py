@@ -33,7 +33,6 @@ def _no_gpu_workers():
 def writer(monkeypatch, settings):
     """A writer process on the test database, used by every ProcessSink of this test."""
     settings.TRAINING_WRITER = "process"
-    monkeypatch.setattr("apps.training.callbacks.BACKGROUND", True)
     process = WriterProcess(env=_process_env())
     monkeypatch.setattr(WriterProcess, "_current", process)
     yield process
@@ -41,11 +40,8 @@ def writer(monkeypatch, settings):
 
 
 @pytest.fixture
-def running_job(launch, monkeypatch):
+def running_job(launch, sent_tasks):
     """A job row to write for; nothing is queued (a live worker from another test would train it)."""
-    from apps.training import services
-
-    monkeypatch.setattr(services, "dispatch", lambda job: None)
 
     def make(**params):
         job = launch(params={**PARAMS, **params})
@@ -83,7 +79,6 @@ def test_points_checkpoints_and_progress_land_through_the_process(writer, runnin
 
 def test_thread_writer_when_configured(running_job, monkeypatch, settings):
     settings.TRAINING_WRITER = "thread"
-    monkeypatch.setattr("apps.training.callbacks.BACKGROUND", True)
     job = running_job()
     callbacks = PortalCallbacks(job)
     assert callbacks.mode == "thread"
@@ -111,11 +106,12 @@ def test_close_after_a_failed_write_still_ends_the_session(writer, running_job):
 
 
 def test_cancel_request_reaches_the_training_thread(writer, running_job):
-    from apps.training import services
+    from apps.core.workers import redis_client
+    from apps.training.services import CANCEL_KEY
 
     job = running_job(epochs=500)
     sink = ProcessSink(job.pk)
-    services._redis().set(services.CANCEL_KEY.format(job.celery_task_id), 1, ex=60)
+    redis_client().set(CANCEL_KEY.format(job.celery_task_id), 1, ex=60)
     deadline = time.monotonic() + 10
     while not sink.should_stop():
         assert time.monotonic() < deadline, "the cancel request never arrived"
@@ -124,16 +120,15 @@ def test_cancel_request_reaches_the_training_thread(writer, running_job):
 
 
 def test_sweep_trial_is_pruned_by_the_writer_process(writer, owner, running_job, monkeypatch):
-    from apps.training import services, sweeps
+    from apps.training import services  # the sweep_advance task is recorded, not sent: advanced by hand here
 
-    monkeypatch.setattr(services, "_advance_sweep", lambda sweep_id: None)  # advanced by hand here
     space = {"lr": {"min": 0.0001, "max": 0.1, "log": True}}
     params = {"epochs": 3, "batch_size": 256, "layers": 1, "patience": 0}
-    sweep = sweeps.sweep_create(actor=owner, name="p", template="tabular-mlp-classifier", method="tpe",
+    sweep = services.sweep_create(actor=owner, name="p", template="tabular-mlp-classifier", method="tpe",
                                 space=space, params=params, max_trials=3, parallelism=1)  # fmt: skip
     for trial in range(2):  # two finished trials give the median pruner its reference
         assert runner.execute(sweep.jobs.get(trial_number=trial).pk) == "succeeded"
-        sweeps.sweep_advance(sweep_id=sweep.pk)
+        services.sweep_advance(sweep_id=sweep.pk)
     third = sweep.jobs.get(trial_number=2)
     sink = ProcessSink(third.pk, prune=True)
     for epoch in (1, 2):  # far worse than both: pruned after the warm-up epoch
@@ -209,7 +204,7 @@ def test_killed_writer_in_a_live_worker_resumes_the_job(live_worker, owner):
     writers = [
         p
         for p in psutil.Process(live_worker.pid).children(recursive=True)
-        if "apps.training.writer_process" in " ".join(p.cmdline())
+        if "apps.training.writer_main" in " ".join(p.cmdline())
     ]
     assert writers, "the worker trains without a writer process"
     os.kill(writers[0].pid, signal.SIGKILL)

@@ -1,9 +1,19 @@
+"""API input, filter and output serializers for training (shapes only: values are the services' to check)."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
 
 from apps.training.models import Sweep, TrainingJob
-from apps.training.runner import gpu_hint
+from apps.training.services import gpu_hint
+
+TEAM_HELP = "slug of a team you belong to: shares the {what} with the team as viewers"
+
+
+class JobFiltersSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=TrainingJob.State.values, required=False)
+    template = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    sweep = serializers.IntegerField(required=False, min_value=1, help_text="sweep id")
 
 
 class JobLaunchSerializer(serializers.Serializer):
@@ -15,15 +25,15 @@ class JobLaunchSerializer(serializers.Serializer):
                                  '{"training_set": 12, "label": "churned", "features": [...]}')  # fmt: skip
     resource_class = serializers.CharField(required=False, default="cpu")
     region = serializers.CharField(required=False, allow_blank=True, default="")
-    priority = serializers.JSONField(required=False, default=None, help_text="0 (low) to 9 (high), default 5")
-    max_runtime_s = serializers.JSONField(required=False, default=None, help_text="seconds, default 3600")
-    seed = serializers.JSONField(required=False, default=None)
+    priority = serializers.IntegerField(required=False, default=None, help_text="0 (low) to 9 (high), default 5")
+    max_runtime_s = serializers.IntegerField(required=False, default=None, help_text="seconds, default 3600")
+    seed = serializers.IntegerField(required=False, default=None)
     allow_cpu_fallback = serializers.BooleanField(required=False, default=False)
-    experiment = serializers.JSONField(required=False, default=None, help_text="experiment id (default: yours)")
+    experiment = serializers.IntegerField(required=False, default=None, help_text="experiment id (default: yours)")
     model_name = serializers.CharField(required=False, allow_blank=True, default="")
-    team = serializers.JSONField(
-        required=False, default=None, help_text="id, slug or name of a team you belong to: shares the job, its run "
-        "and the registered model with the team as viewers"
+    team = serializers.CharField(
+        required=False, allow_blank=True, default=None, max_length=50,
+        help_text=TEAM_HELP.format(what="job, its run and the registered model"),
     )  # fmt: skip
 
 
@@ -76,17 +86,17 @@ class SweepCreateSerializer(serializers.Serializer):
     params = serializers.JSONField(required=False, default=dict, help_text="fixed params for every trial")
     metric = serializers.CharField(required=False, default="")
     mode = serializers.CharField(required=False, default="")
-    max_trials = serializers.JSONField(required=False, default=None)
-    parallelism = serializers.JSONField(required=False, default=None)
-    seed = serializers.JSONField(required=False, default=None)
+    max_trials = serializers.IntegerField(required=False, default=None)
+    parallelism = serializers.IntegerField(required=False, default=None)
+    seed = serializers.IntegerField(required=False, default=None)
     data = serializers.JSONField(required=False, default=dict)
     resource_class = serializers.CharField(required=False, default="cpu")
     region = serializers.CharField(required=False, allow_blank=True, default="")
-    max_runtime_s = serializers.JSONField(required=False, default=None)
-    experiment = serializers.JSONField(required=False, default=None)
-    team = serializers.JSONField(
-        required=False, default=None, help_text="id, slug or name of a team you belong to: shares the sweep, its "
-        "trials and their models with the team as viewers"
+    max_runtime_s = serializers.IntegerField(required=False, default=None)
+    experiment = serializers.IntegerField(required=False, default=None)
+    team = serializers.CharField(
+        required=False, allow_blank=True, default=None, max_length=50,
+        help_text=TEAM_HELP.format(what="sweep, its trials and their models"),
     )  # fmt: skip
 
 

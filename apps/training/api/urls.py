@@ -1,5 +1,7 @@
 from django.urls import path
 
+from apps.core.api.sharing import SharingView
+from apps.training import selectors
 from apps.training.api import views
 
 urlpatterns = [
@@ -7,7 +9,9 @@ urlpatterns = [
     path("training/jobs/", views.JobListView.as_view(), name="job-list"),
     path("training/jobs/<int:pk>/", views.JobDetailView.as_view(), name="job-detail"),
     path("training/jobs/<int:pk>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
+    path("training/jobs/<int:pk>/sharing", SharingView.as_view(lookup=selectors.job_for), name="job-sharing"),
     path("training/sweeps/", views.SweepListView.as_view(), name="sweep-list"),
     path("training/sweeps/<int:pk>/", views.SweepDetailView.as_view(), name="sweep-detail"),
     path("training/sweeps/<int:pk>/cancel", views.SweepCancelView.as_view(), name="sweep-cancel"),
+    path("training/sweeps/<int:pk>/sharing", SharingView.as_view(lookup=selectors.sweep_for), name="sweep-sharing"),
 ]
