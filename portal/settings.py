@@ -182,6 +182,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 # training loop's GIL), or "thread" (a writer thread in the worker process).
 TRAINING_WRITER = env_choice("TRAINING_WRITER", ("process", "thread", "inline"), "process")
 QUEUE_COST_PER_HOUR = {"cpu": env_float("COST_CPU_PER_HOUR", 0.10), "gpu": env_float("COST_GPU_PER_HOUR", 2.50)}
+# The currency of the queue rates above, as pages show costs ("$0.42").
+COST_CURRENCY = env_str("COST_CURRENCY", "USD")
 # A job's Redis lease (so a redelivered message never runs twice at once); a killed worker's job
 # resumes after at most this long.
 TRAINING_LEASE_TTL_S = env_int("TRAINING_LEASE_TTL_S", 60, minimum=5, maximum=3600)

@@ -125,22 +125,6 @@ def card_edit(request, name):
 
 
 @require_POST
-def model_share(request, name):
-    model = selectors.model_for(request.user, name, "change")
-    form = sharing.SharingForm(request.POST)
-    if sharing.share_from_form(request, form, obj=model):
-        return redirect("catalog:model-detail", name=model.name)
-    return model_detail(request, name, share_form=form, status=400)  # inline errors; nothing changed
-
-
-@require_POST
-def model_unshare(request, name):
-    model = selectors.model_for(request.user, name, "change")
-    sharing.unshare_from_post(request, obj=model)
-    return redirect("catalog:model-detail", name=model.name)
-
-
-@require_POST
 def model_archive(request, name):
     model = selectors.model_for(request.user, name, "delete")
     services.model_archive(model=model, actor=request.user)
@@ -238,3 +222,8 @@ def version_download(request, name, version):
 
 def _json(value) -> str:
     return json.dumps(value, indent=None) if value else ""
+
+
+model_share, model_unshare = sharing.share_page_views(
+    lookup=selectors.model_for, detail_view=model_detail, detail_url="catalog:model-detail", key="name"
+)

@@ -1,13 +1,13 @@
-"""Sharing an owned object with users or teams: one form, one service pair, one page card.
+"""Sharing an owned object with users or teams: one form, one service pair, one page card, one API.
 
-Apps wire it up with two thin views and one include:
+A kind's page wires it with one call and one include:
 
-    form = sharing.SharingForm(request.POST, grants=GRANTS)
-    if sharing.share_from_form(request, form, obj=obj): return redirect(detail)
-    return detail_view(request, ..., share_form=form, status=400)   # inline errors, nothing changed
-
+    model_share, model_unshare = sharing.share_page_views(
+        lookup=selectors.model_for, detail_view=model_detail, detail_url="catalog:model-detail", key="name")
     context["sharing"] = sharing.sharing_context(obj, request.user, share_url=..., unshare_url=...)
     {% include "core/_sharing.html" %}
+
+and its API with `apps.core.api.sharing.SharingView.as_view(lookup=selectors.model_for)`.
 
 Roles are `permissions.ROLE_ACTIONS` (viewer = view, editor = view + change). Apps may offer extra
 object permissions (`Grant`, e.g. a feature view's `view_pii`); only someone who holds an extra
@@ -28,6 +28,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Cast
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 from apps.accounts.models import Team
@@ -288,23 +290,17 @@ def offered_grants(user, obj: models.Model, grants: Sequence[Grant]) -> list[Gra
     return [g for g in grants if can_grant(user, obj, g)]
 
 
-ShareService = Callable[..., None]
-
-
-def share_from_form(request, form: SharingForm, *, obj: models.Model, service: ShareService | None = None) -> bool:
+def share_from_form(request, form: SharingForm, *, obj: models.Model) -> bool:
     """Validate `form` and share; on success add a message and return True. On failure the
     service's errors are put on the form (shown inline) and nothing has changed."""
     if not form.is_valid():
         return False
     data = form.cleaned_data
     try:
-        if service is not None:
-            service(obj=obj, actor=request.user, role=data["role"], user=data["user"], team=data["team"])
-        else:
-            share_object(
-                obj=obj, actor=request.user, role=data["role"], user=data["user"], team=data["team"],
-                grants=form.grants, requested=form.requested_grants(), request=request,
-            )  # fmt: skip
+        share_object(
+            obj=obj, actor=request.user, role=data["role"], user=data["user"], team=data["team"],
+            grants=form.grants, requested=form.requested_grants(), request=request,
+        )  # fmt: skip
     except ValidationError as exc:
         apply_validation_error(form, exc)
         return False
@@ -314,9 +310,7 @@ def share_from_form(request, form: SharingForm, *, obj: models.Model, service: S
     return True
 
 
-def unshare_from_post(
-    request, *, obj: models.Model, service: ShareService | None = None, grants: Sequence[Grant] = ()
-) -> None:
+def unshare_from_post(request, *, obj: models.Model, grants: Sequence[Grant] = ()) -> None:
     """Remove the user (``user`` = username) or team (``team`` = slug) named in the POST."""
     user = get_user_model().objects.filter(username=request.POST.get("user") or "").first()
     team = Team.objects.filter(slug=request.POST.get("team") or "").first() if user is None else None
@@ -324,11 +318,38 @@ def unshare_from_post(
         messages.error(request, "Choose whom to remove.")
         return
     try:
-        if service is not None:
-            service(obj=obj, actor=request.user, user=user, team=team)
-        else:
-            unshare_object(obj=obj, actor=request.user, user=user, team=team, grants=grants, request=request)
+        unshare_object(obj=obj, actor=request.user, user=user, team=team, grants=grants, request=request)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.info(request, f"Removed access for {user.username if user else team.name}.")
+
+
+def share_page_views(
+    *, lookup: Callable, detail_view: Callable, detail_url: str, key: str, grants: Sequence[Grant] = ()
+) -> tuple[Callable, Callable]:
+    """The share and unshare POST views of one kind's page, so every kind's Sharing card works alike.
+
+    `lookup` is the kind's `_for` selector, `detail_view(request, key, share_form=, status=)` renders
+    the page (with the form's errors inline on a 400), `detail_url` names it and `key` is its URL
+    argument (``"name"`` or ``"pk"``). Strangers get 404 and viewers 403 from `lookup`.
+
+        model_share, model_unshare = sharing.share_page_views(
+            lookup=selectors.model_for, detail_view=model_detail, detail_url="catalog:model-detail", key="name")
+    """
+
+    @require_POST
+    def share(request, **kwargs):
+        obj = lookup(request.user, kwargs[key], "change")
+        form = SharingForm(request.POST, grants=grants)
+        if share_from_form(request, form, obj=obj):
+            return redirect(detail_url, **{key: kwargs[key]})
+        return detail_view(request, kwargs[key], share_form=form, status=400)  # inline errors; nothing changed
+
+    @require_POST
+    def unshare(request, **kwargs):
+        obj = lookup(request.user, kwargs[key], "change")
+        unshare_from_post(request, obj=obj, grants=grants)
+        return redirect(detail_url, **{key: kwargs[key]})
+
+    return share, unshare

@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
 from apps.core import sharing
 from apps.core.errors import NotFound
@@ -139,22 +138,6 @@ def experiment_detail(request, pk, *, share_form=None, status=200):
     return render(request, "experiments/experiment_detail.html", context, status=status)
 
 
-@require_POST
-def experiment_share(request, pk):
-    experiment = selectors.experiment_for(request.user, pk, "change")  # 404 strangers, 403 viewers
-    form = sharing.SharingForm(request.POST)
-    if sharing.share_from_form(request, form, obj=experiment):
-        return redirect("experiments:experiment-detail", pk=experiment.pk)
-    return experiment_detail(request, experiment.pk, share_form=form, status=400)  # inline errors; nothing changed
-
-
-@require_POST
-def experiment_unshare(request, pk):
-    experiment = selectors.experiment_for(request.user, pk, "change")
-    sharing.unshare_from_post(request, obj=experiment)
-    return redirect("experiments:experiment-detail", pk=experiment.pk)
-
-
 def run_detail(request, pk):
     run = selectors.run_for(request.user, pk)
     summaries = selectors.metrics_of(run)
@@ -199,3 +182,11 @@ def run_compare(request, pk):
         "compare": {"runs": data, "metric_keys": metric_keys, "param_keys": param_keys},
     }
     return render(request, "experiments/compare.html", context)
+
+
+experiment_share, experiment_unshare = sharing.share_page_views(
+    lookup=selectors.experiment_for,
+    detail_view=experiment_detail,
+    detail_url="experiments:experiment-detail",
+    key="pk",
+)

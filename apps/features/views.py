@@ -123,22 +123,6 @@ def view_detail(request, name, *, share_form=None, status=200):
     return render(request, "features/view_detail.html", context, status=status)
 
 
-@require_POST
-def view_share(request, name):
-    view = selectors.feature_view_for(request.user, name, action="change")
-    form = sharing.SharingForm(request.POST, grants=SHARE_GRANTS)
-    if sharing.share_from_form(request, form, obj=view):
-        return redirect("features:view-detail", name=view.name)
-    return view_detail(request, name, share_form=form, status=400)  # inline errors; nothing changed
-
-
-@require_POST
-def view_unshare(request, name):
-    view = selectors.feature_view_for(request.user, name, action="change")
-    sharing.unshare_from_post(request, obj=view, grants=SHARE_GRANTS)
-    return redirect("features:view-detail", name=view.name)
-
-
 def view_ingest(request, name):
     view = selectors.feature_view_for(request.user, name, action="change")
     form = IngestForm(request.POST or None, request.FILES or None)
@@ -287,17 +271,18 @@ def training_set_detail(request, pk, *, share_form=None, status=200):
     return render(request, "features/training_set_detail.html", context, status=status)
 
 
-@require_POST
-def training_set_share(request, pk):
-    ts = selectors.training_set_for(request.user, pk, action="change")
-    form = sharing.SharingForm(request.POST)
-    if sharing.share_from_form(request, form, obj=ts):
-        return redirect("features:training-set-detail", pk=ts.pk)
-    return training_set_detail(request, pk, share_form=form, status=400)  # inline errors; nothing changed
+view_share, view_unshare = sharing.share_page_views(
+    lookup=selectors.feature_view_for,
+    detail_view=view_detail,
+    detail_url="features:view-detail",
+    key="name",
+    grants=SHARE_GRANTS,
+)
 
 
-@require_POST
-def training_set_unshare(request, pk):
-    ts = selectors.training_set_for(request.user, pk, action="change")
-    sharing.unshare_from_post(request, obj=ts)
-    return redirect("features:training-set-detail", pk=ts.pk)
+training_set_share, training_set_unshare = sharing.share_page_views(
+    lookup=selectors.training_set_for,
+    detail_view=training_set_detail,
+    detail_url="features:training-set-detail",
+    key="pk",
+)
