@@ -21,7 +21,8 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 PORTAL_ENV = env_choice("PORTAL_ENV", ("development", "production", "test"), "development")
 PRODUCTION = PORTAL_ENV == "production"
 TESTING = PORTAL_ENV == "test" or "pytest" in sys.modules
-DEBUG = env_bool("PORTAL_DEBUG", default=not PRODUCTION)
+# Off unless a developer sets PORTAL_DEBUG=1: the default start shows the portal's own error pages.
+DEBUG = env_bool("PORTAL_DEBUG", default=False)
 if PRODUCTION and DEBUG:
     raise ConfigError("PORTAL_DEBUG must be off when PORTAL_ENV=production.")
 
@@ -171,6 +172,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "audit-chain-verify": {"task": "core.audit_verify", "schedule": 3600.0, "options": {"queue": "default"}},
+    # The database is the source of truth for jobs: re-dispatch or resume those whose message or
+    # worker is gone (apps/core/recovery.py).
+    "recover-jobs": {"task": "core.recover_jobs", "schedule": 60.0, "options": {"queue": "default"}},
     # Storage limitation (GDPR art. 5(1)(e), UAE PDPL): delete feature data past each view's retention.
     "features-retention-sweep": {
         "task": "features.retention_sweep",

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from apps.core.audit import verify_chain
 from apps.core.realtime import group_name, send_now
+from apps.core.recovery import recover_all
 
 log = logging.getLogger(__name__)
 
@@ -26,3 +27,9 @@ def audit_verify() -> dict:
     if not report.ok:
         log.error("audit chain broken: %s", report.reason)
     return report.as_dict()
+
+
+@shared_task(name="core.recover_jobs")
+def recover_jobs() -> dict:
+    """Re-dispatch or resume background jobs whose message or worker is gone (apps/core/recovery.py)."""
+    return recover_all()

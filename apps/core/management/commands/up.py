@@ -61,7 +61,7 @@ class Command(BaseCommand):
             f"  Worker queues:       {queues}",
         ]
         logins = settings.VAR_DIR / "demo-logins.txt"
-        if settings.DEBUG and logins.exists():
+        if not settings.PRODUCTION and logins.exists():
             lines += ["", "  Demo logins (development only; also in var/demo-logins.txt):"]
             lines += [f"    {line}" for line in logins.read_text().splitlines() if line.strip()]
         lines += ["", "  Press Ctrl-C to stop everything.", ""]
