@@ -83,11 +83,13 @@ MIDDLEWARE = [
     "apps.core.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "apps.core.middleware.DomainErrorMiddleware",
+    "apps.core.middleware.ApiSlashMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
+CSRF_FAILURE_VIEW = "apps.core.views.csrf_failure"
 ASGI_APPLICATION = "portal.asgi.application"
 # Hot POST paths served whole on the ASGI thread pool instead of Django's one shared sync thread
 # (apps/core/asgi_handler.py): metric ingest overlaps its database waits with other requests.

@@ -23,5 +23,7 @@ urlpatterns = [
     path("api/v1/", include((api_patterns, "api-v1"), namespace="api-v1")),
     *browser_patterns,
 ]
+handler400 = "apps.core.views.bad_request"
+handler403 = "apps.core.views.forbidden"
 handler404 = "apps.core.views.not_found"
 handler500 = "apps.core.views.server_error"

@@ -9,7 +9,9 @@ the form (`apps.core.forms.apply_validation_error`). API paths are DRF's (apps/c
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 from django.core.exceptions import ValidationError
+from django.http import HttpResponsePermanentRedirect
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 
 from apps.core.errors import DomainError, Forbidden, NotFound, Throttled
 
@@ -26,6 +28,37 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
         if request.path.startswith(PUBLIC_PREFIXES):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class ApiSlashMiddleware:
+    """One trailing-slash rule for the API (shared/API.md): the spelling in the URLconf is canonical
+    (collections and documents end with `/`; actions, downloads, `me` and named sub-resources do
+    not), and under `/api/v1/` the other spelling answers **308** to it, which keeps the method and
+    the body, for every method. Pages keep Django's APPEND_SLASH."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code != 404 or not request.path_info.startswith("/api/v1/"):
+            return response
+        path = request.path_info
+        other = path[:-1] if path.endswith("/") else f"{path}/"
+        if not _resolves(other, getattr(request, "urlconf", None)):
+            return response
+        location = f"{request.META.get('SCRIPT_NAME', '')}{other}"
+        if request.META.get("QUERY_STRING"):
+            location = f"{location}?{request.META['QUERY_STRING']}"
+        return HttpResponsePermanentRedirect(location, preserve_request=True)  # 308
+
+
+def _resolves(path: str, urlconf) -> bool:
+    try:
+        resolve(path, urlconf)
+    except Resolver404:
+        return False
+    return True
 
 
 class DomainErrorMiddleware:

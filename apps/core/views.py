@@ -83,6 +83,36 @@ def not_found(request, exception=None):
 
 
 @login_not_required
+def forbidden(request, exception=None):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": str(exception) if exception else "You do not have permission to do this."}, status=403
+        )
+    return render(request, "403.html", {"exception": exception}, status=403)
+
+
+@login_not_required
+def bad_request(request, exception=None):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "The request could not be understood."}, status=400)
+    return render(
+        request, "error.html", {"title": "Bad request", "message": "The request could not be understood."}, status=400
+    )
+
+
+@login_not_required
+def csrf_failure(request, reason=""):
+    """A missing or wrong CSRF token: JSON on the API (session callers must send X-CSRFToken; token
+    callers are exempt), a page that says what to do elsewhere."""
+    message = "The form expired or was sent from another site; reload the page and try again."
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": f"CSRF check failed ({reason}). Send the X-CSRFToken header or use a token."}, status=403
+        )
+    return render(request, "403.html", {"exception": message}, status=403)
+
+
+@login_not_required
 def server_error(request):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Internal error; it has been logged."}, status=500)
