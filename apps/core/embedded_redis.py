@@ -41,8 +41,12 @@ def start_redis(
         "no",
         "--protected-mode",
         "yes",
+        # An append-only file under var/redis (fsync every second): a Ctrl-C, a kill -9 or a crash
+        # loses at most a second of broker messages, leases and live state, not every queued job.
         "--appendonly",
-        "no",
+        "yes" if persist else "no",
+        "--appendfsync",
+        "everysec",
         "--save",
         "300 1" if persist else "",
         "--dbfilename",
