@@ -27,11 +27,27 @@ PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 20
 
 
-def _die_with_parent() -> None:
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux; elsewhere the pid
+    files still allow cleanup on the next start)."""
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:  # not Linux: the pid files still allow cleanup on the next start
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+    except OSError:
         pass
+
+
+def _die_with_parent() -> None:
+    """preexec_fn of the launcher's children: SIGTERM when the launcher dies, own session."""
+    die_with_parent(signal.SIGTERM)
+    os.setsid()
+
+
+def _worker_dies_with_parent() -> None:
+    """preexec_fn of Celery workers: SIGKILL when the launcher dies. A warm shutdown (SIGTERM)
+    waits for the running training job, which kept training for minutes after a kill -9 of the
+    launcher, and a cold one (SIGQUIT) could stall reconnecting to the Redis that died with it.
+    The job resumes from its last checkpoint on the next start (apps/core/recovery.py)."""
+    die_with_parent(signal.SIGKILL)
     os.setsid()
 
 
@@ -114,6 +130,7 @@ class Launcher:
                     "-l",
                     "INFO",
                 ],
+                is_worker=True,
             )
             if self._cuda():
                 gpu_queues = ["gpu"] + (
@@ -137,6 +154,7 @@ class Launcher:
                         "-l",
                         "INFO",
                     ],
+                    is_worker=True,
                 )
         if self.beat:
             self._spawn(
@@ -204,7 +222,8 @@ class Launcher:
 
         return cuda_available()
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], *, is_worker: bool = False) -> None:
+        preexec = _worker_dies_with_parent if is_worker else _die_with_parent
         log_file = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         env = {
             **os.environ,
@@ -219,7 +238,7 @@ class Launcher:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=preexec,
         )
         self._track(name, process)
         self.say(f"started {name} (pid {process.pid}), log: {self.log_dir / (name + '.log')}")

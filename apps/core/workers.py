@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -97,9 +98,13 @@ def start_heartbeat(sender=None, **kwargs):
 
 @worker_process_init.connect
 def settle_child_heap(**kwargs):
-    """Each pool process: keep full collections off the inherited start-up heap (see heap.py)."""
+    """Each pool process: die with the worker process (a killed worker must not leave a pool
+    process training on with nobody to report to), and keep full collections off the inherited
+    start-up heap (see heap.py)."""
     from apps.core.heap import settle
+    from apps.core.launcher import die_with_parent
 
+    die_with_parent(signal.SIGKILL)
     settle(import_urls=False)
 
 

@@ -155,3 +155,41 @@ def test_second_start_after_kill_9_recovers(tmp_path):
     finally:
         portal.process.send_signal(signal.SIGINT)
         assert portal.process.wait(90) == 0, portal.output()
+
+
+def test_kill_9_of_the_launcher_mid_training_leaves_no_process(tmp_path):
+    """Worker, pool process and training writer all go with the launcher within seconds (a warm
+    worker shutdown used to keep training for over a minute with Redis gone)."""
+    portal = Portal(tmp_path / "var")
+    portal.start()
+    portal.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model as g; from django.contrib.auth.models import Group; "
+        "u = g().objects.create_user('trainer', password='a-long-password-123'); "
+        "u.groups.add(Group.objects.get(name='ml-engineers'))",
+    )
+    key = portal.manage("token_create", "trainer", "--scope", "read", "--scope", "write").strip()
+    headers = {"Authorization": f"Token {key}", "Content-Type": "application/json"}
+    body = json.dumps({"template": "digits-cnn", "params": {"epochs": 200, "patience": 0}}).encode()
+    job = json.loads(
+        urllib.request.urlopen(urllib.request.Request(f"{portal.base}/api/v1/training/jobs/", body, headers)).read()
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(f"{portal.base}/api/v1/training/jobs/{job['id']}/", headers=headers)
+            ).read()
+        )
+        if state["state"] == "running" and (state.get("progress") or 0) > 0:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"the job never started training: {state}\n{portal.output()}")
+    children = portal.descendants()
+    assert len(children) >= 5, [p.cmdline() for p in children]  # redis, web, worker, pool processes, writer
+    portal.process.send_signal(signal.SIGKILL)
+    portal.process.wait(10)
+    left = _wait_gone(children, 10)
+    assert not left, f"still running 10 s after kill -9: {[' '.join(p.cmdline()[:6]) for p in left]}"

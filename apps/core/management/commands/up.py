@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps.core.launcher import Launcher
+from apps.core.recovery import recover_all
 
 
 class Command(BaseCommand):
@@ -40,6 +41,7 @@ class Command(BaseCommand):
             launcher.start_processes()
             launcher.say("waiting for the web process and a worker to report healthy ...")
             health = launcher.wait_until_ready()
+            self._recover(launcher)
             self._banner(launcher, health)
             code = launcher.serve_forever()
         except SystemExit as exc:
@@ -51,6 +53,14 @@ class Command(BaseCommand):
             launcher.stop()
             launcher.say("all processes stopped")
         sys.exit(code)
+
+    def _recover(self, launcher) -> None:
+        """Jobs that were queued or running when the portal last stopped (or was killed) are
+        re-dispatched or resumed now, not at the first scheduled check a minute later."""
+        report = recover_all()
+        done = {app: counts for app, counts in report.items() if any(v for v in counts.values())}
+        if done:
+            launcher.say(f"recovered jobs from before the restart: {done}")
 
     def _banner(self, launcher, health):
         queues = ", ".join(f"{q} ({n})" for q, n in sorted(health["workers"]["queues"].items())) or "none"
