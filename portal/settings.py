@@ -228,6 +228,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "apps.core.api.permissions.PortalPermission",
     ],
+    # Depth, surrogate and size limits on JSON bodies (apps/core/api/parsers.py): 400/413, never 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.api.parsers.PortalJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.PortalPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -325,6 +331,8 @@ CATALOG_MAX_ARTIFACT_BYTES = env_int("CATALOG_MAX_ARTIFACT_BYTES", 512 * 1024 * 
 EXPERIMENTS_MAX_ARTIFACT_BYTES = env_int("EXPERIMENTS_MAX_ARTIFACT_BYTES", 200 * 1024 * 1024, minimum=1024)
 # Live metric messages are coalesced per run over this window (seconds) before they are sent.
 EXPERIMENTS_LIVE_WINDOW_S = env_float("EXPERIMENTS_LIVE_WINDOW_S", 0.1)
+# A running run with no log or heartbeat for this long is flagged stale, never counted as training.
+EXPERIMENTS_STALE_AFTER_S = env_int("EXPERIMENTS_STALE_AFTER_S", 900, minimum=60, maximum=30 * 86400)
 # An in-process near cache in front of Redis for online feature reads (per web process).
 FEATURE_ONLINE_NEAR_CACHE = env_bool("FEATURE_ONLINE_NEAR_CACHE", True)
 FEATURE_STORE_ROOT = Path(env_str("FEATURE_STORE_ROOT", str(VAR_DIR / "features")))

@@ -37,7 +37,7 @@ class Command(BaseCommand):
             launcher.say("applying database migrations")
             call_command("migrate", interactive=False, verbosity=0)
             if demo:
-                call_command("seed_demo", quiet_if_present=True)
+                call_command("seed_demo", quiet_if_present=True, no_print_logins=True)
             launcher.start_processes()
             launcher.say("waiting for the web process and a worker to report healthy ...")
             health = launcher.wait_until_ready()
