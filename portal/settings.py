@@ -365,5 +365,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # Libraries whose INFO lines nobody can act on (the ONNX exporter narrates every optimizer pass).
+    "loggers": {
+        name: {"level": "WARNING"}
+        for name in ("django.db.backends", "onnx_ir", "onnxscript", "torch._dynamo", "torch.export")
+    }
+    # "torchvision is not installed. Skipping torchvision::nms", four times per export: not ours to fix.
+    | {"torch.onnx": {"level": "ERROR"}},
 }

@@ -24,6 +24,8 @@ def recover_all() -> dict[str, dict]:
     """Run every app's recoverer; one app's failure is logged and does not stop the others."""
     report: dict[str, dict] = {}
     for label, module in portal_app_modules("recovery"):
+        if not callable(getattr(module, "recover", None)):
+            continue  # this module itself (apps.core has no jobs of its own)
         try:
             report[label] = module.recover()
         except Exception as exc:  # a broken recoverer must not keep the others from running

@@ -103,6 +103,8 @@ def _wait_gone(processes, timeout=30.0):
 def test_up_round_trips_a_task_and_a_socket_then_stops_cleanly(tmp_path):
     portal = Portal(tmp_path / "var")
     portal.start()
+    startup = portal.output()
+    assert "Traceback" not in startup and "WARNING" not in startup.upper().replace("[PORTAL]", ""), startup
     try:
         portal.manage(
             "shell",

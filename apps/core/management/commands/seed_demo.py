@@ -7,6 +7,7 @@ step that creates them, before anything else can fail, so they are never lost.
 """
 
 import contextlib
+import logging
 import secrets
 
 from django.conf import settings
@@ -36,6 +37,18 @@ DEMO_USERS = [
 DEMO_TEAM = ("risk-analytics", "Risk Analytics", ["engineer", "engineer2", "steward"])
 
 
+@contextlib.contextmanager
+def _quiet_logs():
+    """The portal's INFO logs (export parity, stale runs) would interleave with the summary."""
+    logger = logging.getLogger("apps")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class Command(BaseCommand):
     help = "Create demo users (random passwords, printed once; development only), a team and sample data."
 
@@ -56,9 +69,10 @@ class Command(BaseCommand):
                     u.username: u for u in get_user_model().objects.filter(username__in=[d[0] for d in DEMO_USERS])
                 }
                 team = self._team(users)
-                for label, module in portal_app_modules("seed"):
-                    self.stdout.write(f"seeding {label} ...")
-                    module.seed(users=users, team=team, out=self.stdout)
+                with _quiet_logs():  # each seed prints its own one-line summary
+                    for label, module in portal_app_modules("seed"):
+                        self.stdout.write(f"seeding {label} ...")
+                        module.seed(users=users, team=team, out=self.stdout)
         if created and not no_print_logins:
             self.stdout.write("Demo logins (shown once; also saved to var/demo-logins.txt, readable only by you):")
             for username, password, role in created:
