@@ -97,3 +97,26 @@ def test_profile_form_shows_inline_errors(owner):
     assert page.status_code == 200
     assert b"invalid-feedback" in page.content
     assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_profile_page_queries_do_not_grow_with_tokens(owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.accounts.services import token_create
+    from tests.conftest import page_client_for
+
+    client = page_client_for(owner)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/accounts/profile/").status_code == 200
+        return len(ctx.captured_queries)
+
+    for i in range(5):
+        token_create(user=owner, name=f"t{i}", scopes=["read"], expires_days=1)
+    few = count()
+    for i in range(45):
+        token_create(user=owner, name=f"u{i}", scopes=["read"], expires_days=None)
+    assert count() == few
