@@ -9,7 +9,7 @@ and never raises for a bad value: it returns "—" (missing) or the value as tex
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -72,7 +72,7 @@ def when(value, *, with_time: bool = True) -> str:
         value = parsed
     if isinstance(value, datetime):
         if timezone.is_naive(value):
-            value = timezone.make_aware(value, timezone.utc)
+            value = value.replace(tzinfo=UTC)
         local = timezone.localtime(value)
         if not with_time:
             return f"{local.day} {local:%b %Y}"

@@ -7,7 +7,6 @@ kill -9 of the launcher takes them down too; their pid files let the next start 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -22,18 +21,9 @@ from pathlib import Path
 from django.conf import settings
 
 from apps.core.embedded_redis import port_is_free, start_redis, wait_for_redis
+from apps.core.processes import die_with_parent
 
-PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 20
-
-
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Ask the kernel to send `sig` to this process when its parent dies (Linux; elsewhere the pid
-    files still allow cleanup on the next start)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
-    except OSError:
-        pass
 
 
 def _die_with_parent() -> None:

@@ -102,7 +102,7 @@ def settle_child_heap(**kwargs):
     process training on with nobody to report to), and keep full collections off the inherited
     start-up heap (see heap.py)."""
     from apps.core.heap import settle
-    from apps.core.launcher import die_with_parent
+    from apps.core.processes import die_with_parent
 
     die_with_parent(signal.SIGKILL)
     settle(import_urls=False)

@@ -36,3 +36,9 @@ def test_sizes_money_and_dates():
     assert fmt.when("2026-01-02T03:04:05Z", with_time=False) == "2 Jan 2026"
     assert fmt.when(None) == "—"
     assert fmt.duration(0.25) == "0.25 s"
+
+
+def test_naive_datetimes_read_as_utc():
+    import datetime as dt
+
+    assert fmt.when(dt.datetime(2026, 1, 2, 3, 4)) == "2 Jan 2026, 03:04 UTC"
