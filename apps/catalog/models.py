@@ -52,6 +52,7 @@ IMMUTABLE_VERSION_FIELDS = (
     "code_version",
     "package_versions",
     "seed",
+    "onnx_parity",
     "created_by_id",
 )
 MUTABLE_VERSION_FIELDS = ("description", "tags", "metrics")
@@ -83,6 +84,10 @@ class ModelVersion(models.Model):
     code_version = models.CharField(max_length=200, blank=True)
     package_versions = models.JSONField(default=dict, blank=True)
     seed = models.BigIntegerField(null=True, blank=True)
+    # The ONNX Runtime parity check made when the version was exported from torch (training jobs,
+    # `version_register_from_torch`): max_abs_diff, tolerance, threshold, exporter,
+    # batch_sizes_checked. Empty for an ONNX file uploaded as it is, which nothing checked.
+    onnx_parity = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -118,6 +118,38 @@ def clean_lineage(lineage: Any) -> dict[str, Any]:
     return out
 
 
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def clean_onnx_parity(parity: Any) -> dict[str, Any]:
+    """The parity check to keep with a version, from the engine's export summary
+    (`OnnxExport.summary()`: parity_max_abs_diff, tolerance, parity_threshold, exporter,
+    batch_sizes_checked) or the stored form (max_abs_diff, tolerance, ...). None or {} means no
+    check was made."""
+    if not parity:
+        return {}
+    if not isinstance(parity, dict):
+        raise ValidationError({"onnx_parity": ["Give the parity check as an object."]})
+    diff = parity.get("max_abs_diff", parity.get("parity_max_abs_diff"))
+    tolerance = parity.get("tolerance")
+    threshold = parity.get("threshold", parity.get("parity_threshold"))
+    if not _finite_number(diff) or diff < 0:
+        raise ValidationError({"onnx_parity": ["max_abs_diff must be a finite number of at least 0."]})
+    if not _finite_number(tolerance) or tolerance <= 0:
+        raise ValidationError({"onnx_parity": ["tolerance must be a positive number."]})
+    sizes = parity.get("batch_sizes_checked") or []
+    if not isinstance(sizes, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in sizes):
+        raise ValidationError({"onnx_parity": ["batch_sizes_checked is a list of integers."]})
+    return {
+        "max_abs_diff": float(diff),
+        "tolerance": float(tolerance),
+        "threshold": float(threshold) if _finite_number(threshold) else float(tolerance),
+        "exporter": str(parity.get("exporter") or "")[:40],
+        "batch_sizes_checked": sizes[:20],
+    }
+
+
 # --- registered models ----------------------------------------------------------------------
 
 
@@ -198,8 +230,12 @@ def version_register(
     metrics=None,
     lineage=None,
     framework: str = "",
+    onnx_parity: dict | None = None,
 ) -> ModelVersion:
-    """Validate, encrypt and record a new immutable version. On any failure nothing is left behind."""
+    """Validate, encrypt and record a new immutable version. On any failure nothing is left behind.
+
+    `onnx_parity` is the ONNX Runtime parity check of a torch export (see `clean_onnx_parity`);
+    leave it out for a file nothing checked."""
     permissions.require(actor, "change", model)
     if model.archived_at is not None:
         raise Conflict(f"Model {model.name!r} is archived; it takes no new versions.")
@@ -214,6 +250,7 @@ def version_register(
         "tags": clean_tags(tags),
         "metrics": clean_metrics(metrics),
         **clean_lineage(lineage),
+        "onnx_parity": clean_onnx_parity(onnx_parity),
     }
     with local_path(artifact) as path:
         info = inspect_onnx(path, framework=framework)

@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from apps.catalog import services
 from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.core.permissions import visible_one
-from apps.training.engine.export import ParityError, export_onnx
+from apps.training.engine.export import OnnxExport, ParityError, export_onnx
 
 logger = logging.getLogger(__name__)
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -34,6 +34,11 @@ def onnx_bytes_of(module, example_input, *, tolerance: float = 1e-4) -> bytes:
     Raises a field error: `example_input` when it is not a non-empty batch, `artifact` when ONNX
     Runtime disagrees with torch beyond `tolerance`.
     """
+    return onnx_export_of(module, example_input, tolerance=tolerance).onnx_bytes
+
+
+def onnx_export_of(module, example_input, *, tolerance: float = 1e-4) -> OnnxExport:
+    """The engine's export of `module` with its parity check (`onnx_bytes_of` explains the errors)."""
     example = np.asarray(example_input, dtype=np.float32)
     if example.ndim < 2 or example.shape[0] < 1:
         raise ValidationError({"example_input": ["Give a non-empty batch: shape (batch, features...)."]})
@@ -42,7 +47,7 @@ def onnx_bytes_of(module, example_input, *, tolerance: float = 1e-4) -> bytes:
     except ParityError as exc:
         raise ValidationError({"artifact": [f"{exc}. The model was not registered."]}) from None
     logger.info("ONNX export (%s): parity max abs diff %.3g", exported.exporter, exported.parity_max_abs_diff)
-    return exported.onnx_bytes
+    return exported
 
 
 def state_dict_bytes(module) -> bytes:
@@ -94,9 +99,10 @@ def version_register_from_torch(
         model = visible_one(actor, RegisteredModel.objects.all(), pk=model.pk)
     elif not create:
         raise ValidationError({"model_name": [f"No model called {model_name!r}."]})
-    onnx_bytes = onnx_bytes_of(
+    exported = onnx_export_of(
         module, example_input, tolerance=tolerance
     )  # before creating: a failed export leaves nothing
+    onnx_bytes = exported.onnx_bytes
     if model is None:
         model = services.model_create(actor=actor, name=model_name, description=model_description, team=team)
     full_lineage: dict[str, Any] = {"package_versions": package_versions(), **(lineage or {})}
@@ -113,4 +119,5 @@ def version_register_from_torch(
         metrics=metrics,
         lineage=full_lineage,
         framework="pytorch",
+        onnx_parity=exported.summary(),
     )

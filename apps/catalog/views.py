@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from apps.catalog import forms, selectors, services
 from apps.catalog.models import CARD_MIN_CHARS, FRAMEWORKS, RegisteredModel
+from apps.core import format as fmt
 from apps.core import sharing, vault
 from apps.core.forms import apply_validation_error
 from apps.core.permissions import can, require
@@ -119,7 +120,7 @@ def card_edit(request, name):
     if request.method == "POST" and form.is_valid():
         data = {f: form.cleaned_data[f] for f in form.Meta.fields}
         card = services.card_update(model=model, actor=request.user, **data)
-        messages.success(request, f"Model card saved ({card.completeness:.0%} complete).")
+        messages.success(request, f"Model card saved ({fmt.percent(card.completeness, 0)} complete).")
         return redirect("catalog:model-detail", name=model.name)
     return render(request, "catalog/form.html", {"form": form, "title": f"Model card of {model.name}", "model": model})
 
@@ -209,6 +210,7 @@ def version_detail(request, name, version):
         "form": form,
         "run_link": reverse("experiments:run-detail", args=[found.run_id]) if found.run_id.isdigit() else None,
         "aliases": sorted(a.name for a in found.aliases.all()),
+        "parity": parity_display(found.onnx_parity),
     }
     return render(request, "catalog/version_detail.html", context)
 
@@ -218,6 +220,29 @@ def version_download(request, name, version):
     which = "state_dict" if request.GET.get("which") == "state_dict" else "artifact"
     chunks, size, filename = services.artifact_open(version=found, actor=request.user, which=which, request=request)
     return vault.streaming_response(chunks, request=request, size=size, filename=filename)
+
+
+def _scientific(value: float, digits: int) -> str:
+    """4.77e-06 with `digits` decimals; with none, the short form the job page's limit reads as (1e-4)."""
+    text = f"{value:.{digits}e}"
+    if digits:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def parity_display(parity: dict) -> dict | None:
+    """The version's ONNX parity check as the page shows it, or None when none was recorded:
+    {"diff": "4.77e-06", "limit": "1e-4", "exporter": "dynamo", "batch_sizes": "1, 3, 8"}."""
+    if not parity or "max_abs_diff" not in parity or "tolerance" not in parity:
+        return None
+    return {
+        "diff": _scientific(parity["max_abs_diff"], 2),
+        "limit": _scientific(parity["tolerance"], 0),
+        "passed": parity["max_abs_diff"] <= parity.get("threshold", parity["tolerance"]),
+        "exporter": parity.get("exporter") or "",
+        "batch_sizes": ", ".join(str(n) for n in parity.get("batch_sizes_checked") or []),
+    }
 
 
 def _json(value) -> str:

@@ -128,7 +128,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         model = ModelVersion
         fields = [
             "model", "version", "description", "tags", "metrics", "signature", "framework", "opset", "producer",
-            "artifact", "state_dict", "lineage", "aliases", "created_by", "created_at",
+            "artifact", "state_dict", "lineage", "onnx_parity", "aliases", "created_by", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
 
