@@ -177,6 +177,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # The database is the source of truth for jobs: re-dispatch or resume those whose message or
     # worker is gone (apps/core/recovery.py).
     "recover-jobs": {"task": "core.recover_jobs", "schedule": 60.0, "options": {"queue": "default"}},
+    # Runs whose client went silent are flagged stale, never counted as training.
+    "mark-stale-runs": {"task": "experiments.mark_stale_runs", "schedule": 60.0, "options": {"queue": "default"}},
     # Storage limitation (GDPR art. 5(1)(e), UAE PDPL): delete feature data past each view's retention.
     "features-retention-sweep": {
         "task": "features.retention_sweep",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rest_framework import authentication, exceptions
 
 from apps.accounts.tokens import find_token
+from apps.core.audit import attribute_request_to
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -24,6 +25,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = find_token(key.strip())
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        attribute_request_to(token.user)  # the audit middleware ran before DRF knew who this is
         return token.user, token
 
     def authenticate_header(self, request) -> str:

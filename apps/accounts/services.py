@@ -16,6 +16,7 @@ from apps.accounts.tokens import new_key
 from apps.core.audit import audit_event
 from apps.core.errors import NotFound
 from apps.core.permissions import is_platform_admin
+from apps.core.realtime import access_changed, token_access_group
 
 VALID_SCOPES = {code for code, _ in ApiToken.SCOPES}
 
@@ -46,6 +47,7 @@ def token_revoke(*, token: ApiToken, actor) -> ApiToken:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         audit_event(actor=actor, event="token.revoke", obj=token)
+        access_changed([token_access_group(token.pk)])  # sockets opened with it close with 4403
     return token
 
 
@@ -68,4 +70,6 @@ def team_add_member(*, team: Team, user) -> None:
 
 
 def team_remove_member(*, team: Team, user) -> None:
+    """Take `user` out of `team`; their open sockets re-check access after commit
+    (apps.accounts.signals.recheck_sockets_on_group_removal, which also covers the admin)."""
     user.groups.remove(team.group)

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 
-from auditlog.context import set_actor
+from auditlog.context import auditlog_value, set_actor
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -57,6 +57,23 @@ def system_user():
         user.set_unusable_password()
         user.save(update_fields=["password"])
     return user
+
+
+def attribute_request_to(user) -> None:
+    """Name `user` as the actor of the changes the current request makes.
+
+    auditlog's middleware reads `request.user` before the view runs; a token caller is only known
+    once DRF authenticates it inside the view, so without this every change made with
+    `Authorization: Token` was recorded with no actor. The authentication class calls this when
+    it has found the token's user. The middleware's context is per request, so this touches no
+    other request; outside a request (no context) and when an actor is already named it does nothing.
+    """
+    try:
+        context = auditlog_value.get()
+    except LookupError:
+        return
+    if context.get("actor") is None and getattr(user, "pk", None) and user.is_authenticated:
+        context["actor"] = user
 
 
 @contextlib.contextmanager

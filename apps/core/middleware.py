@@ -43,9 +43,11 @@ class ApiSlashMiddleware:
         response = self.get_response(request)
         if response.status_code != 404 or not request.path_info.startswith("/api/v1/"):
             return response
-        path = request.path_info
+        path, urlconf = request.path_info, getattr(request, "urlconf", None)
         other = path[:-1] if path.endswith("/") else f"{path}/"
-        if not _resolves(other, getattr(request, "urlconf", None)):
+        # Only a path that matches no route: a view's own 404 (a stranger asking for an object)
+        # must stay a 404, or the redirect would tell them the object exists.
+        if _resolves(path, urlconf) or not _resolves(other, urlconf):
             return response
         location = f"{request.META.get('SCRIPT_NAME', '')}{other}"
         if request.META.get("QUERY_STRING"):

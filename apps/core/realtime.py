@@ -7,6 +7,11 @@ One broadcaster: every live message of every app leaves through this module's se
 (`broadcast` after commit, `send_now` at once), the one event loop thread a process runs for
 sockets. Coalescers that merge a window's messages first (the experiments' metric updates,
 `apps.experiments.live`) schedule their flush on the same thread with `call_later`.
+
+Revocation reaches open sockets: every object socket also joins its user's and its token's access
+groups, and the services that take access away (unshare, team removal, deactivation, token
+revocation) call `access_changed` after commit, so the affected sockets ask again at once and close
+with 4403; a timer asks again every `ACCESS_BACKSTOP_S` in case a change took another path.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.http.request import split_domain_port, validate_host
 
 from apps.core.permissions import token_allows
 from portal.discovery import portal_app_modules
@@ -40,10 +47,32 @@ MAX_CLIENT_MESSAGE_BYTES = 4096
 # How long a socket's "may view" answer is trusted before the next delivery asks again: an
 # unshare closes open sockets within this time (and costs one query per socket per window).
 ACCESS_RECHECK_S = 5.0
+# The backstop: a socket asks again on this timer even when nothing is delivered, for access lost
+# by a path that sends no `access_changed` (a raw group edit, an expiring token).
+ACCESS_BACKSTOP_S = 30.0
 
 
 def group_name(kind: str, pk: object) -> str:
     return f"{kind}.{pk}"
+
+
+def user_access_group(user_id: object) -> str:
+    return f"access.user.{user_id}"
+
+
+def token_access_group(token_id: object) -> str:
+    return f"access.token.{token_id}"
+
+
+def access_changed(groups: list[str] | tuple[str, ...]) -> None:
+    """Once the current transaction commits, make every socket in `groups` ask again at once
+    whether its user (and token) may still view its object, closing with 4403 if not.
+
+    Call it from a service that takes access away, with `user_access_group(user.pk)` for each
+    affected user, `token_access_group(token.pk)` for a revoked token, or an object's group."""
+    wanted = list(dict.fromkeys(groups))
+    if wanted:
+        transaction.on_commit(lambda: [_sender().put(g, {"type": "portal.recheck"}) for g in wanted])
 
 
 def broadcast(group: str, message: dict[str, Any]) -> None:
@@ -57,7 +86,7 @@ def send_now(group: str, message: dict[str, Any]) -> None:
     `async_to_sync(group_send)` per call built a new event loop and Redis connection each time
     (about 5 ms on a training job's writer thread); one long-lived loop keeps its connections.
     """
-    _sender().put(group, message)
+    _sender().put(group, {"type": "portal.event", "payload": message})
 
 
 def call_later(delay_s: float, callback: Callable[[], None]) -> None:
@@ -94,9 +123,9 @@ class _Sender:
     async def _drain(self) -> None:
         layer = get_channel_layer()
         while True:
-            group, message = await self.queue.get()
+            group, event = await self.queue.get()
             try:
-                await layer.group_send(group, {"type": "portal.event", "payload": message})
+                await layer.group_send(group, event)
             except Exception:  # a missed live update must never fail the write that caused it
                 log.exception("broadcast to %s failed", group)
             self._done()
@@ -112,9 +141,10 @@ class _Sender:
             if not self.pending:
                 self.idle.set()
 
-    def put(self, group: str, message: dict[str, Any]) -> None:
+    def put(self, group: str, event: dict[str, Any]) -> None:
+        """Queue a channel-layer event (`{"type": "portal.event", "payload": ...}`) for `group`."""
         self._started()
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, event))
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
         self._started()  # counted from now, so `flush` also waits for what the callback will send
@@ -166,13 +196,15 @@ class ObjectConsumer(AsyncJsonWebsocketConsumer):
     (the kind's `_for` selector: the object, or None when the user may not view it).
 
     Unauthenticated sockets close with 4401; sockets for objects the user may not view close
-    with 4403 (the same answer whether the object exists or not). Access is asked again before a
-    delivery once the last answer is `ACCESS_RECHECK_S` old, so a socket opened before an unshare
-    closes with 4403 instead of streaming on.
+    with 4403 (the same answer whether the object exists or not). Access is asked again (the user
+    and token re-read, so deactivation and revocation count): before a delivery once the last
+    answer is `ACCESS_RECHECK_S` old, at once when an `access_changed` event reaches one of the
+    socket's groups, and every `ACCESS_BACKSTOP_S` on a timer. Lost access closes with 4403.
     """
 
     group_kind = ""
     url_kwarg = "pk"
+    group: str | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -191,12 +223,31 @@ class ObjectConsumer(AsyncJsonWebsocketConsumer):
         self.object = obj
         self.checked_at = time.monotonic()
         self.group = group_name(self.group_kind, obj.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        token = self.scope.get("token")
+        self.access_groups = [user_access_group(user.pk)] + ([token_access_group(token.pk)] if token else [])
+        for group in (self.group, *self.access_groups):
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.backstop = asyncio.ensure_future(self._backstop())
         await self.send_json({"type": "subscribed", "group": self.group})
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._leave()
+
+    async def _leave(self) -> None:
+        backstop = getattr(self, "backstop", None)
+        if backstop is not None and backstop is not asyncio.current_task():
+            backstop.cancel()
+        if self.group is not None:
+            for group in (self.group, *self.access_groups):
+                await self.channel_layer.group_discard(group, self.channel_name)
+            self.group = None
+
+    async def _backstop(self) -> None:
+        """Ask again on a timer, through the socket's own channel so the check runs in turn with
+        deliveries (never two at once)."""
+        while True:
+            await asyncio.sleep(ACCESS_BACKSTOP_S)
+            await self.channel_layer.send(self.channel_name, {"type": "portal.recheck"})
 
     def load_object(self, user, pk):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -219,21 +270,37 @@ class ObjectConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def portal_event(self, event: dict) -> None:
-        if getattr(self, "group", None) is None:  # closed for lost access; a message was in flight
+        if self.group is None:  # closed for lost access; a message was in flight
             return
         if time.monotonic() - self.checked_at >= ACCESS_RECHECK_S and not await self._still_allowed():
             return
         await self.send_json(event["payload"])
 
+    async def portal_recheck(self, event: dict) -> None:
+        """Access may have been taken away (`access_changed`, or the backstop timer): ask now."""
+        if self.group is not None:
+            await self._still_allowed()
+
     async def _still_allowed(self) -> bool:
-        pk = self.scope["url_route"]["kwargs"].get(self.url_kwarg)
-        if await database_sync_to_async(self.load_object)(self.scope.get("user"), pk) is None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = None
+        if await database_sync_to_async(self._current_object)() is None:
+            await self._leave()
             await self.close(code=CLOSE_FORBIDDEN)
             return False
         self.checked_at = time.monotonic()
         return True
+
+    def _current_object(self):
+        """`load_object` for the user and token as the database has them now (the handshake's
+        copies would still say active after a deactivation or a revocation)."""
+        user = get_user_model().objects.filter(pk=self.scope["user"].pk, is_active=True).first()
+        if user is None:
+            return None
+        token = self.scope.get("token")
+        if token is not None:
+            token = type(token).objects.filter(pk=token.pk).first()
+            if token is None or not token.is_active or not token_allows(token, "read"):
+                return None
+        return self.load_object(user, self.scope["url_route"]["kwargs"].get(self.url_kwarg))
 
 
 class NotificationsConsumer(ObjectConsumer):
@@ -278,12 +345,11 @@ class TokenAuthMiddleware:
 
 
 class PortalWebSocketAuth:
-    """Session sockets must come from an allowed origin; token sockets need no Origin header."""
+    """Session sockets must come from the portal's own origin; token sockets need no Origin header."""
 
     def __init__(self, inner):
-        session_stack = AuthMiddlewareStack(inner)
         self.by_token = TokenAuthMiddleware(inner)
-        self.by_session = OriginValidator(session_stack, _allowed_origins())
+        self.by_session = SameOriginValidator(AuthMiddlewareStack(inner))
 
     async def __call__(self, scope, receive, send):
         if _token_header(scope) is not None:
@@ -291,9 +357,54 @@ class PortalWebSocketAuth:
         return await self.by_session(scope, receive, send)
 
 
-def _allowed_origins() -> list[str]:
-    origins = list(settings.ALLOWED_HOSTS) + [o.split("://", 1)[-1] for o in settings.CSRF_TRUSTED_ORIGINS]
-    return [o[1:] if o.startswith(".") else o for o in origins] + ["127.0.0.1:*", "localhost:*"]
+class SameOriginValidator:
+    """Accept a cookie-authenticated handshake only from a page of the portal itself.
+
+    A browser sends its cookies with a socket opened by any page, and cookies do not tell ports
+    apart, so a page on another localhost port (or any site) could otherwise open a socket as the
+    signed-in user. As Django's CSRF check does for forms, the Origin must be the socket's own
+    scheme and host (a host in ALLOWED_HOSTS, port included), one of CSRF_TRUSTED_ORIGINS, or
+    the origin of PORTAL_BASE_URL (behind a proxy that rewrites Host, set one of the latter two).
+    Refused handshakes are denied before accept (HTTP 403), as channels' OriginValidator does.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        origin = dict(scope.get("headers") or []).get(b"origin")
+        if origin is not None and origin_allowed(scope, origin.decode("latin-1")):
+            return await self.application(scope, receive, send)
+        return await WebsocketDenier()(scope, receive, send)
+
+
+def origin_allowed(scope, origin: str) -> bool:
+    """True when `origin` (scheme://host[:port]) may open a session socket for `scope`."""
+    origin = origin.lower().rstrip("/")
+    if origin in configured_origins():
+        return True
+    if any(_wildcard_match(origin, o) for o in settings.CSRF_TRUSTED_ORIGINS if "://*." in o):
+        return True
+    host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+    if not host or not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
+        return False
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    return origin == f"{scheme}://{host}"
+
+
+def configured_origins() -> set[str]:
+    """The origins named in settings: CSRF_TRUSTED_ORIGINS and PORTAL_BASE_URL's."""
+    base = settings.PORTAL_BASE_URL.split("://", 1)
+    named = [*settings.CSRF_TRUSTED_ORIGINS, f"{base[0]}://{base[-1].split('/', 1)[0]}"]
+    return {o.lower().rstrip("/") for o in named}
+
+
+def _wildcard_match(origin: str, pattern: str) -> bool:
+    """`https://*.example.com` (Django's CSRF_TRUSTED_ORIGINS form) matches its subdomains."""
+    scheme, _, domain = pattern.lower().partition("://*.")
+    return origin.startswith(f"{scheme}://") and (
+        origin.split("://", 1)[1].split(":", 1)[0].endswith(f".{domain.split(':', 1)[0]}")
+    )
 
 
 def websocket_urlpatterns() -> list:

@@ -36,6 +36,7 @@ from apps.accounts.models import Team
 from apps.core import permissions
 from apps.core.audit import audit_event
 from apps.core.forms import BootstrapFormMixin, apply_validation_error
+from apps.core.realtime import access_changed, group_name, user_access_group
 
 ROLE_CHOICES = [("viewer", "viewer"), ("editor", "editor")]
 
@@ -193,6 +194,8 @@ def share_object(
             data=_target(user, team) | {"role": role, "grants": sorted(c for c, w in changes.items() if w)},
             request=request,
         )
+        if role == "viewer" or not all(changes.values()):  # a downgrade or a grant taken back
+            _recheck_sockets(obj, user=user, team=team)
 
 
 def unshare_object(
@@ -209,6 +212,15 @@ def unshare_object(
         for grant in grants:
             permissions.grant_extra(obj, grant.codename, user=user, team=team, granted=False)
         audit_event(actor=actor, event=_event(obj, "unshare"), obj=obj, data=_target(user, team), request=request)
+        _recheck_sockets(obj, user=user, team=team)
+
+
+def _recheck_sockets(obj: models.Model, *, user=None, team=None) -> None:
+    """After commit, open sockets on `obj` and every socket of the users who lost something ask
+    again whether they may still view (API.md: sockets that lose access close with 4403); the
+    users' groups also reach sockets on objects whose visibility follows `obj` (a run's experiment)."""
+    members = [user.pk] if user is not None else list(team.group.user_set.values_list("pk", flat=True))
+    access_changed([group_name(obj._meta.model_name, obj.pk), *(user_access_group(pk) for pk in members)])
 
 
 def sharing_of(obj: models.Model, grants: Sequence[Grant] = ()) -> dict:

@@ -4,7 +4,7 @@ import csv
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -93,6 +93,11 @@ def forbidden(request, exception=None):
 
 @login_not_required
 def bad_request(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        message = "The request body is larger than the portal accepts; send less, or upload a file."
+        if request.path.startswith("/api/"):
+            return JsonResponse({"detail": message}, status=413)
+        return render(request, "error.html", {"title": "Too large", "message": message}, status=413)
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "The request could not be understood."}, status=400)
     return render(

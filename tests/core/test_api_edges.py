@@ -55,3 +55,16 @@ def test_csrf_failure_on_the_api_is_json(owner):
     client.force_login(owner)
     response = client.post("/api/v1/models/", {"name": "x"}, content_type="application/json")
     assert response.status_code == 403 and "detail" in response.json()
+
+
+@pytest.mark.django_db
+def test_a_views_own_404_is_not_turned_into_a_redirect(owner, stranger):
+    from apps.catalog import services
+
+    services.model_create(actor=owner, name="hidden-model", description="", tags=[])
+    api = api_client_for(stranger)
+    assert api.get("/api/v1/models/hidden-model/").status_code == 404
+    assert api.get("/api/v1/models/hidden-model/card").status_code == 404
+    # a path both spellings of which resolve (a <path:> converter) answers the view's 404, no loop
+    response = api.get("/api/v1/runs/999999/artifacts/notes.txt")
+    assert response.status_code == 404

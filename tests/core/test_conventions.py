@@ -85,7 +85,8 @@ def test_audit_list_queries_do_not_grow_with_rows(auditor, owner):
     count("/api/v1/audit/", api)  # warm: the token's last-used stamp is written once a minute
     for i in range(5):
         audit_event(actor=owner, event="test.event", data={"i": i})
-    few = (count("/api/v1/audit/", api), count("/audit/", page))
+    # filtered to one kind of entry, so 5 and 50 rows show the same kinds of related names
+    few = (count("/api/v1/audit/?event=test.event", api), count("/audit/?event=test.event", page))
     for i in range(45):
         audit_event(actor=owner, event="test.event", data={"i": i})
-    assert (count("/api/v1/audit/", api), count("/audit/", page)) == few
+    assert (count("/api/v1/audit/?event=test.event", api), count("/audit/?event=test.event", page)) == few

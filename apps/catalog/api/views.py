@@ -10,13 +10,14 @@ from __future__ import annotations
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.catalog import selectors, services
 from apps.catalog.api import serializers as s
 from apps.core import vault
+from apps.core.api.parsers import PortalJSONParser
 from apps.core.api.validation import validated, validated_query
 from apps.core.errors import TooLarge
 
@@ -87,7 +88,7 @@ class ModelCardView(APIView):
 
 class VersionListView(generics.ListAPIView):
     serializer_class = s.ModelVersionSerializer
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, PortalJSONParser]
 
     def get_queryset(self):
         return selectors.versions_of(selectors.model_for(self.request.user, self.kwargs["name"]))
