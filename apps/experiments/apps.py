@@ -11,8 +11,8 @@ class ExperimentsConfig(AppConfig):
     }
 
     # High-volume rows written in bulk: auditing them would mean one audit entry per metric point.
-    # Runs and experiments (the things people change) stay audited.
-    unaudited_models = ("MetricPoint", "RunMetricSummary", "RunParam", "RunTag", "ExperimentKey")
+    # Runs and experiments (the things people change) stay audited; a user's column choice is not a change.
+    unaudited_models = ("MetricPoint", "RunMetricSummary", "RunParam", "RunTag", "ExperimentKey", "RunsTableColumns")
 
     def ready(self) -> None:
         from auditlog.registry import auditlog

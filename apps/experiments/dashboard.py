@@ -8,7 +8,8 @@ from apps.experiments.selectors import experiments_visible, runs_visible
 
 def cards(user) -> list[dict]:
     experiments = experiments_visible(user).count()
-    running = runs_visible(user, {"status": Run.Status.RUNNING}).count()
+    # Training now: running runs whose client is still heard from (stale ones are not training).
+    running = runs_visible(user, {"status": Run.Status.RUNNING, "stale": False}).count()
     return [
         {
             "title": "Experiments",

@@ -25,6 +25,7 @@ from apps.experiments.validation import check_key
 
 MAX_FILTER_LENGTH = 2000
 MAX_CLAUSES = 40
+MAX_DEPTH = 10  # nested parentheses: the parser recurses per level, so deeper input is refused
 LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 ATTRIBUTES = {
     "name": "text",
@@ -122,6 +123,7 @@ class _Parser:
         self.tokens = tokens
         self.i = 0
         self.clauses = 0
+        self.depth = 0
 
     def peek(self) -> Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -159,9 +161,15 @@ class _Parser:
     def term(self) -> Q:
         token = self.peek()
         if token is not None and token.kind == "lparen":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise FilterError(
+                    f"At position {token.pos}: at most {MAX_DEPTH} nested parentheses; simplify the filter."
+                )
             self.i += 1
             q = self.expr()
             self.take("rparen", "')' to close the '(' opened before")
+            self.depth -= 1
             return q
         return self.comparison()
 

@@ -40,3 +40,16 @@ class RunsTableForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["metric"].choices = [(k, k) for k in metric_keys]
         self.fields["param"].choices = [(k, k) for k in param_keys]
+
+
+class RunsTableColumnsForm(forms.Form):
+    """The Columns picker of the runs table, saved per user and experiment (``reset`` forgets it)."""
+
+    metric = forms.MultipleChoiceField(required=False)
+    param = forms.MultipleChoiceField(required=False)
+    reset = forms.BooleanField(required=False)
+
+    def __init__(self, *args, metric_keys=(), param_keys=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["metric"].choices = [(k, k) for k in metric_keys]
+        self.fields["param"].choices = [(k, k) for k in param_keys]

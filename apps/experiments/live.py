@@ -49,8 +49,11 @@ def iso_ms(ms: int) -> str:
 
 
 def status_message(run) -> dict:
-    """`{"type": "status", "run", "status", "progress"}` (+ `ended_at` once the run ended)."""
+    """`{"type": "status", "run", "status", "progress"}` (+ `ended_at` once the run ended, and
+    `"stale": true` while a running run's client is silent; absent means live)."""
     message = {"type": "status", "run": run.pk, "status": run.status, "progress": run.progress}
+    if getattr(run, "stale", False):
+        message["stale"] = True
     if run.ended_at is not None:
         message["ended_at"] = run.ended_at.isoformat()
     return message

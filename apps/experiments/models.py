@@ -65,6 +65,12 @@ class Run(models.Model):
     params = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=dict, blank=True)
     log_tail = models.TextField(blank=True, default="")
+    # Last sign of life from the client (a log batch, a log line, a progress or status report).
+    # A running run silent for EXPERIMENTS_STALE_AFTER_S is flagged `stale` by the
+    # experiments.mark_stale_runs task: still "running" (the client may come back, which clears
+    # the flag), but shown apart and never counted as training.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    stale = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -86,6 +92,11 @@ class Run(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+    @property
+    def is_training(self) -> bool:
+        """Running and heard from recently: what dashboards count as "training now"."""
+        return self.status == self.Status.RUNNING and not self.stale
 
 
 class MetricPoint(models.Model):
@@ -191,3 +202,19 @@ class ExperimentKey(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["experiment", "kind", "key"], name="experiment_key_uniq")]
+
+
+class RunsTableColumns(models.Model):
+    """The metric and param columns one user chose for one experiment's runs table, so the
+    table opens on them next time (on any browser)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    metrics = models.JSONField(default=list, blank=True)
+    params = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "experiment"], name="runs_table_columns_user_experiment_uniq")
+        ]

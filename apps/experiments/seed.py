@@ -1,10 +1,17 @@
-"""Demo data: one experiment with a handful of runs whose curves look like real training."""
+"""Demo data: one experiment with a handful of runs whose curves look like real training.
+
+No run pretends to be live: the one left "running" half-way (`adamw-cosine`) is a script that
+went silent, so it is flagged stale at once and never counted as training.
+"""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
+from django.utils import timezone
 
 from apps.experiments import services
 from apps.experiments.models import Experiment, Run
@@ -15,7 +22,7 @@ RUNS = [  # name, lr, batch size, optimizer, epochs, final status
     ("adam-lr1e-3", 0.001, 64, "adam", 40, Run.Status.FINISHED),
     ("adam-lr3e-4", 0.0003, 128, "adam", 40, Run.Status.FINISHED),
     ("adam-lr1e-2", 0.01, 128, "adam", 40, Run.Status.FAILED),
-    ("adamw-cosine", 0.001, 256, "adamw", 40, Run.Status.RUNNING),
+    ("adamw-cosine", 0.001, 256, "adamw", 40, Run.Status.RUNNING),  # its client went silent: stale
 ]
 STEPS_PER_EPOCH = 50
 
@@ -106,6 +113,9 @@ def seed(*, users, team, out) -> None:
         )
         if status == Run.Status.RUNNING:
             services.run_set_status(run=run, actor=owner, progress=done_epochs / epochs)
+            # Its client stopped reporting: flag it now rather than after the first scheduled check.
+            silent_since = timezone.now() + timedelta(seconds=settings.EXPERIMENTS_STALE_AFTER_S + 1)
+            services.runs_mark_stale(now=silent_since, runs=Run.objects.filter(pk=run.pk))
         else:
             if status == Run.Status.FAILED:
                 services.run_append_log(

@@ -13,36 +13,59 @@ from __future__ import annotations
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
+from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.core.errors import NotFound
 from apps.core.permissions import Action, require, restrict
 from apps.experiments.downsample import METHODS, downsample
 from apps.experiments.filters import FilterError, apply_sort, parse_field, parse_filter
-from apps.experiments.models import Experiment, ExperimentKey, MetricPoint, Run, RunArtifact, RunMetricSummary
+from apps.experiments.models import (
+    Experiment,
+    ExperimentKey,
+    MetricPoint,
+    Run,
+    RunArtifact,
+    RunMetricSummary,
+    RunsTableColumns,
+    RunTag,
+)
 from apps.experiments.validation import check_key
 
 MAX_SERIES_POINTS = 1_000_000
+# The tag a run (or its experiment) uses to name the metric people judge it by, e.g. a training
+# template's monitored metric: `{"primary_metric": "val_acc"}` (comma-separated for several).
+PRIMARY_METRIC_TAG = "primary_metric"
+# Bookkeeping series: shown only when chosen, never among the default columns or charts.
+HOUSEKEEPING_METRICS = ("epoch", "step", "lr", "learning_rate")
 
 
 # --- experiments --------------------------------------------------------------------------------
 def experiments_visible(user, filters: dict | None = None) -> QuerySet[Experiment]:
-    """The experiments `user` may view, newest first, with `run_count` and `running_count`
-    annotated (one query per page, however many rows). `filters`: ``{"name": exact name}``."""
+    """The experiments `user` may view, newest first, with `run_count`, `running_count` (runs
+    training now: running and not stale) and `stale_count` annotated (one query per page,
+    however many rows). `filters`: ``{"name": exact name}``."""
     filters = filters or {}
     experiments = restrict(user, "view", Experiment.objects.select_related("owner", "team"))
     if filters.get("name"):
         experiments = experiments.filter(name=filters["name"])
+    running = Q(runs__status=Run.Status.RUNNING)
     return experiments.annotate(
         run_count=Count("runs", distinct=True),
-        running_count=Count("runs", filter=Q(runs__status=Run.Status.RUNNING), distinct=True),
+        running_count=Count("runs", filter=running & Q(runs__stale=False), distinct=True),
+        stale_count=Count("runs", filter=running & Q(runs__stale=True), distinct=True),
     ).order_by("-created_at", "-pk")
 
 
 def experiment_for(user, pk: int, action: Action = "view") -> Experiment:
     """One experiment: `NotFound` when `user` may not view it, `Forbidden` when visible but
-    `action` is not allowed."""
-    experiment = _one(restrict(user, "view", Experiment.objects.select_related("owner", "team")), pk)
+    `action` is not allowed. `run_count` is annotated (the API shows it)."""
+    run_count = Run.objects.filter(experiment=OuterRef("pk")).order_by().values("experiment").annotate(n=Count("pk"))
+    experiments = Experiment.objects.select_related("owner", "team").annotate(
+        run_count=Coalesce(Subquery(run_count.values("n"), output_field=IntegerField()), 0)
+    )
+    experiment = _one(restrict(user, "view", experiments), pk)
     if experiment is None:
         raise NotFound("No experiment matches the given query.")
     if action != "view":
@@ -81,11 +104,18 @@ def run_for(user, pk: int, action: Action = "view") -> Run:
     return run
 
 
+def run_experiment_for(user, pk: int, action: Action = "view") -> Experiment:
+    """The experiment of run `pk`, which holds the run's access list (runs have none of their
+    own): sharing a run shares its experiment. Raises as `run_for`."""
+    return run_for(user, pk, action).experiment
+
+
 def runs_visible(user, filters: dict | None = None) -> QuerySet:
     """The ids of the runs `user` may view that match `filters`, in table order.
 
-    `filters` (validated query string): ``experiment`` (id), ``status``, ``filter`` (the filter
-    language of filters.py) and ``order_by``. Ids, not rows: the paginated query stays narrow
+    `filters` (validated query string): ``experiment`` (id), ``status``, ``stale`` (True: only
+    runs whose client went silent, False: none of them), ``filter`` (the filter language of
+    filters.py) and ``order_by``. Ids, not rows: the paginated query stays narrow
     (no wide run columns joined or sorted over 10,000 runs); load a page with `runs_in_order`.
     Raises `ValidationError` naming ``filter``, ``order_by`` or ``status``."""
     filters = filters or {}
@@ -106,6 +136,8 @@ def _ordered_ids(runs: QuerySet[Run], filters: dict) -> QuerySet:
         if status not in Run.Status.values:
             raise ValidationError({"status": [f"status is one of {', '.join(Run.Status.values)}; got {status!r}."]})
         runs = runs.filter(status=status)
+    if filters.get("stale") is not None:
+        runs = runs.filter(stale=bool(filters["stale"]))
     sort = filters.get("order_by") or ""
     try:
         if sort:
@@ -141,6 +173,83 @@ def summaries_of(run_ids, keys: list[str] | None = None) -> dict[int, dict[str, 
 def metrics_of(run: Run) -> list[RunMetricSummary]:
     """The run's metric keys with latest, min, max and count, by key (one query)."""
     return list(RunMetricSummary.objects.filter(run=run).order_by("key", "pk"))
+
+
+def run_model_versions_visible(user, run_ids) -> dict[int, ModelVersion]:
+    """{run_id: the newest model version registered from that run} among the models `user` may
+    view (the catalog records the producing run in `ModelVersion.run_id`), in one query."""
+    keys = [str(pk) for pk in run_ids]
+    if not keys:
+        return {}
+    versions = (
+        ModelVersion.objects.filter(model__in=restrict(user, "view", RegisteredModel.objects.all()), run_id__in=keys)
+        .select_related("model", "artifact")
+        .order_by("model__name", "version", "pk")
+    )
+    return {int(v.run_id): v for v in versions}  # the newest wins
+
+
+def training_output_of(run: Run) -> dict | None:
+    """What the training job behind `run` keeps outside the run's own artifacts: its latest
+    checkpoint (epoch, step, size, digest), or None for a run no training job wrote. One query."""
+    row = (
+        Run.objects.filter(pk=run.pk, training_job__isnull=False)
+        .values(
+            "training_job__pk",
+            "training_job__checkpoint_id",
+            "training_job__checkpoint_epoch",
+            "training_job__checkpoint_step",
+            "training_job__checkpoint__plaintext_size",
+            "training_job__checkpoint__sha256",
+        )  # fmt: skip
+        .first()
+    )
+    if row is None:
+        return None
+    return {
+        "job": row["training_job__pk"],
+        "checkpoint": row["training_job__checkpoint_id"] is not None,
+        "epoch": row["training_job__checkpoint_epoch"],
+        "step": row["training_job__checkpoint_step"],
+        "size": row["training_job__checkpoint__plaintext_size"],
+        "sha256": row["training_job__checkpoint__sha256"] or "",
+    }
+
+
+def primary_metrics_of(experiment: Experiment) -> list[str]:
+    """The metrics named primary by the experiment's `primary_metric` tag or its runs' (e.g. the
+    training template's monitored metric), in first-seen order; one query."""
+    names = [experiment.tags.get(PRIMARY_METRIC_TAG, "")]
+    names += RunTag.objects.filter(run__experiment=experiment, key=PRIMARY_METRIC_TAG).values_list("value", flat=True)[
+        :20
+    ]
+    out = [n.strip() for text in names for n in (text or "").split(",") if n.strip()]
+    return list(dict.fromkeys(out))
+
+
+def metrics_by_interest(metric_keys: list[str], primary: list[str] = ()) -> list[str]:
+    """`metric_keys` in the order people look at them: primary first, then validation, test
+    and other metrics, bookkeeping (epoch, lr, timings) last; system metrics left out."""
+
+    def rank(key: str) -> tuple[int, str]:
+        low = key.lower()
+        if key in primary:
+            return (0, f"{primary.index(key):04d}")
+        if low.startswith(("val_", "val/", "valid", "eval")):
+            return (1, key)
+        if low.startswith(("test_", "test/")):
+            return (2, key)
+        if low in HOUSEKEEPING_METRICS or low.endswith(("_time_s", "_time", "_seconds")):
+            return (4, key)
+        return (3, key)
+
+    return sorted((k for k in metric_keys if not k.startswith("system/")), key=rank)
+
+
+def runs_table_columns_for(user, experiment: Experiment) -> RunsTableColumns | None:
+    """The columns `user` last chose for `experiment`'s runs table (an experiment already
+    fetched through `experiment_for`), or None."""
+    return RunsTableColumns.objects.filter(user=user, experiment=experiment).first()
 
 
 def artifacts_of(run: Run) -> QuerySet[RunArtifact]:
@@ -237,3 +346,31 @@ def series_of(
         "values": value_list,
         "timestamps": timestamps.tolist(),
     }
+
+
+def series_of_runs(runs: list[Run], key: str, *, max_points: int = 1000) -> dict[int, dict]:
+    """{run_id: {"steps", "values"}} of `key` for runs already fetched through a selector, read
+    in one query (the compare page draws its first chart without a request per run); each
+    series downsampled to `max_points` (min/max buckets), NaN as None."""
+    if check_key(key):
+        return {}
+    rows = (
+        MetricPoint.objects.filter(run_id__in=[r.pk for r in runs], key=key)
+        .order_by("run_id", "step")
+        .values_list("run_id", "step", "value")
+    )
+    by_run: dict[int, list] = {r.pk: [] for r in runs}
+    for run_id, step, value in rows.iterator(chunk_size=10_000):
+        by_run[run_id].append((step, np.nan if value is None else value))
+    out = {}
+    for run_id, points in by_run.items():
+        data = np.array(points, dtype=np.float64).reshape(-1, 2)
+        steps, values = data[:, 0], data[:, 1]
+        if len(steps) > max_points:
+            keep = downsample(steps, values, max_points, "minmax")
+            steps, values = steps[keep], values[keep]
+        out[run_id] = {
+            "steps": steps.astype(np.int64).tolist(),
+            "values": [None if np.isnan(v) else v for v in values.tolist()],
+        }
+    return out

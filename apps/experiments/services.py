@@ -10,14 +10,16 @@ after commit through `apps.experiments.live` (coalesced, on the one broadcaster)
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import re
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from apps.core import vault
@@ -34,16 +36,20 @@ from apps.experiments.models import (
     RunArtifact,
     RunMetricSummary,
     RunParam,
+    RunsTableColumns,
     RunTag,
 )
 from apps.experiments.validation import (
     Point,
     as_number,
+    check_key,
     clean_metrics,
     clean_params,
     clean_tags,
     now_ms,
 )
+
+log = logging.getLogger(__name__)
 
 LOG_TAIL_CHARS = 64 * 1024
 TRANSITIONS = {
@@ -53,6 +59,10 @@ TRANSITIONS = {
 COPY_THRESHOLD = 50  # PostgreSQL: batches this big go through COPY
 ARTIFACT_PURPOSE = "experiments.artifact"
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# A run's sign of life is written at most this often (a trainer logging 50 batches a second must
+# not rewrite its run row 50 times a second); far below any sensible EXPERIMENTS_STALE_AFTER_S.
+TOUCH_EVERY_S = 5
+MAX_TABLE_COLUMNS = 30
 
 
 # --- experiments --------------------------------------------------------------------------------
@@ -130,6 +140,7 @@ def run_create(
             params=params,
             tags=tags,
             started_at=now if status == Run.Status.RUNNING else None,
+            last_seen_at=now,
         )
         RunParam.objects.bulk_create(
             [RunParam(run=run, key=k, value=v, value_num=as_number(v)) for k, v in params.items()]
@@ -188,7 +199,8 @@ def _set_status(run: Run, status: str | None, progress: float | None) -> Run:
                 raise Conflict(f"A {current} run cannot become {status}.")
             now = timezone.now()
             run.status = status
-            fields = ["status", "updated_at"]
+            run.last_seen_at, run.stale = now, False
+            fields = ["status", "updated_at", "last_seen_at", "stale"]
             if status == Run.Status.RUNNING and run.started_at is None:
                 run.started_at = now
                 fields.append("started_at")
@@ -204,8 +216,48 @@ def _set_status(run: Run, status: str | None, progress: float | None) -> Run:
         elif progress is not None:
             run.progress = float(progress)
             Run.objects.filter(pk=run.pk).update(progress=run.progress)
+            _touch(run)
         _publish_status(run)
     return run
+
+
+def _touch(run: Run) -> None:
+    """Record a sign of life from the run's client and clear its stale flag (one conditional
+    UPDATE, written at most every TOUCH_EVERY_S); a run that was stale announces it is back."""
+    now = timezone.now()
+    due = Q(stale=True) | Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=now - timedelta(seconds=TOUCH_EVERY_S))
+    if Run.objects.filter(due, pk=run.pk).update(last_seen_at=now, stale=False) and run.stale:
+        run.stale = False
+        _publish_status(run)
+    run.last_seen_at = now
+
+
+def runs_mark_stale(*, now: datetime | None = None, runs: QuerySet[Run] | None = None) -> int:
+    """Flag the running runs whose client has been silent (no log batch, log line, progress or
+    status report) for `settings.EXPERIMENTS_STALE_AFTER_S`; returns how many were flagged.
+
+    Stale runs stay "running" (their client may come back, which clears the flag) but are shown
+    apart and never counted as training. Maintenance done by the system (the
+    `experiments.mark_stale_runs` task), so no actor; `runs` narrows the candidates (the demo seed)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.EXPERIMENTS_STALE_AFTER_S)
+    silent = Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True, created_at__lt=cutoff)
+    candidates = (runs if runs is not None else Run.objects.all()).filter(
+        silent, status=Run.Status.RUNNING, stale=False
+    )
+    with transaction.atomic():
+        ids = list(candidates.values_list("pk", flat=True))
+        if not ids:
+            return 0
+        # The same conditions again in the UPDATE: a batch logged since the read keeps its run live.
+        flagged = Run.objects.filter(silent, pk__in=ids, status=Run.Status.RUNNING, stale=False).update(stale=True)
+        for run in Run.objects.filter(pk__in=ids, stale=True).only(
+            "pk", "experiment_id", "status", "progress", "stale", "ended_at"
+        ):
+            _publish_status(run)
+    if flagged:
+        log.info("flagged %d run(s) stale: silent for over %ss", flagged, settings.EXPERIMENTS_STALE_AFTER_S)
+    return flagged
 
 
 def run_report_progress(*, run: Run, actor, progress: float) -> Run:
@@ -215,8 +267,8 @@ def run_report_progress(*, run: Run, actor, progress: float) -> Run:
     require(actor, "change", run.experiment)
     if isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 1:
         raise ValidationError({"progress": ["Progress is a number between 0 and 1."]})
-    run.progress = float(progress)
-    Run.objects.filter(pk=run.pk).update(progress=run.progress)
+    run.progress, run.last_seen_at, run.stale = float(progress), timezone.now(), False
+    Run.objects.filter(pk=run.pk).update(progress=run.progress, last_seen_at=run.last_seen_at, stale=False)
     transaction.on_commit(lambda: _publish_status(run))
     return run
 
@@ -251,6 +303,7 @@ def run_log_batch(*, run: Run, actor, metrics=None, params=None, tags=None) -> d
             _insert_points(run.pk, points)
             _update_summaries(run.pk, experiment_id, points)
             transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, points=points))
+        _touch(run)
     return {"metrics": len(points), "params": len(params), "tags": len(tags)}
 
 
@@ -421,8 +474,27 @@ def run_append_log(*, run: Run, actor, text: str) -> None:
         tail = (locked.log_tail + text)[-LOG_TAIL_CHARS:]
         Run.objects.filter(pk=run.pk).update(log_tail=tail)
         run.log_tail = tail
+        _touch(run)
         experiment_id = run.experiment_id
         transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, log_text=text[-LOG_TAIL_CHARS:]))
+
+
+# --- the runs table's columns ------------------------------------------------------------------
+def runs_table_columns_save(*, actor, experiment: Experiment, metrics, params) -> RunsTableColumns:
+    """Remember the metric and param columns `actor` chose for `experiment`'s runs table (anyone
+    who may view the experiment; a choice is personal and changes nothing others see)."""
+    require(actor, "view", experiment)
+    chosen = {}
+    for field, keys in (("metrics", metrics), ("params", params)):
+        keys = list(dict.fromkeys(keys or []))
+        if len(keys) > MAX_TABLE_COLUMNS:
+            raise ValidationError({field: [f"Choose at most {MAX_TABLE_COLUMNS} columns."]})
+        problems = [p for p in map(check_key, keys) if p]
+        if problems:
+            raise ValidationError({field: problems[:5]})
+        chosen[field] = keys
+    columns, _ = RunsTableColumns.objects.update_or_create(user=actor, experiment=experiment, defaults=chosen)
+    return columns
 
 
 # --- artifacts ----------------------------------------------------------------------------------

@@ -181,12 +181,13 @@ def _clean_mapping(items: object, field: str, limit: int, max_value: int) -> dic
                 problem = "non-finite numbers are not allowed here; send a string"
             elif isinstance(raw, str | int | float):
                 raw = str(raw)
-                if len(raw) > max_value:
-                    problem = f"value is longer than {max_value} characters"
+                too_long = len(raw) > max_value
+                problem = f"value is longer than {max_value} characters" if too_long else _text_problem(raw)
             else:
                 problem = "value must be a string, number or boolean"
         if problem:
-            errors.append(f"{str(key)[:60]}: {problem}")
+            # backslashreplace: a key holding a lone surrogate must not break the JSON error itself
+            errors.append(f"{str(key)[:60].encode('utf-8', 'backslashreplace').decode()}: {problem}")
             continue
         if key in cleaned and cleaned[key] != raw:
             errors.append(f"{key}: given twice with different values")
@@ -194,6 +195,18 @@ def _clean_mapping(items: object, field: str, limit: int, max_value: int) -> dic
     if errors:
         raise ValidationError({field: errors})
     return cleaned
+
+
+def _text_problem(text: str) -> str | None:
+    """Databases store neither NUL characters nor lone surrogates (JSON "\\ud800"): refused here,
+    before anything is written, instead of failing in the driver."""
+    if "\x00" in text:
+        return "value must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "value is not valid Unicode text (it holds a lone surrogate such as \\ud800)"
+    return None
 
 
 def clean_params(items: object) -> dict[str, str]:

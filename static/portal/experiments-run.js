@@ -78,7 +78,6 @@
     const q = pending[key] || (pending[key] = { x: [], y: [] });
     q.x.push(step); q.y.push(value);
     scheduleDraw();
-    updateLatest(key, value);
   }
 
   let drawScheduled = false;
@@ -94,22 +93,61 @@
     });
   }
 
-  const fmt = (v) => (v === null ? "NaN" : String(Number(Number(v).toPrecision(5))));
-  function updateLatest(key, value) {
-    if (key.startsWith("system/")) return;
-    const body = document.querySelector("#latest tbody");
-    let row = body.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
+  // Numbers by magnitude, as the server's `num` filter writes them: 8 not 8.0000, 3.81e-05.
+  const fmt = (v) => {
+    if (v === null || v === undefined || v === "") return v === null ? "NaN" : "—";
+    const n = Number(v);
+    if (!isFinite(n)) return isNaN(n) ? "NaN" : (n > 0 ? "∞" : "-∞");
+    if (Number.isInteger(n) && Math.abs(n) < 1e15) return n.toLocaleString("en-US");
+    const m = Math.abs(n);
+    if (m < 1e-3 || m >= 1e9) return n.toExponential(2);
+    const decimals = Math.max(3 - Math.floor(Math.log10(m)), 0);
+    return Number(n.toFixed(decimals)).toLocaleString("en-US", { maximumFractionDigits: decimals });
+  };
+
+  // "Latest metrics": each row keeps its raw last step, min and max in data attributes, seeded
+  // by the server (summaries over every stored point), so live points only ever extend them.
+  // A key first seen live is read from the summaries too, never started from the live points.
+  const latestBody = document.querySelector("#latest tbody");
+  function latestRow(key) {
+    let row = latestBody.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
     if (!row) {
       row = document.createElement("tr"); row.dataset.key = key;
-      row.innerHTML = '<td class="mono"></td><td class="text-end mono last"></td><td class="text-end mono"></td><td class="text-end mono"></td>';
-      row.firstChild.textContent = key; body.appendChild(row);
+      row.innerHTML = '<td class="mono text-break"></td><td class="text-end mono text-nowrap last"></td><td class="text-end mono text-nowrap min"></td><td class="text-end mono text-nowrap max"></td>';
+      row.firstChild.textContent = key;
+      const after = [...latestBody.children].find((r) => r.dataset.key > key);
+      latestBody.insertBefore(row, after || null);
     }
-    row.querySelector(".last").textContent = fmt(value);
-    if (value === null) return;
-    const [minCell, maxCell] = [row.children[2], row.children[3]];
-    const low = parseFloat(minCell.textContent), high = parseFloat(maxCell.textContent);
-    if (isNaN(low) || value < low) minCell.textContent = fmt(value);
-    if (isNaN(high) || value > high) maxCell.textContent = fmt(value);
+    return row;
+  }
+  const raw = (text) => (text === undefined || text === "" ? null : Number(text));
+  function setLatest(row, step, last, low, high) {
+    Object.assign(row.dataset, { lastStep: step, last: last ?? "", min: low ?? "", max: high ?? "" });
+    row.querySelector(".last").textContent = fmt(last);
+    row.querySelector(".min").textContent = fmt(low ?? undefined);
+    row.querySelector(".max").textContent = fmt(high ?? undefined);
+  }
+  function renderLatest(summaries) {
+    for (const s of summaries) if (!s.key.startsWith("system/")) setLatest(latestRow(s.key), s.last_step, s.last, s.min, s.max);
+  }
+  let summaryRead = null;
+  function refreshLatest() {
+    if (!summaryRead) summaryRead = getJSON(`/api/v1/runs/${runId}/metrics/`).then(renderLatest).catch(console.error).finally(() => { summaryRead = null; });
+    return summaryRead;
+  }
+  function updateLatest(key, step, value) {
+    if (key.startsWith("system/")) return;
+    const row = latestBody.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
+    if (!row) { refreshLatest(); return; }
+    const lastStep = Number(row.dataset.lastStep), low = raw(row.dataset.min), high = raw(row.dataset.max);
+    const newer = step >= lastStep;
+    setLatest(
+      row,
+      newer ? step : lastStep,
+      newer ? value : raw(row.dataset.last),
+      value !== null && (low === null || value < low) ? value : low,
+      value !== null && (high === null || value > high) ? value : high,
+    );
   }
 
   function setStatus(msg) {
@@ -119,12 +157,22 @@
     badge.className = `badge run-status text-bg-${statusClass[msg.status] || "secondary"}`;
     badge.textContent = msg.status;
     holder.appendChild(badge);
+    if (msg.stale && msg.status === "running") {
+      const stale = document.createElement("span");
+      stale.className = "badge text-bg-warning run-stale ms-1";
+      stale.title = "No log, progress or heartbeat from this run's client for a while: not counted as training.";
+      stale.textContent = "stale";
+      holder.appendChild(stale);
+    } else {
+      const note = document.getElementById("stale-note");
+      if (note) note.remove();
+    }
     if (msg.progress !== null && msg.progress !== undefined) {
       const bar = document.getElementById("run-progress");
       bar.style.width = `${Math.round(msg.progress * 100)}%`;
       bar.textContent = `${Math.round(msg.progress * 100)}%`;
     }
-    if (msg.ended_at) document.getElementById("run-ended").textContent = msg.ended_at.replace("T", " ").slice(0, 19);
+    if (msg.ended_at) document.getElementById("run-ended").textContent = new Date(msg.ended_at).toLocaleString();
   }
 
   function appendLog(text) {
@@ -138,20 +186,22 @@
   async function catchUp() {
     // After a reconnect: the points logged while we were away, and the current status.
     const keys = await getJSON(`/api/v1/runs/${runId}/metrics/`);
+    renderLatest(keys);
     await Promise.all(keys.map((k) => ensureLoaded(k.key, charts[k.key] ? charts[k.key].lastStep : undefined)));
     const run = await getJSON(`/api/v1/runs/${runId}/`);
-    setStatus({ status: run.status, progress: run.progress, ended_at: run.ended_at });
+    setStatus({ status: run.status, progress: run.progress, ended_at: run.ended_at, stale: run.stale });
   }
 
   (async () => {
     const keys = await getJSON(`/api/v1/runs/${runId}/metrics/`);
+    renderLatest(keys);
     await Promise.all(keys.map((k) => ensureLoaded(k.key)));
   })().catch((e) => { console.error(e); document.getElementById("chart-note").textContent = "Could not load the metric series; reload the page to retry."; });
 
   portal.openLive(`/ws/runs/${runId}/`, (msg) => {
     if (msg.type === "subscribed") { liveState.textContent = "live"; liveState.className = "badge text-bg-success"; }
-    else if (msg.type === "metric") queuePoint(msg.key, msg.step, msg.value);
-    else if (msg.type === "metrics") msg.points.forEach((p) => queuePoint(p.key, p.step, p.value));
+    else if (msg.type === "metric") { updateLatest(msg.key, msg.step, msg.value); queuePoint(msg.key, msg.step, msg.value); }
+    else if (msg.type === "metrics") msg.points.forEach((p) => { updateLatest(p.key, p.step, p.value); queuePoint(p.key, p.step, p.value); });
     else if (msg.type === "status") setStatus(msg);
     else if (msg.type === "log") appendLog(msg.text);
   }, () => {

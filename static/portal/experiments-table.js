@@ -13,7 +13,17 @@
     compareBtn.textContent = n ? `Compare selected (${n})` : "Compare selected";
   });
 
-  const fmt = (v) => (v === null || v === undefined ? "NaN" : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : String(Number(v.toFixed(4))));
+  // Numbers by magnitude, as the server's `num` filter writes them: 8 not 8.0000, 3.81e-05.
+  const fmt = (v) => {
+    if (v === null || v === undefined) return "NaN";
+    const n = Number(v);
+    if (!isFinite(n)) return isNaN(n) ? "NaN" : (n > 0 ? "∞" : "-∞");
+    if (Number.isInteger(n) && Math.abs(n) < 1e15) return n.toLocaleString("en-US");
+    const m = Math.abs(n);
+    if (m < 1e-3 || m >= 1e9) return n.toExponential(2);
+    const decimals = Math.max(3 - Math.floor(Math.log10(m)), 0);
+    return Number(n.toFixed(decimals)).toLocaleString("en-US", { maximumFractionDigits: decimals });
+  };
   const row = (runId) => table.querySelector(`tr[data-run="${runId}"]`);
 
   function setMetric(runId, key, value) {
@@ -30,6 +40,14 @@
     const badge = r.querySelector(".run-status");
     badge.textContent = msg.status;
     badge.className = `badge run-status text-bg-${statusClass[msg.status] || "secondary"}`;
+    const stale = r.querySelector(".run-stale");
+    if (msg.stale && msg.status === "running" && !stale) {
+      const flag = document.createElement("span");
+      flag.className = "badge text-bg-warning run-stale ms-1";
+      flag.title = "No log, progress or heartbeat from this run's client for a while: not counted as training.";
+      flag.textContent = "stale";
+      badge.after(flag);
+    } else if (!(msg.stale && msg.status === "running") && stale) stale.remove();
     if (msg.progress !== null && msg.progress !== undefined) r.querySelector(".run-progress").style.width = `${Math.round(msg.progress * 100)}%`;
   }
 

@@ -69,5 +69,12 @@ class TestExperimentPageAccess(AccessMatrix):
         ("GET", "/experiments/{experiment}/compare/?runs={run}&runs={other_run}"): page_reads(),
         ("POST", "/experiments/{experiment}/share/"): page_changes(body=SHARE),
         ("POST", "/experiments/{experiment}/unshare/"): page_changes(body=UNSHARE),
+        # A user's own column choice: whoever may view the experiment may save theirs.
+        ("POST", "/experiments/{experiment}/columns/"): page_reads(
+            owner=302, viewer=302, editor=302, team=302, admin=302, body={"metric": ["loss"]}
+        ),
         ("GET", "/runs/{run}/"): page_reads(),
+        # A run's Sharing card shares its experiment (runs have no access list of their own).
+        ("POST", "/runs/{run}/share/"): page_changes(body=SHARE),
+        ("POST", "/runs/{run}/unshare/"): page_changes(body=UNSHARE),
     }

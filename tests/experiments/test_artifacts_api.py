@@ -245,8 +245,11 @@ def test_log_append_and_tail(api_owner, owned_run):
     ]:
         r = api_owner.post(url, payload, format="json")
         assert r.status_code == 400 and r.json()[field], payload
+    # JSON bodies holding a lone surrogate are refused by the API's parser (one rule, issue #12);
+    # the log service still replaces them for callers that pass text directly (a worker's output).
     r = api_owner.post(url, '{"text": "lone \\ud800 surrogate\\n"}', content_type="application/json")
-    assert r.status_code == 204
+    assert r.status_code == 400
+    services.run_append_log(run=owned_run, actor=owned_run.owner, text="lone \ud800 surrogate\n")
     owned_run.refresh_from_db()
     assert owned_run.log_tail.endswith("lone ? surrogate\n")
     assert api_owner.post(url, {"text": "x" * (64 * 1024)}, format="json").status_code == 204

@@ -6,14 +6,17 @@ from urllib.parse import quote
 
 from django.core.validators import ProhibitNullCharactersValidator
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from apps.experiments.downsample import METHODS
 from apps.experiments.models import Experiment, Run, RunArtifact
+from apps.experiments.validation import MAX_STEP
 
 MAX_LOG_APPEND_BYTES = 64 * 1024  # of text per call (UTF-8)
 MAX_SERIES_MAX_POINTS = 100_000
+MAX_ID = 2**63 - 1  # the database's bigint: a larger number is a 400, never an OverflowError
 PATH_SAFE = "/~:@!$&'()*+,;="  # what Django's reverse() leaves unquoted in a <path:> argument
 
 
@@ -29,8 +32,9 @@ class PassThroughField(serializers.Field):
 
 class TextField(serializers.CharField):
     """A JSON string, and only a string (DRF's CharField would turn 5 into "5"). NUL characters
-    and lone surrogates are let through: the log service drops and replaces them (a worker's
-    output may hold either, and a log line must not be refused for it)."""
+    are let through: the log service drops them (a worker's output may hold them). Lone
+    surrogates never get here over HTTP (the API's JSON parser refuses them); the service
+    replaces them for callers that pass text directly."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -77,9 +81,19 @@ class ExperimentUpdateSerializer(serializers.Serializer):
     tags = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
 
 
+class ModelVersionRefSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField()
+
+
 class RunSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     metrics = serializers.SerializerMethodField(help_text="latest value per metric key")
+    stale = serializers.BooleanField(
+        read_only=True,
+        help_text="running, but its client has been silent past EXPERIMENTS_STALE_AFTER_S: not counted as training",
+    )
+    model_version = serializers.SerializerMethodField(help_text="the model version registered from this run, if any")
 
     class Meta:
         model = Run
@@ -88,6 +102,7 @@ class RunSerializer(serializers.ModelSerializer):
             "experiment",
             "name",
             "status",
+            "stale",
             "progress",
             "source",
             "code_version",
@@ -95,7 +110,9 @@ class RunSerializer(serializers.ModelSerializer):
             "params",
             "tags",
             "metrics",
+            "model_version",
             "owner",
+            "last_seen_at",
             "started_at",
             "ended_at",
             "created_at",
@@ -108,10 +125,20 @@ class RunSerializer(serializers.ModelSerializer):
         summaries = self.context["summaries"].get(run.pk, {})
         return {key: s.last for key, s in sorted(summaries.items())}
 
+    @extend_schema_field(ModelVersionRefSerializer(allow_null=True))
+    def get_model_version(self, run) -> dict | None:
+        """From `context["model_versions"]` (`selectors.run_model_versions_visible`): no query per row."""
+        version = self.context.get("model_versions", {}).get(run.pk)
+        return None if version is None else {"model": version.model.name, "version": version.version}
+
 
 class RunFiltersSerializer(serializers.Serializer):
-    experiment = serializers.IntegerField(required=False, min_value=1, help_text="experiment id")
+    experiment = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="experiment id")
     status = serializers.ChoiceField(choices=Run.Status.choices, required=False, allow_blank=True)
+    stale = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="true: only runs whose client went silent; false: none of them (status=running&stale=false: training now)",
+    )  # fmt: skip
     filter = serializers.CharField(
         required=False, allow_blank=True, max_length=2000, help_text="e.g. metrics.val_acc > 0.9 and params.lr < 0.01"
     )
@@ -176,7 +203,7 @@ class SeriesQuerySerializer(serializers.Serializer):
     )
     method = serializers.ChoiceField(choices=list(METHODS), default="minmax", help_text="minmax (default) or lttb")
     after_step = serializers.IntegerField(
-        required=False, min_value=-1, help_text="only points after this step (catch-up)"
+        required=False, min_value=-1, max_value=MAX_STEP, help_text="only points after this step (catch-up)"
     )
 
 

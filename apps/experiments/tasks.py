@@ -1,0 +1,20 @@
+"""Celery tasks of the experiments app: scheduled maintenance that calls one service.
+
+Sent by name from the beat schedule (portal/settings.py, CELERY_BEAT_SCHEDULE); nothing imports
+this module but Celery's autodiscovery.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.core.audit import acting_as, system_user
+from apps.experiments.services import runs_mark_stale
+
+
+@shared_task(name="experiments.mark_stale_runs")
+def mark_stale_runs() -> dict:
+    """Flag running runs whose client went silent past EXPERIMENTS_STALE_AFTER_S (see
+    `services.runs_mark_stale`): shown as stale, never counted as training."""
+    with acting_as(system_user()):
+        return {"stale": runs_mark_stale()}
