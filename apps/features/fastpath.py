@@ -325,7 +325,11 @@ async def handle(scope, receive, send) -> None:
         (body, top_up), status, headers = await _serve(scope, receive), 200, []
     except _Reply as reply:
         status, body, headers = reply.status, reply.body, reply.headers
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    except Exception:  # a bug, not the client's fault: JSON like the API's handler, never uvicorn's plain text
+        log.exception("online features fast path failed")
+        status, body, headers = 500, {"detail": "Internal error; it has been logged."}, []
+    # backslashreplace: an echoed lone surrogate becomes the JSON escape "\ud800" instead of an error
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
     await send(
         {
             "type": "http.response.start",

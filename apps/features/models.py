@@ -115,11 +115,18 @@ class Partition(models.Model):
 
 
 class MaterializationJob(models.Model):
+    """A copy of a view's [start, end) rows from offline to online. The row is the truth about the
+    job (apps/features/recovery.py finds the ones whose message or worker is gone): `attempt` counts
+    the deliveries that claimed it, `heartbeat_at` is the running worker's last sign of life."""
+
     class State(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINAL = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
 
     view = models.ForeignKey(FeatureView, on_delete=models.CASCADE, related_name="materializations")
     version = models.PositiveIntegerField()
@@ -132,8 +139,13 @@ class MaterializationJob(models.Model):
     keys_written = models.BigIntegerField(default=0)
     queue = models.CharField(max_length=60, default="default")
     error = models.TextField(blank=True)
+    attempt = models.PositiveIntegerField(default=0, help_text="deliveries that started the job")
+    cancel_requested = models.BooleanField(default=False)
+    log = models.TextField(blank=True, help_text="one line per recovery or cancel, oldest first")
     created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="when its task was last sent")
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="the running worker's last sign of life")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

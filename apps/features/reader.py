@@ -21,6 +21,7 @@ from apps.core.permissions import can, can_view_pii
 from apps.features import nearcache, online
 from apps.features.models import FeatureView
 from apps.features.offline import check_residency, process_region
+from apps.features.schema import is_text, shown
 
 MAX_ENTITIES = 1000
 MAX_FEATURES = 200
@@ -118,8 +119,12 @@ def parse_request(body) -> tuple[tuple[tuple[str, str, str], ...], dict[str, lis
         raise bad_request('Give "entities" as an object of join key -> list of values.', "entities")
     lengths = set()
     for key, values in entities.items():
+        if not is_text(key):
+            raise bad_request(f"entities names a join key that is not valid Unicode: {shown(key)!r}.", "entities")
         if not isinstance(values, list):
             raise bad_request(f"entities.{key} must be a list of values.", "entities")
+        if not all(is_text(v) for v in values if type(v) is str):
+            raise bad_request(f"entities.{key} holds text that is not valid Unicode (a lone surrogate).", "entities")
         lengths.add(len(values))
     if len(lengths) != 1:
         raise bad_request("Every join key list in entities must have the same length.", "entities")
@@ -141,7 +146,7 @@ def _parse_features(features: list) -> tuple[tuple[str, str, str], ...]:
         return refs
     refs = []
     for ref in features:
-        if not isinstance(ref, str) or ref.count(":") != 1 or ref.startswith(":") or ref.endswith(":"):
+        if not isinstance(ref, str) or not is_text(ref) or ref.count(":") != 1 or ref[0] == ":" or ref[-1] == ":":
             raise bad_request(f'{str(ref)[:80]!r} is not a "view:feature" reference.', "features")
         view, feature = ref.split(":")
         refs.append((ref, view, feature))

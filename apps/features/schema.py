@@ -27,6 +27,23 @@ _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n"}
 
 
+def is_text(value: str) -> bool:
+    """False for a string holding a lone surrogate (JSON ``"\\ud800"``): no database, Arrow column,
+    Redis key or UTF-8 response can carry one, so every input path refuses it as a 400."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(value: str) -> str:
+    """`value` safe to echo in an error message (a lone surrogate shows as ``\\ud800``)."""
+    return value if is_text(value) else value.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+
+
 class RowErrors(Exception):
     def __init__(self, errors: list[tuple[int, str, str]]):
         super().__init__(f"{len(errors)} invalid values")
@@ -38,7 +55,7 @@ def refuse(errors: list[tuple[int | None, str, str]], total_rows: int | None = N
     lines = []
     for row, column, reason in errors[:MAX_REPORTED_ERRORS]:
         where = f"row {row}, column {column}" if row is not None else f"column {column}"
-        lines.append(f"{where}: {reason}")
+        lines.append(shown(f"{where}: {reason}"))
     more = len(errors) - MAX_REPORTED_ERRORS
     if more > 0:
         lines.append(f"... and {more} more errors.")
@@ -151,6 +168,8 @@ def _to_float(v):
 
 def _to_str(v):
     if isinstance(v, str):
+        if not is_text(v):
+            raise ValueError(f"{_show(v)} is not valid Unicode text (it holds a lone surrogate)")
         return v
     raise ValueError(f"{_show(v)} is not a string")
 
@@ -313,6 +332,8 @@ def _columns_of(raw: pa.Table | list) -> tuple[dict, int, list]:
             errors.append((i, "-", "is not a JSON object of column: value"))
             continue
         for k in row:
+            if k not in names and not is_text(k):
+                errors.append((i, shown(k), "is not a valid column name (it holds a lone surrogate)"))
             names.setdefault(k, None)
     if errors:
         return {}, len(raw), errors

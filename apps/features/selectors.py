@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
+from apps.core.errors import NotFound
 from apps.core.permissions import Action, require, restrict, visible_one
 from apps.features.models import Entity, FeatureView, FeatureViewVersion, MaterializationJob, TrainingSet
 
@@ -63,8 +64,14 @@ def feature_view_for(user, name: str, action: Action = "view") -> FeatureView:
     return view
 
 
-def entities_visible(user, filters: Mapping | None = None) -> QuerySet[Entity]:
-    return restrict(user, "view", Entity.objects.select_related("owner", "team")).order_by("name", "pk")
+def entities_visible(user, filters: Mapping | None = None, *, with_views: bool = False) -> QuerySet[Entity]:
+    """The entities `user` may view, by name. `with_views` also loads, in one more query for the
+    whole list, the feature views on each that `user` may view (as ``entity.visible_views``)."""
+    entities = restrict(user, "view", Entity.objects.select_related("owner", "team")).order_by("name", "pk")
+    if with_views:
+        views = restrict(user, "view", FeatureView.objects.only("pk", "name", "entity_id")).order_by("name", "pk")
+        entities = entities.prefetch_related(Prefetch("views", queryset=views, to_attr="visible_views"))
+    return entities
 
 
 def entity_for(user, name: str, action: Action = "view") -> Entity:
@@ -72,6 +79,16 @@ def entity_for(user, name: str, action: Action = "view") -> Entity:
     if action != "view":
         require(user, action, entity)
     return entity
+
+
+def materialization_for(user, name: str, pk: int, action: Action = "view") -> MaterializationJob:
+    """A materialization job of the view `name`; `action` is checked on the view (jobs have no
+    permissions of their own)."""
+    view = feature_view_for(user, name, action)
+    job = view.materializations.select_related("view", "requested_by").filter(pk=pk).first()
+    if job is None:
+        raise NotFound("No materialization job of this feature view matches the given query.")
+    return job
 
 
 def materializations_of(view: FeatureView, limit: int = 20) -> list[MaterializationJob]:

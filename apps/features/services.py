@@ -1,7 +1,8 @@
 """Writes for the feature registry and store. Keyword-only; every one takes the actor and checks permissions.
 
 Side effects (the materialization task, socket messages) start after commit; tasks are sent by name
-(`features.materialize`), so this module never imports `apps.features.tasks`.
+(`features.materialize`), so this module never imports `apps.features.tasks`. Materialization jobs
+live in `apps.features.materialization` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.audit import audit_event
-from apps.core.dispatch import enqueue
 from apps.core.errors import Conflict
 from apps.core.names import check_name
 from apps.core.permissions import PII_CODENAME, can_view_pii, grant_extra, grant_owner, require
-from apps.core.queues import queue_name, validate_region
-from apps.core.realtime import broadcast, group_name, send_now
+from apps.core.queues import validate_region
 from apps.core.sharing import share_with_team_on_create, team_for_create
 from apps.features import offline, online, reader, stats
+from apps.features.materialization import (  # noqa: F401 - the feature store's services, in one place
+    feature_view_materialize,
+    materialization_cancel,
+    materialization_run,
+)
 from apps.features.models import (
     DTYPES,
     KEY_DTYPES,
@@ -31,7 +35,6 @@ from apps.features.models import (
     Entity,
     FeatureView,
     FeatureViewVersion,
-    MaterializationJob,
 )
 from apps.features.schema import CREATED_TS, EVENT_TS, build_table, parse_payload
 
@@ -231,6 +234,8 @@ def _change_features(view: FeatureView, features) -> None:
         )  # fmt: skip
     else:
         FeatureViewVersion.objects.filter(view=view, version=view.version).update(features=new)
+        # a feature newly marked PII keeps no values in the statistics computed before
+        view.statistics = stats.public(view.statistics, {f["name"] for f in new if f["pii"]})
     view.features = new
 
 
@@ -281,64 +286,6 @@ def feature_view_push(*, view: FeatureView, actor, data, request=None) -> dict:
         view_id=view.pk, version=view.version, table=table, key_names=view.entity.key_names, features=view.features
     )
     return {"rows": table.num_rows, "keys_written": written, "version": view.version}
-
-
-@transaction.atomic
-def feature_view_materialize(*, view: FeatureView, actor, start, end) -> MaterializationJob:
-    """Queue a copy of the view's [start, end) rows from offline to online, on its region's queue."""
-    require(actor, "change", view)
-    if start is None or end is None or start >= end:
-        raise ValidationError({"end": ["Give a time range with start before end."]})
-    queue = "default" if view.region == "default" else queue_name("cpu", view.region)
-    job = MaterializationJob.objects.create(
-        view=view, version=view.version, requested_by=actor, start=start, end=end, queue=queue
-    )
-    enqueue("features.materialize", args=[job.pk], queue=queue)
-    broadcast(group_name("featureview", view.pk), _job_message(job))
-    return job
-
-
-def _job_message(job: MaterializationJob) -> dict:
-    return {
-        "type": "materialization", "job": job.pk, "state": job.state, "progress": round(job.progress, 4),
-        "rows_read": job.rows_read, "keys_written": job.keys_written, "error": job.error,
-    }  # fmt: skip
-
-
-def materialization_run(*, job_id: int) -> MaterializationJob:
-    """Copy the job's time range from offline to online (the `features.materialize` task calls this;
-    the job was authorised when it was queued, and residency is checked again here)."""
-    job = MaterializationJob.objects.select_related("view__entity", "requested_by").get(pk=job_id)
-    if job.state not in (MaterializationJob.State.QUEUED, MaterializationJob.State.RUNNING):
-        return job
-    view, group = job.view, group_name("featureview", job.view_id)
-    job.state, job.started_at, job.progress = MaterializationJob.State.RUNNING, timezone.now(), 0.0
-    job.save(update_fields=["state", "started_at", "progress"])
-    send_now(group, _job_message(job))
-    try:
-        offline.check_residency(view.region, actor=job.requested_by, obj=view, action="materialize")
-        table = offline.read_view(view, version=job.version, start=job.start, end=job.end)
-        job.rows_read = table.num_rows
-        features = FeatureViewVersion.objects.get(view=view, version=job.version).features
-
-        def progress(done, total):
-            job.progress = done / total
-            MaterializationJob.objects.filter(pk=job.pk).update(progress=job.progress, rows_read=job.rows_read)
-            send_now(group, _job_message(job))
-
-        job.keys_written = online.write_latest(
-            view_id=view.pk, version=job.version, table=table, key_names=view.entity.key_names,
-            features=features, progress=progress,
-        )  # fmt: skip
-    except Exception as exc:  # the job row records every failure; the worker stays up
-        job.state, job.error = MaterializationJob.State.FAILED, str(exc)[:2000]
-    else:
-        job.state, job.progress = MaterializationJob.State.SUCCEEDED, 1.0
-        FeatureView.objects.filter(pk=view.pk).update(last_materialized_at=timezone.now())
-    job.finished_at = timezone.now()
-    job.save(update_fields=["state", "progress", "rows_read", "keys_written", "error", "finished_at"])
-    send_now(group, _job_message(job))
-    return job
 
 
 def online_read(*, actor, features: list[str], entities: dict, request=None) -> dict:

@@ -1,4 +1,10 @@
-"""Per-feature statistics (numeric: moments, quantiles, histogram; others: top categories)."""
+"""Per-feature statistics (numeric: moments, quantiles, histogram; others: top categories).
+
+PII features get counts only (rows, nulls, distinct values): no value of theirs (top values, min,
+max, quantiles, histogram edges) is computed, stored or shown, whoever looks; `view_pii` is for
+reading rows (audited), not for distributions. `public()` applies the same rule when reading
+statistics stored before a feature was marked PII.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 BINS = 20
 TOP = 10
 SAMPLE = 1_000_000
-MASKED_KEYS = ("min", "max", "mean", "std", "quantiles", "histogram", "top", "distinct")
+COUNT_KEYS = ("count", "nulls", "distinct")  # all a PII feature's statistics may hold
 
 
 def compute(table: pa.Table, features: list[dict]) -> dict:
@@ -26,7 +32,9 @@ def compute(table: pa.Table, features: list[dict]) -> dict:
             continue
         base = {"count": table.num_rows, "nulls": col.null_count}
         sample_col = sample.column(f["name"])
-        if f["dtype"] in ("int64", "float64"):
+        if f.get("pii"):
+            base.update(distinct=pc.count_distinct(col, mode="only_valid").as_py(), pii=True)
+        elif f["dtype"] in ("int64", "float64"):
             base.update(_numeric(sample_col, col))
         else:
             base.update(_categorical(sample_col))
@@ -62,12 +70,10 @@ def _categorical(col) -> dict:
     return {"distinct": len(pairs), "top": [[str(v), int(c)] for v, c in pairs[:TOP]]}
 
 
-def masked(stats: dict, pii: set[str]) -> dict:
-    """Statistics with the distribution of PII features removed (counts stay)."""
-    out = {}
-    for name, s in stats.items():
-        if name in pii:
-            out[name] = {k: v for k, v in s.items() if k not in MASKED_KEYS} | {"masked": True}
-        else:
-            out[name] = s
-    return out
+def public(stats: dict, pii: set[str] | frozenset[str]) -> dict:
+    """The statistics anyone who may view the feature view may see: those of the `pii` features
+    reduced to their counts (marked ``"pii": true``), the others as computed."""
+    return {
+        name: ({k: v for k, v in s.items() if k in COUNT_KEYS} | {"pii": True}) if name in pii else s
+        for name, s in stats.items()
+    }

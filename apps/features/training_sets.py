@@ -32,7 +32,16 @@ from apps.features import offline
 from apps.features.models import FeatureView, TrainingSet
 from apps.features.pit import point_in_time_join
 from apps.features.reader import MASK
-from apps.features.schema import CREATED_TS, EVENT_TS, RowErrors, convert_column, parse_payload, refuse
+from apps.features.schema import (
+    CREATED_TS,
+    EVENT_TS,
+    RowErrors,
+    convert_column,
+    is_text,
+    parse_payload,
+    refuse,
+    shown,
+)
 
 MAX_FEATURE_REFS = 500
 # Training sets are addressed by id, but their names follow the one rule and its reserved words.
@@ -50,7 +59,7 @@ def _parse_refs(features) -> list[tuple[str, str]]:
         raise ValidationError({"features": [f'Give 1 to {MAX_FEATURE_REFS} "view:feature" references.']})
     refs = []
     for ref in features:
-        if not isinstance(ref, str) or ref.count(":") != 1 or not all(ref.split(":")):
+        if not isinstance(ref, str) or not is_text(ref) or ref.count(":") != 1 or not all(ref.split(":")):
             raise ValidationError({"features": [f'{str(ref)[:80]!r} is not a "view:feature" reference.']})
         refs.append(tuple(ref.split(":")))
     if len(set(refs)) != len(refs):
@@ -64,6 +73,11 @@ def _entity_table(raw, views: list[FeatureView]) -> pa.Table:
         if not raw or not all(isinstance(r, dict) for r in raw):
             raise ValidationError({"entity_rows": ["Give a non-empty list of row objects."]})
         names = list(dict.fromkeys(k for r in raw for k in r))
+        for name in names:
+            if not is_text(name):
+                raise ValidationError(
+                    {"entity_rows": [f"Column {shown(name)} is not a valid name (it holds a lone surrogate)."]}
+                )
         columns = {n: [r.get(n) for r in raw] for n in names}
         n_rows = len(raw)
     else:
@@ -97,6 +111,10 @@ def _entity_table(raw, views: list[FeatureView]) -> pa.Table:
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 raise ValidationError(
                     {"entity_rows": [f"Column {name} mixes types; use one type per column."]}
+                ) from None
+            except UnicodeEncodeError:
+                raise ValidationError(
+                    {"entity_rows": [f"Column {name} holds text that is not valid Unicode (a lone surrogate)."]}
                 ) from None
         else:
             out[name] = values

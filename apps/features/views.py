@@ -1,5 +1,5 @@
 """Browser pages: registry list, view detail (schema, statistics, freshness), ingest, lookup tester,
-training sets. Thin: a selector or one service per request; capabilities come from
+entities, training sets. Thin: a selector or one service per request; capabilities come from
 `apps.core.permissions` (templates read ``can_add.<model>`` from the context processor)."""
 
 from __future__ import annotations
@@ -64,14 +64,38 @@ def entity_create(request):
             apply_validation_error(form, exc)
         else:
             messages.success(request, f"Entity {d['name']} registered. Now define a feature view on it.")
-            return redirect("features:view-create")
+            return redirect("features:entity-detail", name=d["name"])
     return render(request, "features/form.html", {"form": form, "title": "Register an entity"})
+
+
+def entity_list(request):
+    """The entities the user can read, each with the feature views on it that the user can read."""
+    entities = selectors.entities_visible(request.user, {}, with_views=True)
+    page = Paginator(entities, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "features/entity_list.html", {"page": page})
+
+
+def entity_detail(request, name, *, share_form=None, status=200):
+    entity = selectors.entity_for(request.user, name)
+    views = selectors.feature_views_visible(request.user, {"entity": entity.name})
+    context = {
+        "entity": entity,
+        "views": Paginator(views, PAGE_SIZE).get_page(request.GET.get("page")),
+        "sharing": sharing.sharing_context(
+            entity,
+            request.user,
+            form=share_form,
+            share_url=reverse("features:entity-share", args=[entity.name]),
+            unshare_url=reverse("features:entity-unshare", args=[entity.name]),
+        ),
+    }
+    return render(request, "features/entity_detail.html", context, status=status)
 
 
 def view_create(request):
     require(request.user, "add", FeatureView)
     entities = list(selectors.entities_visible(request.user, {}))
-    form = FeatureViewForm(request.POST or None, entities=entities)
+    form = FeatureViewForm(request.POST or None, entities=entities, initial={"entity": request.GET.get("entity")})
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
@@ -93,13 +117,13 @@ def view_detail(request, name, *, share_form=None, status=200):
     view = selectors.feature_view_for(request.user, name)
     can_change = can(request.user, "change", view)
     pii_ok = can_view_pii(request.user, view)
-    statistics = view.statistics if pii_ok else stats.masked(view.statistics, set(view.pii_features))
+    statistics = stats.public(view.statistics, set(view.pii_features))  # PII: counts only, for everyone
     preview = services.feature_view_preview(view=view, actor=request.user, request=request)
     context = {
         "view": view,
         "features": view.features,
         "statistics": statistics,
-        "stats_json": {k: v for k, v in statistics.items() if not v.get("masked")},
+        "stats_json": statistics,
         "pii_ok": pii_ok,
         "can_change": can_change,
         "sharing": sharing.sharing_context(
@@ -155,6 +179,18 @@ def view_materialize(request, name):
     elif request.method == "POST":
         messages.error(request, "Give a start and an end time for the materialization.")
     return redirect("features:view-detail", name=view.name)
+
+
+@require_POST
+def materialization_cancel(request, name, pk):
+    """Cancel a queued or running materialization job (owner and editors of the view)."""
+    job = selectors.materialization_for(request.user, name, pk)
+    job = services.materialization_cancel(job=job, actor=request.user)
+    if job.state == job.State.CANCELLED:
+        messages.success(request, f"Materialization job {job.pk} cancelled.")
+    else:
+        messages.info(request, f"Materialization job {job.pk} stops at its next chunk.")
+    return redirect("features:view-detail", name=name)
 
 
 @require_POST
@@ -269,6 +305,14 @@ def training_set_detail(request, pk, *, share_form=None, status=200):
         ),
     }
     return render(request, "features/training_set_detail.html", context, status=status)
+
+
+entity_share, entity_unshare = sharing.share_page_views(
+    lookup=selectors.entity_for,
+    detail_view=entity_detail,
+    detail_url="features:entity-detail",
+    key="name",
+)
 
 
 view_share, view_unshare = sharing.share_page_views(

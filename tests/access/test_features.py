@@ -30,6 +30,18 @@ ONLINE = {"features": ["customer-stats:balance"], "entities": {"customer_id": [1
 RANGE = {"start": "2024-04-01T00:00:00Z", "end": "2024-06-01T00:00:00Z"}
 
 
+def features_with_job(owner, team) -> dict:
+    """objects.features plus a queued materialization job of the batch view (never dispatched)."""
+    from apps.features.models import FeatureView, MaterializationJob
+
+    made = objects.features(owner, team)
+    view = FeatureView.objects.get(name=made["view"])
+    job = MaterializationJob.objects.create(
+        view=view, version=view.version, requested_by=owner, start="2024-04-01T00:00:00Z", end="2024-06-01T00:00:00Z"
+    )
+    return {**made, "job": job.pk}
+
+
 def entity_table(world):
     csv = b"customer_id,event_timestamp\n1,2024-06-01\n"
     return {"name": "page-set", "features": "customer-stats:balance", "file": objects.upload("rows.csv", csv)}
@@ -42,7 +54,7 @@ def ingest_file(world):
 
 
 class TestFeatureApiAccess(AccessMatrix):
-    make = staticmethod(objects.features)
+    make = staticmethod(features_with_job)
     rows = {
         ("GET", "/api/v1/entities/"): api_collection(),
         ("POST", "/api/v1/entities/"): api_collection(
@@ -60,6 +72,7 @@ class TestFeatureApiAccess(AccessMatrix):
         ("POST", "/api/v1/feature-views/{push_view}/push"): api_changes(body=objects.feature_rows(1)),
         ("GET", f"{FV}/materialize"): api_reads(),
         ("POST", f"{FV}/materialize"): api_changes(202, body=RANGE),
+        ("POST", f"{FV}/materializations/{{job}}/cancel"): api_changes(),
         ("POST", f"{FV}/apply-retention"): api_changes(),
         ("GET", f"{FV}/sharing"): api_sharing(),
         ("POST", f"{FV}/sharing"): api_sharing(204, body=SHARE),
@@ -77,7 +90,7 @@ class TestFeatureApiAccess(AccessMatrix):
 
 
 class TestFeaturePageAccess(AccessMatrix):
-    make = staticmethod(objects.features)
+    make = staticmethod(features_with_job)
     rows = {
         ("GET", "/features/"): page_collection(),
         ("GET", "/features/new/"): page_collection(),
@@ -93,6 +106,10 @@ class TestFeaturePageAccess(AccessMatrix):
                 "source": "batch",
             },
         ),  # fmt: skip
+        ("GET", "/features/entities/"): page_collection(),
+        ("GET", "/features/entities/{entity}/"): page_reads(),
+        ("POST", "/features/entities/{entity}/share/"): page_changes(body=SHARE),
+        ("POST", "/features/entities/{entity}/unshare/"): page_changes(body=UNSHARE),
         ("GET", "/features/entities/new/"): page_collection(),
         ("POST", "/features/entities/new/"): page_collection(
             302, body={"name": "account", "join_keys": "account_id:int64"}
@@ -116,6 +133,7 @@ class TestFeaturePageAccess(AccessMatrix):
         ("POST", "/features/{view}/materialize/"): page_changes(
             body={"start": "2024-04-01T00:00", "end": "2024-06-01T00:00"}
         ),
+        ("POST", "/features/{view}/materializations/{job}/cancel/"): page_changes(),
         ("POST", "/features/{view}/retention/"): page_changes(body={"retention_days": 400}),
         ("POST", "/features/{view}/retention/apply/"): page_changes(),
         ("POST", "/features/{view}/share/"): page_changes(body=SHARE),

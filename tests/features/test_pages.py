@@ -46,7 +46,7 @@ def test_detail_shows_schema_statistics_and_masks_pii(client, materialized, coll
     client.force_login(collaborator)
     r = client.get(f"/features/{materialized.name}/")
     assert r.status_code == 200 and b"c1@example.com" not in r.content and b"***" in r.content
-    assert b"masked (needs view_pii)" in r.content
+    assert b"PII: values are never shown in statistics" in r.content
 
 
 def test_stranger_gets_404_on_every_page(client, ingested, stranger):

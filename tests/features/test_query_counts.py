@@ -67,3 +67,20 @@ def test_training_set_list_api_and_page_queries_do_not_grow_with_rows(owner, vie
     sets(owner, 5, 50)
     many = (queries(api, "/api/v1/training-sets/", b"set-49"), queries(page, "/features/training-sets/", b"set-49"))
     assert many == few
+
+
+def entities_with_views(owner, start: int, stop: int) -> None:
+    for i in range(start, stop):
+        entity = services.entity_create(actor=owner, name=f"entity-{i}", join_keys=[{"name": "id", "dtype": "int64"}])
+        for j in range(2):
+            services.feature_view_create(
+                actor=owner, name=f"entity-{i}-view-{j}", entity=entity, features=[{"name": "x", "dtype": "int64"}]
+            )
+
+
+def test_entity_list_page_queries_do_not_grow_with_rows(owner):
+    page = browser(owner)
+    entities_with_views(owner, 0, 5)
+    few = queries(page, "/features/entities/", b"entity-4-view-1")
+    entities_with_views(owner, 5, 50)
+    assert queries(page, "/features/entities/", b"entity-30-view-1") == few

@@ -72,7 +72,7 @@ class MaterializationJobSerializer(serializers.ModelSerializer):
         model = MaterializationJob
         fields = [
             "id", "view", "version", "requested_by", "start", "end", "state", "progress", "rows_read", "keys_written",
-            "queue", "error", "created_at", "started_at", "finished_at",
+            "queue", "error", "attempt", "cancel_requested", "log", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
 
 
@@ -87,17 +87,12 @@ class FeatureViewDetailSerializer(FeatureViewSerializer):
         fields = [*FeatureViewSerializer.Meta.fields, "join_keys", "statistics", "versions", "materializations",
                   "can_view_pii"]  # fmt: skip
 
-    def _pii_ok(self, obj) -> bool:
-        key = ("pii_ok", obj.pk)  # asked by two fields: decide once
-        if key not in self.context:
-            self.context[key] = can_view_pii(self.context["request"].user, obj)
-        return self.context[key]
-
     def get_can_view_pii(self, obj) -> bool:
-        return self._pii_ok(obj)
+        return can_view_pii(self.context["request"].user, obj)
 
     def get_statistics(self, obj) -> dict:
-        return obj.statistics if self._pii_ok(obj) else stats.masked(obj.statistics, set(obj.pii_features))
+        """PII features: counts and distinct counts only, whoever asks (values never leave in statistics)."""
+        return stats.public(obj.statistics, set(obj.pii_features))
 
     def get_versions(self, obj) -> list[dict]:
         return [

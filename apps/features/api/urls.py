@@ -18,6 +18,11 @@ urlpatterns = [
     path("feature-views/<str:name>/ingest", views.IngestView.as_view(), name="view-ingest"),
     path("feature-views/<str:name>/push", views.PushView.as_view(), name="view-push"),
     path("feature-views/<str:name>/materialize", views.MaterializeView.as_view(), name="view-materialize"),
+    path(
+        "feature-views/<str:name>/materializations/<int:pk>/cancel",
+        views.MaterializationCancelView.as_view(),
+        name="materialization-cancel",
+    ),
     path("feature-views/<str:name>/apply-retention", views.ApplyRetentionView.as_view(), name="view-apply-retention"),
     path("features/online", views.OnlineFeaturesView.as_view(), name="online"),
     path("training-sets/", views.TrainingSetListView.as_view(), name="training-set-list"),

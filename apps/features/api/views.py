@@ -11,9 +11,10 @@ from django.core.exceptions import ValidationError
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from apps.core.api.sharing import SharingView
@@ -110,7 +111,8 @@ class FeatureViewSharingView(SharingView):
 
 
 class IngestView(APIView):
-    parser_classes = [JSONParser, MultiPartParser, FormParser, RawBodyParser]
+    # the API's parsers (their limits on JSON included), then CSV or Parquet bytes
+    parser_classes = [*api_settings.DEFAULT_PARSER_CLASSES, RawBodyParser]
 
     @extend_schema(
         request={"application/json": OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.BINARY,
@@ -152,6 +154,19 @@ class MaterializeView(APIView):
         return Response(s.MaterializationJobSerializer(selectors.materializations_of(view), many=True).data)
 
 
+class MaterializationCancelView(APIView):
+    @extend_schema(
+        request=None, responses={200: s.MaterializationJobSerializer, 409: OpenApiResponse(description="finished"),
+                                 **ERRORS},
+        description="A queued job ends at once; a running one stops at its next chunk (state `cancelled`). "
+        "Owner and editors of the view.",
+    )  # fmt: skip
+    def post(self, request, name, pk):
+        job = selectors.materialization_for(request.user, name, pk)
+        job = services.materialization_cancel(job=job, actor=request.user)
+        return Response(s.MaterializationJobSerializer(job).data)
+
+
 class ApplyRetentionView(APIView):
     @extend_schema(
         request=None, responses={200: s.RetentionResultSerializer, **ERRORS},
@@ -176,7 +191,6 @@ class OnlineFeaturesView(APIView):
 
 class TrainingSetListView(generics.ListAPIView):
     serializer_class = s.TrainingSetSerializer
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         return selectors.training_sets_visible(self.request.user, {})
