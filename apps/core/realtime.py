@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http.request import split_domain_port, validate_host
+from redis.exceptions import RedisError
 
 from apps.core.permissions import token_allows
 from portal.discovery import portal_app_modules
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_LAYER_LOST = 1011  # server error: the channel layer is unreachable
+CHANNEL_LAYER_ERRORS = (RedisError, ConnectionError, TimeoutError, asyncio.TimeoutError)
 MAX_CLIENT_MESSAGE_BYTES = 4096
 # How long a socket's "may view" answer is trusted before the next delivery asks again: an
 # unshare closes open sockets within this time (and costs one query per socket per window).
@@ -205,6 +209,18 @@ class ObjectConsumer(AsyncJsonWebsocketConsumer):
     group_kind = ""
     url_kwarg = "pk"
     group: str | None = None
+
+    async def __call__(self, scope, receive, send):
+        """A lost or slow channel layer (Redis) ends this socket with 1011 and one log line, not an
+        unhandled traceback per socket; the browser's live view reconnects."""
+        try:
+            await super().__call__(scope, receive, send)
+        except CHANNEL_LAYER_ERRORS as exc:
+            log.warning(
+                "socket %s closed: the channel layer (Redis) failed: %s", scope.get("path"), exc or type(exc).__name__
+            )
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
 
     async def connect(self) -> None:
         user = self.scope.get("user")

@@ -239,3 +239,26 @@ async def test_session_socket_from_the_portals_own_origin_is_accepted(origin, ho
     communicator, connected = await _handshake(origin, host)
     assert connected  # then closed 4401: nobody is signed in
     assert (await communicator.receive_output(timeout=2)) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_a_lost_channel_layer_closes_the_socket_with_one_log_line(owner, monkeypatch, caplog):
+    from channels.layers import get_channel_layer
+    from channels.routing import URLRouter
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    from apps.core.routing import websocket_urlpatterns
+
+    async def timeout(*args, **kwargs):
+        raise RedisTimeout("Timeout reading from socket")
+
+    monkeypatch.setattr(type(get_channel_layer()), "group_add", timeout)
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/notifications/")
+    communicator.scope["user"] = owner
+    await communicator.connect()
+    await communicator.wait(timeout=3)  # the consumer ended on its own, without raising
+    messages = []
+    while not communicator.output_queue.empty():
+        messages.append(communicator.output_queue.get_nowait())
+    assert {"type": "websocket.close", "code": 1011} in messages, messages
+    lines = [r for r in caplog.records if "channel layer (Redis) failed" in r.getMessage()]
+    assert len(lines) == 1 and not lines[0].exc_info
