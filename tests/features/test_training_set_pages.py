@@ -72,3 +72,11 @@ def test_list_query_count_does_not_grow_with_sets(ingested, owner, django_assert
     with django_assert_max_num_queries(14):
         response = client.get(LIST)
     assert response.content.decode().count('href="/features/training-sets/') >= 8
+
+
+def test_training_set_page_title_is_only_its_name(db):
+    from django.template.loader import get_template
+
+    source = get_template("features/training_set_detail.html").template.source
+    title = source.split("{% block title %}", 1)[1].split("{% endblock %}", 1)[0]
+    assert title == "{{ ts.name }}"
