@@ -6,6 +6,7 @@ in the worker and turns the spec into the X / y arrays the engine trains on.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,26 @@ from apps.features.models import FeatureView, TrainingSet
 from apps.features.training_sets import training_set_load
 
 DEMO_DATASETS = ("wine", "breast_cancer", "digits", "diabetes")
+# What each demo dataset is: its task and its number of features per sample (engine/demo_data).
+DEMO_DATASET_SHAPES = {
+    "wine": ("classification", 13),
+    "breast_cancer": ("classification", 30),
+    "digits": ("classification", 64),
+    "diabetes": ("regression", 10),
+}
 NON_FEATURE_COLUMNS = ("event_timestamp", "created_timestamp")
 MAX_FEATURES = 4096
+
+
+def datasets_for(template) -> list[str]:
+    """The demo datasets a template can train on: same task, and the sample size its input shape
+    needs (the digits CNN takes only the 64-pixel digits; a regressor only regression data)."""
+    size = math.prod(template.input_shape) if template.input_shape else None
+    return [
+        name
+        for name, (task, features) in DEMO_DATASET_SHAPES.items()
+        if task == template.task and (size is None or size == features)
+    ]
 
 
 def clean_data_spec(data: Any, *, actor, template) -> tuple[dict, Any]:
@@ -31,8 +50,14 @@ def clean_data_spec(data: Any, *, actor, template) -> tuple[dict, Any]:
         raise ValidationError({"data": [f"Unknown data field(s): {', '.join(unknown)}."]})
     if "training_set" not in data:
         name = data.get("dataset") or template.default_dataset
+        fitting = datasets_for(template)
         if name not in DEMO_DATASETS:
-            raise ValidationError({"data": [f"Unknown dataset {name!r}; use one of {', '.join(DEMO_DATASETS)}."]})
+            raise ValidationError({"data": [f"Unknown dataset {name!r}; use one of {', '.join(fitting)}."]})
+        if name not in fitting:
+            raise ValidationError(
+                {"data": [f"The dataset {name!r} does not fit the {template.name} template; use one of "
+                          f"{', '.join(fitting)}."]}
+            )  # fmt: skip
         return {"dataset": name}, None
     if "dataset" in data:
         raise ValidationError({"data": ["Give either dataset or training_set, not both."]})

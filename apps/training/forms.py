@@ -9,7 +9,7 @@ from apps.accounts.models import Team
 from apps.core.forms import BootstrapFormMixin
 from apps.core.permissions import teams_of
 from apps.features.selectors import training_sets_visible
-from apps.training.datasource import DEMO_DATASETS, NON_FEATURE_COLUMNS
+from apps.training.datasource import NON_FEATURE_COLUMNS, datasets_for
 from apps.training.models import Sweep
 
 PARAM_PREFIX = "p_"
@@ -38,7 +38,18 @@ SET_META_COLUMNS = set(NON_FEATURE_COLUMNS)
 
 
 class LaunchForm(forms.Form):
-    dataset = forms.ChoiceField(required=False, help_text="A demo dataset; ignored when a training set is chosen.")
+    experiment = forms.TypedChoiceField(
+        coerce=int, empty_value=None, required=False,
+        help_text="An experiment you can add runs to; empty: your training experiment (or name a new one below).",
+    )  # fmt: skip
+    experiment_name = forms.CharField(
+        required=False, max_length=100, label="or a new experiment",
+        help_text="Name of a new experiment for this job's run (letters, digits, '-', '_').",
+    )  # fmt: skip
+    run_name = forms.CharField(required=False, max_length=200, help_text="Empty: job-<id>.")
+    dataset = forms.ChoiceField(
+        required=False, help_text="A demo dataset that fits this template; ignored when a training set is chosen."
+    )
     training_set = forms.TypedChoiceField(
         coerce=int,
         empty_value=None,
@@ -56,15 +67,22 @@ class LaunchForm(forms.Form):
     region = forms.CharField(required=False, help_text="Empty: this portal's region, or the data's pinned region.")
     priority = forms.IntegerField(min_value=0, max_value=9, initial=5)
     max_runtime_s = forms.IntegerField(min_value=1, initial=3600, label="Max runtime (s)")
+    max_queue_s = forms.IntegerField(
+        min_value=60, required=False, label="Max wait in the queue (s)",
+        help_text="Fail the job if no worker takes it in time; empty: wait until one does.",
+    )  # fmt: skip
     seed = forms.IntegerField(min_value=0, initial=0)
     model_name = forms.CharField(required=False, help_text="Catalog model to register the result under.")
     team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, help_text=TEAM_HELP)
 
-    def __init__(self, *args, template, user=None, **kwargs):
+    def __init__(self, *args, template, user=None, experiments=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.template = template
         self.fields["team"].queryset = teams_of(user)
-        self.fields["dataset"].choices = [(d, d) for d in DEMO_DATASETS]
+        self.fields["experiment"].choices = [("", "Default: my training experiment")] + [
+            (e.pk, e.name) for e in experiments
+        ]
+        self.fields["dataset"].choices = [(d, d) for d in datasets_for(template)]
         self.fields["dataset"].initial = template.default_dataset
         self._set_training_sets(user)
         for spec in template.params:
@@ -107,6 +125,10 @@ class LaunchForm(forms.Form):
             "seed": c["seed"],
             "model_name": c.get("model_name") or None,
             "team": c["team"].slug if c.get("team") else None,
+            "experiment": c.get("experiment"),
+            "experiment_name": c.get("experiment_name") or None,
+            "run_name": c.get("run_name") or None,
+            "max_queue_s": c.get("max_queue_s"),
         }
 
     def field_errors(self, exc: ValidationError) -> ValidationError:

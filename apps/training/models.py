@@ -72,6 +72,9 @@ class TrainingJob(OwnedModel):
     queue = models.CharField(max_length=60)
     priority = models.PositiveSmallIntegerField(default=5)
     max_runtime_s = models.PositiveIntegerField(default=3600)
+    max_queue_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="fail the job if no worker takes it within this many seconds"
+    )
     seed = models.BigIntegerField(default=0)
     allow_cpu_fallback = models.BooleanField(default=False)
     device = models.CharField(max_length=20, blank=True, default="")

@@ -9,6 +9,10 @@ running (after its visibility timeout, or to a second worker). Each delivery mus
 job's lease (Redis SET NX with an expiry, refreshed every TTL/3 by a heartbeat thread while the
 delivery runs, released at its end); a delivery that finds a live lease returns `duplicate`
 without touching the job. A lease whose holder died expires, and the next delivery resumes.
+
+Only the job's current message runs it: a delivery whose task id is no longer the row's
+`celery_task_id` (recovery or "run on CPU instead" sent a new message; the old one surfaced later,
+e.g. restored from the broker's unacked set) returns `stale` and leaves the job alone.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from apps.training.callbacks import PortalCallbacks
 from apps.training.datasource import load_arrays
 from apps.training.models import TrainingJob
 from apps.training.search import pruner_for
-from apps.training.services import cost_of, job_transition, share_existing_with_team
+from apps.training.services import LEASE_KEY, cost_of, job_transition, share_existing_with_team
 from apps.training.writer_process import WriterLost
 
 log = logging.getLogger(__name__)
@@ -53,8 +57,8 @@ class JobFailed(Exception):
     """A reason to fail the job with a message for its owner."""
 
 
-LEASE_KEY = "portal:training:lease:{}"
 DUPLICATE = "duplicate"
+STALE = "stale"
 
 
 def lease_ttl_s() -> float:
@@ -157,27 +161,36 @@ class JobLease:
                 log.warning("job %s: lease release failed", self.job_id, exc_info=True)
 
 
-def execute(job_id: int, *, hostname: str = "") -> str:
+def execute(job_id: int, *, hostname: str = "", task_id: str | None = None) -> str:
+    """Run (or resume) the job once. `task_id` is the delivering message's id (None when called
+    directly): a message that is no longer the job's current one returns `stale` untouched."""
     job = TrainingJob.objects.select_related("owner", "run", "checkpoint", "training_set").filter(pk=job_id).first()
     if job is None or job.is_terminal:
         return "skipped"
+    if _stale(job.celery_task_id, task_id):
+        log.warning("job %s: message %s is stale (the job's message is now %s)", job.pk, task_id, job.celery_task_id)
+        return STALE
     lease = JobLease(job, hostname=hostname)
     if not lease.acquire():
         log.warning("job %s: another delivery holds its lease (%s); not running it twice", job.pk, lease.holder())
         return DUPLICATE
     lease.start_heartbeat()
     try:
-        return _execute(job, hostname)
+        return _execute(job, hostname, task_id)
     finally:
         lease.release()
 
 
-def _execute(job: TrainingJob, hostname: str) -> str:
+def _stale(current: str, delivered: str | None) -> bool:
+    return bool(delivered and current and delivered != current)
+
+
+def _execute(job: TrainingJob, hostname: str, task_id: str | None) -> str:
     with acting_as(job.owner):
-        if not _start(job, hostname):
-            return job.state
+        if not _start(job, hostname, task_id):
+            return STALE if _stale(job.celery_task_id, task_id) else job.state
         try:
-            return _train_resuming(job, hostname)
+            return _train_resuming(job, hostname, task_id)
         except JobFailed as exc:
             _fail(job, str(exc))
         except ValidationError as exc:
@@ -188,11 +201,12 @@ def _execute(job: TrainingJob, hostname: str) -> str:
         return job.state
 
 
-def _start(job: TrainingJob, hostname: str) -> bool:
+def _start(job: TrainingJob, hostname: str, task_id: str | None = None) -> bool:
     with transaction.atomic():
         locked = TrainingJob.objects.select_for_update().get(pk=job.pk)
         job.state, job.cancel_requested = locked.state, locked.cancel_requested
-        if job.is_terminal:
+        job.celery_task_id = locked.celery_task_id
+        if job.is_terminal or _stale(locked.celery_task_id, task_id):  # recovery re-sent it meanwhile
             return False
         if job.cancel_requested:
             job_transition(job=job, to=State.CANCELLED, error="Cancelled before it started.")
@@ -203,7 +217,7 @@ def _start(job: TrainingJob, hostname: str) -> bool:
     return True
 
 
-def _train_resuming(job: TrainingJob, hostname: str) -> str:
+def _train_resuming(job: TrainingJob, hostname: str, task_id: str | None = None) -> str:
     """`_train`, resumed from the last checkpoint (up to WRITER_RESTARTS times) if the writer process is lost."""
     from apps.training.engine.resources import ResourceUsage  # torch: the worker's training side only
 
@@ -223,7 +237,7 @@ def _train_resuming(job: TrainingJob, hostname: str) -> str:
             run_append_log(
                 run=job.run, actor=job.owner, text=f"The portal's writer process was lost ({exc}); resuming.\n"
             )
-            if not _start(job, hostname):  # running -> retrying -> running, unless cancelled meanwhile
+            if not _start(job, hostname, task_id):  # running -> retrying -> running, unless cancelled meanwhile
                 return job.state
     raise AssertionError("unreachable")
 

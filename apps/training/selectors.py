@@ -12,6 +12,7 @@ from django.db.models import Count, QuerySet, Sum
 from apps.core import queues, workers
 from apps.core.errors import NotFound
 from apps.core.permissions import Action, require, restrict
+from apps.experiments.models import Experiment
 from apps.training.engine import templates as engine_templates
 from apps.training.models import Sweep, TrainingJob
 
@@ -26,6 +27,14 @@ def template_for(user, name: str):
     if name not in engine_templates.TEMPLATES:
         raise NotFound("No training template matches the given query.")
     return engine_templates.get_template(name)
+
+
+EXPERIMENT_CHOICES = 200
+
+
+def experiments_for_launch(user) -> QuerySet[Experiment]:
+    """The experiments `user` may add runs to (a launch form's choices), by name."""
+    return restrict(user, "change", Experiment.objects.all()).order_by("name", "pk")[:EXPERIMENT_CHOICES]
 
 
 def jobs_visible(user, filters: dict | None = None) -> QuerySet[TrainingJob]:

@@ -16,8 +16,10 @@ from apps.training.services import sweep_advance as advance
 def run_job(self, job_id: int) -> str:
     """A delivery that finds another one running the job (its lease is live) leaves the job alone and
     looks again when that lease would expire: by then the job has ended (skipped), or is still running
-    (look again later), or its holder died and the lease ran out (resume)."""
-    result = runner.execute(int(job_id), hostname=self.request.hostname or "")
+    (look again later), or its holder died and the lease ran out (resume). A message that is no
+    longer the job's current one (re-sent by recovery or "run on CPU instead") is `stale`."""
+    task_id = None if self.request.called_directly else self.request.id
+    result = runner.execute(int(job_id), hostname=self.request.hostname or "", task_id=task_id)
     if result == runner.DUPLICATE and not (self.request.is_eager or self.request.called_directly):
         raise self.retry(countdown=runner.lease_retry_in_s(int(job_id)))
     return result

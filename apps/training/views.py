@@ -1,4 +1,5 @@
-"""Browser pages: jobs, templates + launch form, job page (live), queues, costs, sweeps.
+"""Browser pages: jobs, templates + launch form, job page (live), queues, costs, sweeps, and the
+Sharing cards of the job and sweep pages.
 
 Permissions come from the selectors (`_for` raises NotFound/Forbidden) and `require`; templates
 ask `can_add.trainingjob` / `can_add.sweep` from the context processor.
@@ -11,8 +12,11 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from apps.core import queues, sharing
 from apps.core.forms import apply_validation_error
 from apps.core.permissions import can, require
 from apps.training import selectors, services
@@ -41,15 +45,16 @@ def job_launch(request, name):
     template = selectors.template_for(request.user, name)
     require(request.user, "add", TrainingJob)
     initial = {"training_set": request.GET.get("training_set")}  # links may preselect a set
-    form = LaunchForm(request.POST or None, template=template, user=request.user, initial=initial)
+    experiments = selectors.experiments_for_launch(request.user)
+    form = LaunchForm(
+        request.POST or None, template=template, user=request.user, initial=initial, experiments=experiments
+    )
     if request.method == "POST" and form.is_valid():
         try:
             job = services.job_launch(actor=request.user, **form.launch_kwargs())
         except ValidationError as exc:
             apply_validation_error(form, form.field_errors(exc))
-        else:
-            if job.warning:
-                messages.warning(request, job.warning)
+        else:  # a routing warning is shown once, by the job page
             messages.success(request, f"Job {job.pk} is queued on {job.queue}.")
             return redirect("training:job-detail", pk=job.pk)
     return render(request, "training/job_launch.html", {"form": form, "template": template.to_dict()})
@@ -73,18 +78,30 @@ def key_value_rows(values: dict) -> list[tuple[str, str]]:
     return [(name, readable(value)) for name, value in sorted((values or {}).items())]
 
 
-def job_detail(request, pk):
+def job_detail(request, pk, *, share_form=None, status=200):
     job = selectors.job_for(request.user, pk)
+    can_change = can(request.user, "change", job)
+    queued = job.state == TrainingJob.State.QUEUED
     context = {
         "job": job,
         "params": key_value_rows(job.params),
         "data": key_value_rows(job.data),
-        "can_cancel": not job.is_terminal and can(request.user, "change", job),
+        "can_cancel": not job.is_terminal and can_change,
+        "waited_s": int((timezone.now() - job.queued_at).total_seconds()) if queued else None,
+        "can_move_to_cpu": queued and can_change and queues.split_queue(job.queue)[0] == "gpu",
         "live": services.job_message(job),
         "gpu_hint": services.gpu_hint(job),
         "rate": settings.QUEUE_COST_PER_HOUR.get(job.queue.split(".")[0]),
+        "sharing": sharing.sharing_context(
+            job,
+            request.user,
+            can_change=can_change,
+            form=share_form,
+            share_url=reverse("training:job-share", args=[job.pk]),
+            unshare_url=reverse("training:job-unshare", args=[job.pk]),
+        ),
     }
-    return render(request, "training/job_detail.html", context)
+    return render(request, "training/job_detail.html", context, status=status)
 
 
 @require_POST
@@ -95,6 +112,19 @@ def job_cancel(request, pk):
         request, "Cancelled." if job.state == "cancelled" else "Cancel requested; it stops before its next step."
     )
     return redirect("training:job-detail", pk=job.pk)
+
+
+@require_POST
+def job_move_to_cpu(request, pk):
+    job = selectors.job_for(request.user, pk)
+    job = services.job_move_to_cpu(job=job, actor=request.user)  # no longer queued: the 409 page says so
+    messages.success(request, f"Job {job.pk} now waits on the CPU queue {job.queue}.")
+    return redirect("training:job-detail", pk=job.pk)
+
+
+job_share, job_unshare = sharing.share_page_views(
+    lookup=selectors.job_for, detail_view=job_detail, detail_url="training:job-detail", key="pk"
+)
 
 
 def queue_page(request):
@@ -112,7 +142,8 @@ def cost_page(request):
 def sweep_list(request):
     page = Paginator(selectors.sweeps_visible(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     templates = [t["name"] for t in selectors.templates_visible(request.user)]
-    return render(request, "training/sweep_list.html", {"page": page, "templates": templates})
+    rows = [(s, s.best_job.metrics.get(s.metric) if s.best_job else None) for s in page]
+    return render(request, "training/sweep_list.html", {"page": page, "rows": rows, "templates": templates})
 
 
 def sweep_create(request, template):
@@ -130,8 +161,9 @@ def sweep_create(request, template):
     return render(request, "training/sweep_create.html", {"form": form, "template": spec.to_dict()})
 
 
-def sweep_detail(request, pk):
+def sweep_detail(request, pk, *, share_form=None, status=200):
     sweep = selectors.sweep_for(request.user, pk)
+    can_change = can(request.user, "change", sweep)
     names = sorted(sweep.space)
     trials = [
         {"trial": j.trial_number, "job": j.pk, "state": j.state, "params": [j.params.get(n) for n in names],
@@ -146,10 +178,18 @@ def sweep_detail(request, pk):
         "names": names,
         "plot": plot,
         "method": Sweep.Method(sweep.method).label,
-        "can_cancel": sweep.state not in Sweep.TERMINAL and can(request.user, "change", sweep),
+        "can_cancel": sweep.state not in Sweep.TERMINAL and can_change,
         "best_value": sweep.best_job.metrics.get(sweep.metric) if sweep.best_job else None,
+        "sharing": sharing.sharing_context(
+            sweep,
+            request.user,
+            can_change=can_change,
+            form=share_form,
+            share_url=reverse("training:sweep-share", args=[sweep.pk]),
+            unshare_url=reverse("training:sweep-unshare", args=[sweep.pk]),
+        ),
     }
-    return render(request, "training/sweep_detail.html", context)
+    return render(request, "training/sweep_detail.html", context, status=status)
 
 
 @require_POST
@@ -159,3 +199,8 @@ def sweep_cancel(request, pk):
     messages.success(request, "Sweep cancelled: no new trials; queued trials are cancelled and running ones stop "
                               "before their next step.")  # fmt: skip
     return redirect("training:sweep-detail", pk=sweep.pk)
+
+
+sweep_share, sweep_unshare = sharing.share_page_views(
+    lookup=selectors.sweep_for, detail_view=sweep_detail, detail_url="training:sweep-detail", key="pk"
+)

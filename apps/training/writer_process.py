@@ -10,8 +10,9 @@ never blocks a step) and a reader thread takes back cancel requests, errors and 
 
 Failure handling: if the helper dies, every open session fails with `WriterLost` (the job then
 fails or is retried like any other error) and the next job starts a new helper. If the worker
-process dies, the helper reads end-of-file after the last operation it was sent, finishes them
-(the last checkpoint lands) and exits. It ignores Ctrl-C and SIGTERM sent to the whole process
+process dies, the helper finishes the operations it was sent (the last checkpoint lands) and exits:
+on end-of-file, or, should a forked child still hold the socket open, as soon as it sees its parent
+gone (PR_SET_PDEATHSIG and a parent-id check, apps/training/writer_main.py). It ignores Ctrl-C and SIGTERM sent to the whole process
 group, so that a shutdown leaves that order intact; a write that outlives the close timeout kills it.
 """
 
@@ -102,7 +103,7 @@ class WriterProcess:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         ours, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.training.writer_main", str(theirs.fileno())],
+            [sys.executable, "-m", "apps.training.writer_main", str(theirs.fileno()), str(os.getpid())],
             pass_fds=(theirs.fileno(),),
             cwd=str(settings.BASE_DIR),
             stdin=subprocess.DEVNULL,
@@ -226,12 +227,18 @@ class _Replies:
                 self.gone = True
 
 
-def serve(conn: Connection) -> None:
-    """Run operations in the order they come; between them, poll each open job's cancel flag."""
+def serve(conn: Connection, parent_pid: int | None = None) -> None:
+    """Run operations in the order they come; between them, poll each open job's cancel flag.
+
+    Returns at end-of-file, or once `parent_pid` is no longer the parent (after the operations
+    already waiting in the socket)."""
     sessions: dict[int, _Session] = {}
     replies = _Replies(conn)
     while True:
         try:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                _drain(conn, replies, sessions)
+                return
             message = conn.recv() if conn.poll(STOP_CHECK_EVERY_S) else None
         except (EOFError, OSError):
             return  # the worker process is gone; everything it sent has been done
@@ -239,6 +246,13 @@ def serve(conn: Connection) -> None:
             _handle(replies, sessions, message)
         for sid, session in sessions.items():
             _check_stop(replies, sid, session)
+
+
+def _drain(conn: Connection, replies: _Replies, sessions: dict[int, _Session]) -> None:
+    """The parent died: do what it had sent already, without waiting for more."""
+    log.warning("training writer: the worker process is gone; finishing what it sent, then exiting")
+    while conn.poll(0):
+        _handle(replies, sessions, conn.recv())
 
 
 def _handle(conn: _Replies, sessions: dict[int, _Session], message: tuple) -> None:

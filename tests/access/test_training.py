@@ -79,4 +79,32 @@ class TestTrainingPageAccess(AccessMatrix):
         ("POST", f"/training/sweeps/new/{objects.TEMPLATE}/"): page_collection(302, body=PAGE_SWEEP),
         ("GET", "/training/sweeps/{sweep}/"): page_reads(),
         ("POST", "/training/sweeps/{sweep}/cancel/"): page_changes(),
+        ("POST", "/training/jobs/{job}/share/"): page_changes(body=SHARE),
+        ("POST", "/training/jobs/{job}/unshare/"): page_changes(body=UNSHARE),
+        ("POST", "/training/sweeps/{sweep}/share/"): page_changes(body=SHARE),
+        ("POST", "/training/sweeps/{sweep}/unshare/"): page_changes(body=UNSHARE),
+    }
+
+
+def gpu_job(owner, team) -> dict:
+    """A GPU job waiting for a GPU worker (the suite has none), which its owner may move to a CPU."""
+    from apps.training import services
+
+    job = services.job_launch(
+        actor=owner,
+        template=objects.TEMPLATE,
+        params=dict(objects.TINY),
+        data={"dataset": "wine"},
+        resource_class="gpu",
+    )
+    return {"share": [job], "gpu_job": job.pk}
+
+
+class TestTrainingRunOnCpuAccess(AccessMatrix):
+    """ "Run on CPU instead": the owner and editors (and admins); viewers 403, strangers 404."""
+
+    make = staticmethod(gpu_job)
+    rows = {
+        ("POST", "/api/v1/training/jobs/{gpu_job}/run-on-cpu"): api_changes(),
+        ("POST", "/training/jobs/{gpu_job}/run-on-cpu/"): page_changes(),
     }

@@ -42,6 +42,26 @@ def sent_tasks(monkeypatch):
 
 
 @pytest.fixture
+def live_delivery():
+    """`live_delivery(job)`: a running delivery holds the job's lease (as the runner's heartbeat keeps
+    it), so cancel asks it to stop instead of ending a job whose worker is gone. Released after the test."""
+    from apps.core import workers
+    from apps.training.services import LEASE_KEY
+
+    keys = []
+
+    def hold(job):
+        key = LEASE_KEY.format(job.celery_task_id)
+        workers.redis_client().set(key, "test-worker:1:held", px=60_000)
+        keys.append(key)
+        return job
+
+    yield hold
+    if keys:
+        workers.redis_client().delete(*keys)
+
+
+@pytest.fixture
 def _no_gpu_workers(monkeypatch):
     from apps.core import workers
 

@@ -145,10 +145,12 @@ def test_cancel_queued_job(api_owner, owner, django_capture_on_commit_callbacks,
     assert api_owner.post(f"{JOBS}{job.pk}/cancel").status_code == 409
 
 
-def test_cancel_running_job_sets_flag(api_owner, owner, monkeypatch, django_capture_on_commit_callbacks):
+def test_cancel_running_job_sets_flag(
+    api_owner, owner, monkeypatch, django_capture_on_commit_callbacks, live_delivery
+):  # fmt: skip
     flags = []
     monkeypatch.setattr("apps.training.services.jobs.cancel_flag_set", flags.append)
-    job = job_launch(actor=owner, template="digits-cnn")
+    job = live_delivery(job_launch(actor=owner, template="digits-cnn"))
     TrainingJob.objects.filter(pk=job.pk).update(state="running")
     with django_capture_on_commit_callbacks(execute=True):
         body = api_owner.post(f"{JOBS}{job.pk}/cancel").json()

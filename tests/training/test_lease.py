@@ -94,7 +94,8 @@ def test_task_retries_a_duplicate_later_and_never_loops_eagerly(launch, redis, m
     settings.TRAINING_LEASE_TTL_S = 45
     job = launch()
     redis.set(lease_key(job), "worker-1:123:abc", px=44_500)
-    assert run_job.apply(args=[job.pk]).get() == runner.DUPLICATE  # eager: returns, no retry loop
+    # eager, with the job's own task id as job_enqueue sends it: returns, no retry loop
+    assert run_job.apply(args=[job.pk], task_id=job.celery_task_id).get() == runner.DUPLICATE
     retries = []
 
     def fake_retry(**kwargs):

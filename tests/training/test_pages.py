@@ -92,12 +92,13 @@ def test_queue_page(owner, stranger):
     assert f"#{mine.pk} " not in browser(stranger).get("/training/queues/").content.decode()
 
 
-def test_cost_page_totals(owner, stranger, team):
+def test_cost_page_totals_show_their_currency(owner, stranger, team, settings):
+    settings.COST_CURRENCY = "USD"
     job = job_launch(actor=owner, template="digits-cnn", team=team.slug)
     TrainingJob.objects.filter(pk=job.pk).update(wall_s=3600, cost=0.1, state="succeeded")
     body = browser(owner).get("/training/costs/").content.decode()
-    assert "Risk Analytics" in body and "0.1000" in body
-    assert "0.1000" not in browser(stranger).get("/training/costs/").content.decode()
+    assert "Risk Analytics" in body and 'id="cost-total">$0.10<' in body and "0.1000" not in body
+    assert 'id="cost-total">$0.00<' in browser(stranger).get("/training/costs/").content.decode()
 
 
 def test_gpu_hint_on_underused_gpu_job(owner):

@@ -24,10 +24,11 @@ def side_effects(monkeypatch, sent_tasks):
 
 
 def test_cancel_cancels_queued_and_stops_running_children(
-    owner, side_effects, django_capture_on_commit_callbacks
+    owner, side_effects, django_capture_on_commit_callbacks, live_delivery
 ):  # fmt: skip
     sweep = make(owner, max_trials=4, parallelism=3)
     first, second, third = sweep.jobs.order_by("trial_number")
+    live_delivery(first)
     TrainingJob.objects.filter(pk=first.pk).update(state="running")
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client_for(owner).post(f"{SWEEPS}{sweep.pk}/cancel")

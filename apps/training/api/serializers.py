@@ -30,6 +30,17 @@ class JobLaunchSerializer(serializers.Serializer):
     seed = serializers.IntegerField(required=False, default=None)
     allow_cpu_fallback = serializers.BooleanField(required=False, default=False)
     experiment = serializers.IntegerField(required=False, default=None, help_text="experiment id (default: yours)")
+    experiment_name = serializers.CharField(
+        required=False, allow_blank=True, default=None, max_length=100,
+        help_text="an experiment by name instead of id: one you can add runs to, or a new one",
+    )  # fmt: skip
+    run_name = serializers.CharField(
+        required=False, allow_blank=True, default=None, max_length=200, help_text="default: job-<id>"
+    )
+    max_queue_s = serializers.IntegerField(
+        required=False, default=None, help_text="fail the job if no worker takes it within this many seconds "
+        "(60 to 604800); default: it waits",
+    )  # fmt: skip
     model_name = serializers.CharField(required=False, allow_blank=True, default="")
     team = serializers.CharField(
         required=False, allow_blank=True, default=None, max_length=50,
@@ -52,7 +63,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = TrainingJob
         fields = [
             "id", "owner", "team", "template", "params", "data", "resource_class", "region", "queue", "priority",
-            "max_runtime_s", "seed", "allow_cpu_fallback", "device", "warning", "state", "cancel_requested",
+            "max_runtime_s", "max_queue_s", "seed", "allow_cpu_fallback", "device", "warning", "state", "cancel_requested",
             "worker", "attempts", "progress", "eta_s", "epochs_completed", "error", "experiment", "run",
             "checkpoint_epoch", "checkpoint_step", "model_name", "model_version", "metrics", "wall_s", "cpu_s",
             "peak_mem_mb", "gpu_s", "peak_gpu_mem_mb", "cost", "gpu_hint", "sweep", "trial_number", "queued_at",

@@ -9,6 +9,7 @@ urlpatterns = [
     path("training/jobs/", views.JobListView.as_view(), name="job-list"),
     path("training/jobs/<int:pk>/", views.JobDetailView.as_view(), name="job-detail"),
     path("training/jobs/<int:pk>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
+    path("training/jobs/<int:pk>/run-on-cpu", views.JobMoveToCpuView.as_view(), name="job-run-on-cpu"),
     path("training/jobs/<int:pk>/sharing", SharingView.as_view(lookup=selectors.job_for), name="job-sharing"),
     path("training/sweeps/", views.SweepListView.as_view(), name="sweep-list"),
     path("training/sweeps/<int:pk>/", views.SweepDetailView.as_view(), name="sweep-detail"),

@@ -1,4 +1,4 @@
-"""REST API for training (paths in shared/API.md): templates, jobs, cancel, sweeps, sharing.
+"""REST API for training (paths in shared/API.md): templates, jobs, cancel, run-on-cpu, sweeps, sharing.
 
 Each view validates with `validated`/`validated_query`, calls one service or selector, serializes.
 """
@@ -51,6 +51,20 @@ class JobCancelView(APIView):
     )
     def post(self, request, pk):
         job = services.job_cancel(job=selectors.job_for(request.user, pk), actor=request.user)
+        return Response(s.JobDetailSerializer(selectors.job_for(request.user, job.pk)).data)
+
+
+class JobMoveToCpuView(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.JobDetailSerializer,
+            409: OpenApiResponse(description="the job is no longer queued, or already waits on a CPU queue"),
+        },
+        description="Run a queued GPU job on a CPU worker instead (its message moves to the region's cpu queue).",
+    )
+    def post(self, request, pk):
+        job = services.job_move_to_cpu(job=selectors.job_for(request.user, pk), actor=request.user)
         return Response(s.JobDetailSerializer(selectors.job_for(request.user, job.pk)).data)
 
 

@@ -39,7 +39,7 @@ def resolve_route(
                 )
             else:
                 warning = (
-                    f"No GPU worker is online for queue {queue}; the job waits in the queue until one comes online "
-                    "(tick 'allow CPU fallback' to run it on a CPU worker instead)."
+                    f"No GPU worker is online for queue {queue}; the job waits in the queue until one comes online. "
+                    "Its owner can move it to a CPU worker (Run on CPU instead)."
                 )
     return queue, region or "default", device, warning

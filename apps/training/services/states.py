@@ -78,6 +78,8 @@ def job_message(job: TrainingJob) -> dict[str, Any]:
         "epochs_completed": job.epochs_completed,
         "worker": job.worker,
         "error": job.error[:500],
+        "attempts": job.attempts,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
     }
 
 
