@@ -37,7 +37,7 @@ from apps.catalog.models import RegisteredModel
 from apps.core import vault, workers
 from apps.core.audit import acting_as
 from apps.core.permissions import team_member
-from apps.experiments.services import run_append_log, run_log_batch, run_truncate_metrics
+from apps.experiments.services import run_append_log, run_artifact_add, run_log_batch, run_truncate_metrics
 from apps.training.callbacks import PortalCallbacks
 from apps.training.datasource import load_arrays
 from apps.training.models import TrainingJob
@@ -336,9 +336,17 @@ def _finish(job: TrainingJob, result) -> None:
     summary = {**result.to_dict(), "onnx": onnx.summary()}
     summary.pop("params", None)
     metrics = _finite(result.metrics)
-    version = _register(job, result, onnx.onnx_bytes, weights, metrics)
+    version = _register(job, result, onnx.onnx_bytes, weights, metrics, onnx.summary())
     with transaction.atomic():
         run_log_batch(run=job.run, actor=job.owner, tags={"model_version": f"{version.model.name}:{version.version}"})
+        run_artifact_add(  # the run lists the model file it produced (stored once, in the catalog)
+            run=job.run,
+            actor=job.owner,
+            path="model.onnx",
+            size=len(onnx.onnx_bytes),
+            digest=f"sha256:{version.artifact.sha256}",
+            uri=f"models:/{version.model.name}/{version.version}",
+        )
         job_transition(
             job=job,
             to=State.SUCCEEDED,
@@ -350,7 +358,7 @@ def _finish(job: TrainingJob, result) -> None:
         )
 
 
-def _register(job: TrainingJob, result, onnx_bytes: bytes, weights: bytes, metrics: dict):
+def _register(job: TrainingJob, result, onnx_bytes: bytes, weights: bytes, metrics: dict, onnx_parity: dict):
     model = RegisteredModel.objects.filter(name=job.model_name).first()
     # The team sees the model only while the owner is still in it (membership may change mid-job).
     team = job.team if job.team_id and team_member(job.owner, job.team) else None
@@ -385,6 +393,7 @@ def _register(job: TrainingJob, result, onnx_bytes: bytes, weights: bytes, metri
         metrics=metrics,
         lineage=lineage,
         framework="pytorch",
+        onnx_parity=onnx_parity,
     )
 
 

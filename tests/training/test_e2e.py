@@ -10,7 +10,7 @@ import psutil
 import pytest
 from django.test import Client
 
-from apps.experiments.models import MetricPoint
+from apps.experiments.models import MetricPoint, RunArtifact
 from apps.training.models import TrainingJob
 from tests.conftest import api_client_for
 from tests.training.conftest import transactional_db_mark
@@ -46,6 +46,14 @@ def test_real_job_end_to_end(live_worker, owner):
     assert detail["progress"] == 1.0 and detail["model_version"]["version"] >= 1 and detail["cost"] >= 0
     steps = list(MetricPoint.objects.filter(run_id=job.run_id, key="train_loss").values_list("step", flat=True))
     assert sorted(steps) == list(range(1, len(steps) + 1))
+    # the version keeps its ONNX parity check; the run lists the model file it produced and opens on
+    # the template's metric
+    version = job.model_version
+    assert 0 <= version.onnx_parity["max_abs_diff"] < version.onnx_parity["tolerance"]
+    artifact = RunArtifact.objects.get(run=job.run, path="model.onnx")
+    assert artifact.uri == f"models:/{version.model.name}/{version.version}"
+    assert artifact.digest == f"sha256:{version.artifact.sha256}"
+    assert job.run.tags["primary_metric"] == "val_loss"
 
 
 def test_cancel_running_job_through_worker(live_worker, owner):
@@ -94,3 +102,4 @@ def test_gpu_job_waits_while_no_gpu_worker_is_online(live_worker, owner):
     body = page.get("/training/queues/").content.decode()
     assert "<code>gpu</code>" in body and "jobs wait here until a worker" in body
     assert client.post(f"{JOBS}{job.pk}/cancel").json()["state"] == "cancelled"
+

@@ -258,7 +258,8 @@ def _launch(
             actor=actor,
             source=Run.Source.JOB,
             params=run_params,
-            tags={"training_job": str(job.pk), "queue": queue},
+            # the runs table and compare page open on the metric the template optimises
+            tags={"training_job": str(job.pk), "queue": queue, "primary_metric": spec.monitor},
             status=Run.Status.QUEUED,
         )
         job.save(update_fields=["run"])
