@@ -102,4 +102,3 @@ def test_gpu_job_waits_while_no_gpu_worker_is_online(live_worker, owner):
     body = page.get("/training/queues/").content.decode()
     assert "<code>gpu</code>" in body and "jobs wait here until a worker" in body
     assert client.post(f"{JOBS}{job.pk}/cancel").json()["state"] == "cancelled"
-
