@@ -1,4 +1,5 @@
 from django.apps import apps
+from django.conf import settings
 
 from apps.core.permissions import can_use_perm, capabilities
 
@@ -13,4 +14,4 @@ def portal(request):
             for label, url_name, perm in getattr(config, "nav_items", []):
                 if can_use_perm(user, perm):
                     items.append({"label": label, "url_name": url_name})
-    return {"portal_nav": items, **capabilities(user)}
+    return {"portal_nav": items, "TIME_ZONE": settings.TIME_ZONE, **capabilities(user)}

@@ -93,17 +93,7 @@
     });
   }
 
-  // Numbers by magnitude, as the server's `num` filter writes them: 8 not 8.0000, 3.81e-05.
-  const fmt = (v) => {
-    if (v === null || v === undefined || v === "") return v === null ? "NaN" : "—";
-    const n = Number(v);
-    if (!isFinite(n)) return isNaN(n) ? "NaN" : (n > 0 ? "∞" : "-∞");
-    if (Number.isInteger(n) && Math.abs(n) < 1e15) return n.toLocaleString("en-US");
-    const m = Math.abs(n);
-    if (m < 1e-3 || m >= 1e9) return n.toExponential(2);
-    const decimals = Math.max(3 - Math.floor(Math.log10(m)), 0);
-    return Number(n.toFixed(decimals)).toLocaleString("en-US", { maximumFractionDigits: decimals });
-  };
+  const fmt = window.portal.num;  // numbers as the server writes them
 
   // "Latest metrics": each row keeps its raw last step, min and max in data attributes, seeded
   // by the server (summaries over every stored point), so live points only ever extend them.
@@ -172,7 +162,7 @@
       bar.style.width = `${Math.round(msg.progress * 100)}%`;
       bar.textContent = `${Math.round(msg.progress * 100)}%`;
     }
-    if (msg.ended_at) document.getElementById("run-ended").textContent = new Date(msg.ended_at).toLocaleString();
+    if (msg.ended_at) document.getElementById("run-ended").textContent = window.portal.when(msg.ended_at);
   }
 
   function appendLog(text) {

@@ -13,17 +13,7 @@
     compareBtn.textContent = n ? `Compare selected (${n})` : "Compare selected";
   });
 
-  // Numbers by magnitude, as the server's `num` filter writes them: 8 not 8.0000, 3.81e-05.
-  const fmt = (v) => {
-    if (v === null || v === undefined) return "NaN";
-    const n = Number(v);
-    if (!isFinite(n)) return isNaN(n) ? "NaN" : (n > 0 ? "∞" : "-∞");
-    if (Number.isInteger(n) && Math.abs(n) < 1e15) return n.toLocaleString("en-US");
-    const m = Math.abs(n);
-    if (m < 1e-3 || m >= 1e9) return n.toExponential(2);
-    const decimals = Math.max(3 - Math.floor(Math.log10(m)), 0);
-    return Number(n.toFixed(decimals)).toLocaleString("en-US", { maximumFractionDigits: decimals });
-  };
+  const fmt = window.portal.num;  // numbers as the server writes them
   const row = (runId) => table.querySelector(`tr[data-run="${runId}"]`);
 
   function setMetric(runId, key, value) {
