@@ -61,6 +61,7 @@ def portal_setup(n_runs: int) -> dict:
     from apps.core.audit import acting_as
     from apps.experiments import services
     from apps.experiments.models import Experiment, ExperimentKey, MetricPoint, Run, RunMetricSummary, RunParam
+    from apps.experiments.validation import as_number
 
     user = get_user_model().objects.filter(username="bench").first()
     if user is None:
@@ -86,9 +87,7 @@ def portal_setup(n_runs: int) -> dict:
         for i, run in zip(idx, runs, strict=True):
             rng = random.Random(i)
             run.params = {"p0": str(i % 10), **{f"p{k}": f"v{rng.randrange(100)}" for k in range(1, 5)}}
-            params += [
-                RunParam(run=run, key=k, value=v, value_num=services.as_number(v)) for k, v in run.params.items()
-            ]
+            params += [RunParam(run=run, key=k, value=v, value_num=as_number(v)) for k, v in run.params.items()]
             for k in range(5):
                 v = rng.random()
                 summaries.append(

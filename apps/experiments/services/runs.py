@@ -1,53 +1,27 @@
-"""Writes for experiments and runs: the one place their tables change.
-
-Every service takes the acting user (`actor`) and checks it through `apps.core.permissions`:
-creating needs the role's add permission, everything that changes a run needs change rights on
-its experiment (runs have no access list of their own). Pages, the API, the seed command and the
-training app (which passes the job's owner from its worker) all call these. Live updates leave
-after commit through `apps.experiments.live` (coalesced, on the one broadcaster).
+"""Runs: their lifecycle (create, update, the guarded status moves, progress, the stale flag),
+logging (metric points, params, tags, system metrics, the log tail), truncating metrics before a
+resume, and the private helpers behind them: the summary upsert, bulk point inserts (COPY on
+PostgreSQL), the throttled sign of life and the after-commit live status messages. Every change
+needs change rights on the run's experiment.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-import re
 from datetime import datetime, timedelta
-from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
-from apps.core import vault
-from apps.core.audit import audit_event
-from apps.core.errors import Conflict, IntegrityFailure, NotFound, TooLarge
-from apps.core.permissions import grant_owner, require
-from apps.core.sharing import share_with_team_on_create, team_for_create
+from apps.core.errors import Conflict
+from apps.core.permissions import require
 from apps.experiments import live
-from apps.experiments.models import (
-    Experiment,
-    ExperimentKey,
-    MetricPoint,
-    Run,
-    RunArtifact,
-    RunMetricSummary,
-    RunParam,
-    RunsTableColumns,
-    RunTag,
-)
-from apps.experiments.validation import (
-    Point,
-    as_number,
-    check_key,
-    clean_metrics,
-    clean_params,
-    clean_tags,
-    now_ms,
-)
+from apps.experiments.models import Experiment, ExperimentKey, MetricPoint, Run, RunMetricSummary, RunParam, RunTag
+from apps.experiments.validation import Point, as_number, clean_metrics, clean_params, clean_tags, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -57,50 +31,9 @@ TRANSITIONS = {
     Run.Status.RUNNING: {Run.Status.FINISHED, Run.Status.FAILED, Run.Status.KILLED},
 }
 COPY_THRESHOLD = 50  # PostgreSQL: batches this big go through COPY
-ARTIFACT_PURPOSE = "experiments.artifact"
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # A run's sign of life is written at most this often (a trainer logging 50 batches a second must
 # not rewrite its run row 50 times a second); far below any sensible EXPERIMENTS_STALE_AFTER_S.
 TOUCH_EVERY_S = 5
-MAX_TABLE_COLUMNS = 30
-
-
-# --- experiments --------------------------------------------------------------------------------
-def experiment_create(*, actor, name: str, description: str = "", tags=None, team: str | None = None) -> Experiment:
-    """Create an experiment owned by `actor` (who needs the role's add permission).
-
-    `team` is a team slug the actor belongs to: the team becomes a viewer of the experiment (as
-    for every kind, docs/SECURITY.md); the owner shares it as editor to let the team log runs."""
-    require(actor, "add", Experiment)
-    team_obj = team_for_create(actor=actor, slug=team)
-    tags = clean_tags(tags)
-    experiment = Experiment(name=name, description=description or "", tags=tags, owner=actor, team=team_obj)
-    experiment.full_clean(exclude=["owner", "team"])
-    with transaction.atomic():
-        try:
-            experiment.save()
-        except IntegrityError:
-            raise ValidationError(
-                {"name": [f"An experiment named {name!r} already exists; pick another name."]}
-            ) from None
-        grant_owner(experiment)
-        share_with_team_on_create(experiment, team_obj)
-    return experiment
-
-
-def experiment_update(*, experiment: Experiment, actor, description=None, tags=None) -> Experiment:
-    """Change the description and/or tags (change rights on the experiment)."""
-    require(actor, "change", experiment)
-    fields = []
-    if description is not None:
-        experiment.description = description
-        fields.append("description")
-    if tags is not None:
-        experiment.tags = clean_tags(tags)
-        fields.append("tags")
-    if fields:
-        experiment.save(update_fields=[*fields, "updated_at"])
-    return experiment
 
 
 # --- runs ---------------------------------------------------------------------------------------
@@ -477,127 +410,3 @@ def run_append_log(*, run: Run, actor, text: str) -> None:
         _touch(run)
         experiment_id = run.experiment_id
         transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, log_text=text[-LOG_TAIL_CHARS:]))
-
-
-# --- the runs table's columns ------------------------------------------------------------------
-def runs_table_columns_save(*, actor, experiment: Experiment, metrics, params) -> RunsTableColumns:
-    """Remember the metric and param columns `actor` chose for `experiment`'s runs table (anyone
-    who may view the experiment; a choice is personal and changes nothing others see)."""
-    require(actor, "view", experiment)
-    chosen = {}
-    for field, keys in (("metrics", metrics), ("params", params)):
-        keys = list(dict.fromkeys(keys or []))
-        if len(keys) > MAX_TABLE_COLUMNS:
-            raise ValidationError({field: [f"Choose at most {MAX_TABLE_COLUMNS} columns."]})
-        problems = [p for p in map(check_key, keys) if p]
-        if problems:
-            raise ValidationError({field: problems[:5]})
-        chosen[field] = keys
-    columns, _ = RunsTableColumns.objects.update_or_create(user=actor, experiment=experiment, defaults=chosen)
-    return columns
-
-
-# --- artifacts ----------------------------------------------------------------------------------
-def max_artifact_bytes() -> int:
-    return settings.EXPERIMENTS_MAX_ARTIFACT_BYTES
-
-
-def clean_artifact_path(path) -> str:
-    """A relative path of 1 to 500 characters: no leading '/', no empty, '.' or '..' parts."""
-    path = path.strip() if isinstance(path, str) else ""
-    parts = path.split("/")
-    if (
-        not path
-        or len(path) > 500
-        or path.startswith("/")
-        or any(part in ("", ".", "..") for part in parts)
-        or _CONTROL_RE.search(path)
-    ):
-        raise ValidationError(
-            {"path": ["Give a relative artifact path without '..' (at most 500 characters), e.g. plots/loss.png."]}
-        )
-    return path
-
-
-def _replace_artifact(run: Run, path: str, **fields) -> RunArtifact:
-    """Inside a transaction: drop the run's artifact at `path` (its vault blob goes with it, see
-    models._delete_artifact_blob) and record the new one. The run row is locked so that two
-    uploads of the same path queue instead of clashing on the unique constraint."""
-    Run.objects.select_for_update().only("id").get(pk=run.pk)
-    for old in RunArtifact.objects.filter(run=run, path=path):
-        old.delete()
-    return RunArtifact.objects.create(run=run, path=path, **fields)
-
-
-def run_artifact_add(*, run: Run, actor, path: str, size: int, digest: str = "", uri: str = "") -> RunArtifact:
-    """Record a file the run produced that lives outside the portal (`uri`); see
-    `run_artifact_upload` for files stored in the vault. Change rights on the experiment."""
-    require(actor, "change", run.experiment)
-    path = clean_artifact_path(path)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValidationError({"size": ["Size is a non-negative number of bytes."]})
-    with transaction.atomic():
-        return _replace_artifact(run, path, size=size, digest=(digest or "")[:80], uri=(uri or "")[:1000])
-
-
-def run_artifact_upload(*, run: Run, actor, src: BinaryIO, size: int, path: str) -> RunArtifact:
-    """Encrypt `src` into the vault and record it as the run's artifact at `path`, replacing (and
-    deleting) any artifact already there. On any failure nothing is left behind: no row, no file."""
-    require(actor, "change", run.experiment)
-    path = clean_artifact_path(path)
-    limit = max_artifact_bytes()
-    if size > limit:
-        raise TooLarge(f"The file is {size:,} bytes; the limit is {limit:,} bytes (EXPERIMENTS_MAX_ARTIFACT_BYTES).")
-    # Encrypt before the transaction: a large upload must not hold the database lock.
-    name, result = vault.blob_write(src, purpose=ARTIFACT_PURPOSE)
-    try:
-        if result.plaintext_size > limit:  # the declared size was wrong
-            raise TooLarge(f"The file is over the limit of {limit:,} bytes (EXPERIMENTS_MAX_ARTIFACT_BYTES).")
-        with transaction.atomic():
-            blob = vault.blob_record(name, result, purpose=ARTIFACT_PURPOSE)
-            artifact = _replace_artifact(
-                run, path, size=result.plaintext_size, digest=f"sha256:{result.sha256}", blob=blob
-            )
-            audit_event(
-                actor=actor,
-                event="artifact.upload",
-                obj=artifact,
-                data={"run": run.pk, "path": path, "sha256": result.sha256, "size": result.plaintext_size},
-            )
-    except BaseException:
-        vault.blob_discard(name)
-        raise
-    return artifact
-
-
-def run_artifact_open(*, artifact: RunArtifact, actor, request=None):
-    """Check permission, start decrypting (the first chunk is checked now) and audit the download.
-    Returns (chunks, size, filename).
-
-    Raises `NotFound` for an artifact kept outside the portal (it has only a `uri`) and
-    `IntegrityFailure`, audited, when the stored file was tampered with (no byte is sent)."""
-    run = artifact.run
-    require(actor, "view", run.experiment)
-    if artifact.blob_id is None:
-        where = f" at {artifact.uri}" if artifact.uri else ""
-        raise NotFound(f"This artifact is stored outside the portal{where}; fetch it from there.")
-    blob = artifact.blob
-    data = {"run": run.pk, "path": artifact.path, "sha256": blob.sha256}
-    try:
-        chunks = vault.blob_chunks(blob)
-        first = next(chunks, b"")  # a small tampered file fails here, before any byte is sent
-    except vault.VaultError as exc:
-        audit_event(
-            actor=actor,
-            event="artifact.integrity_error",
-            obj=artifact,
-            data={**data, "error": str(exc)},
-            request=request,
-        )
-        raise IntegrityFailure(
-            f"The stored artifact failed its integrity check and was not sent ({exc}). "
-            "It was changed in storage: restore it from backup or upload it again."
-        ) from None
-    audit_event(actor=actor, event="artifact.download", obj=artifact, data=data, request=request)
-    filename = re.sub(r"[^A-Za-z0-9._-]", "_", artifact.path.rsplit("/", 1)[-1]) or "artifact"
-    return (itertools.chain([first], chunks) if first else iter(())), blob.plaintext_size, filename
