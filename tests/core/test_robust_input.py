@@ -126,3 +126,15 @@ def test_the_schema_documents_the_page_size_bounds(owner):
     parameters = response.json()["paths"]["/api/v1/experiments/"]["get"]["parameters"]
     page_size = next(p for p in parameters if p["name"] == "page_size")
     assert page_size["schema"] | {} == {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/training/jobs/?sweep=32891284098673504793569263616", "/api/v1/runs/?experiment=99999999999999999999999"],
+)
+def test_integers_past_64_bits_in_filters_answer_400(owner, path):
+    from tests.conftest import api_client_for
+
+    response = api_client_for(owner).get(path)
+    assert response.status_code == 400, response.content

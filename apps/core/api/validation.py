@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+MAX_DB_INT = 2**63 - 1  # a signed 64-bit integer column
+
 
 def validated(serializer_class: type[serializers.Serializer], data, *, partial: bool = False, context=None) -> dict:
     """The validated body, or a 400 listing every bad and unknown field."""
@@ -25,7 +27,20 @@ def validated(serializer_class: type[serializers.Serializer], data, *, partial: 
         errors = {**errors, **serializer.errors}
     if errors:
         raise ValidationError(errors)
-    return dict(serializer.validated_data)
+    return _within_database_range(dict(serializer.validated_data))
+
+
+def _within_database_range(data: dict) -> dict:
+    """No integer past a 64-bit column reaches a query (SQLite and PostgreSQL raise an
+    OverflowError, a 500, for `?sweep=3e28`): a 400 naming the field, for every serializer."""
+    errors = {
+        name: [f"Ensure this value is less than or equal to {MAX_DB_INT}."]
+        for name, value in data.items()
+        if isinstance(value, int) and not isinstance(value, bool) and not -MAX_DB_INT - 1 <= value <= MAX_DB_INT
+    }
+    if errors:
+        raise ValidationError(errors)
+    return data
 
 
 def validated_query(serializer_class: type[serializers.Serializer], params, *, context=None) -> dict:
@@ -33,4 +48,4 @@ def validated_query(serializer_class: type[serializers.Serializer], params, *, c
     serializer = serializer_class(data=params, context=context or {})
     if not serializer.is_valid():
         raise ValidationError(serializer.errors)
-    return dict(serializer.validated_data)
+    return _within_database_range(dict(serializer.validated_data))

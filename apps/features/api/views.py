@@ -227,7 +227,8 @@ class TrainingSetDataView(APIView):
         responses={
             (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
             (200, "text/csv"): OpenApiTypes.BINARY,
-            (200, "application/json"): OpenApiTypes.OBJECT,
+            # an array of row objects, one per label row
+            (200, "application/json"): {"type": "array", "items": {"type": "object", "additionalProperties": True}},
             500: OpenApiResponse(description="the stored file failed its digest check; nothing was sent"),
             **ERRORS,
         },
