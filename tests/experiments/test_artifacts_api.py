@@ -165,7 +165,8 @@ def test_failed_upload_leaves_no_row_and_no_file(api_owner, owned_run, monkeypat
     def boom(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("apps.experiments.services.artifacts.audit_event", boom)  # fails after the blob was written and recorded
+    # fails after the blob was written and recorded
+    monkeypatch.setattr("apps.experiments.services.artifacts.audit_event", boom)
     for path in ("new.bin", "keep.bin"):  # a new path, and a replacement
         with pytest.raises(RuntimeError):
             upload(api_owner, owned_run, b"doomed", path=path)
