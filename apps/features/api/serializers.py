@@ -171,9 +171,25 @@ class MaterializeSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class JoinKeyValueField(serializers.Field):
+    """A join key value as the online store keys it: a string or an integer (documents the schema;
+    the lean path parses the body itself)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            raise serializers.ValidationError("Join key values are strings or integers.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class OnlineRequestSerializer(serializers.Serializer):
     features = serializers.ListField(child=serializers.CharField(), help_text='["view:feature", ...]')
-    entities = serializers.DictField(child=serializers.ListField(), help_text='{"customer_id": [1, 2]}')
+    entities = serializers.DictField(
+        child=serializers.ListField(child=JoinKeyValueField()), help_text='{"customer_id": [1, 2]}'
+    )
 
 
 class OnlineFeatureResultSerializer(serializers.Serializer):
@@ -182,10 +198,13 @@ class OnlineFeatureResultSerializer(serializers.Serializer):
 
 
 class OnlineResponseSerializer(serializers.Serializer):
-    entities = serializers.DictField(child=serializers.ListField())
+    entities = serializers.DictField(child=serializers.ListField(child=JoinKeyValueField()))
     features = serializers.ListField(child=serializers.CharField())
     results = serializers.DictField(child=OnlineFeatureResultSerializer(), help_text="per feature, in entity order")
-    event_timestamps = serializers.DictField(child=serializers.ListField(), help_text="per view, in entity order")
+    event_timestamps = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField(allow_null=True)),
+        help_text="per view, in entity order: ISO 8601 UTC, null where missing",
+    )
     masked = serializers.ListField(child=serializers.CharField(), help_text="PII features you may not see unmasked")
 
 
