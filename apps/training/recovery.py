@@ -123,7 +123,7 @@ def _recover_one(job: TrainingJob) -> str:
     """Re-check with the row locked, then cancel, resume or re-queue the job; '' when it is alive after all."""
     seen_task = job.celery_task_id
     with acting_as(job.owner), transaction.atomic():
-        locked = TrainingJob.objects.select_for_update().select_related("owner", "run").get(pk=job.pk)
+        locked = TrainingJob.objects.select_for_update(of=("self",)).select_related("owner", "run").get(pk=job.pk)
         if (
             locked.celery_task_id != seen_task
             or locked.state in TrainingJob.TERMINAL
@@ -153,7 +153,7 @@ def _recover_one(job: TrainingJob) -> str:
 def _time_out(job: TrainingJob) -> int:
     """Fail a queued job that waited past its `max_queue_s`; 1 if it did, 0 if a worker took it meanwhile."""
     with acting_as(job.owner), transaction.atomic():
-        locked = TrainingJob.objects.select_for_update().select_related("owner", "run").get(pk=job.pk)
+        locked = TrainingJob.objects.select_for_update(of=("self",)).select_related("owner", "run").get(pk=job.pk)
         if locked.state != State.QUEUED:
             return 0
         job_transition(job=locked, to=State.FAILED, error=queue_timeout_reason(locked))
