@@ -22,6 +22,7 @@ from apps.catalog.models import CARD_MIN_CHARS, FRAMEWORKS, RegisteredModel
 from apps.core import format as fmt
 from apps.core import sharing, vault
 from apps.core.forms import apply_validation_error
+from apps.core.pages import page_requires
 from apps.core.permissions import can, require
 
 PAGE_SIZE = 25
@@ -43,8 +44,8 @@ def model_list(request):
     return render(request, "catalog/model_list.html", context)
 
 
+@page_requires("add", RegisteredModel)
 def model_create(request):
-    require(request.user, "add", RegisteredModel)
     form = forms.ModelCreateForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

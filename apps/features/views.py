@@ -16,7 +16,8 @@ from django.views.decorators.http import require_POST
 from apps.core import sharing
 from apps.core.errors import NotFound
 from apps.core.forms import apply_validation_error
-from apps.core.permissions import can, can_view_pii, require
+from apps.core.pages import page_requires
+from apps.core.permissions import can, can_view_pii
 from apps.features import selectors, services, stats, training_sets
 from apps.features.forms import (
     SHARE_GRANTS,
@@ -51,8 +52,8 @@ def view_list(request):
     return render(request, "features/view_list.html", context)
 
 
+@page_requires("add", Entity)
 def entity_create(request):
-    require(request.user, "add", Entity)
     form = EntityForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -92,8 +93,8 @@ def entity_detail(request, name, *, share_form=None, status=200):
     return render(request, "features/entity_detail.html", context, status=status)
 
 
+@page_requires("add", FeatureView)
 def view_create(request):
-    require(request.user, "add", FeatureView)
     entities = list(selectors.entities_visible(request.user, {}))
     form = FeatureViewForm(request.POST or None, entities=entities, initial={"entity": request.GET.get("entity")})
     if request.method == "POST" and form.is_valid():
@@ -258,18 +259,17 @@ def lookup(request):
     return render(request, "features/lookup.html", context)
 
 
+@page_requires("add", TrainingSet, on_method="POST")
 def training_set_list(request):
     """Training sets the user can read, and a form that builds one (point-in-time join)."""
     form = TrainingSetForm(request.POST or None, request.FILES or None)
-    if request.method == "POST":
-        require(request.user, "add", TrainingSet)
-        if form.is_valid():
-            built = _build_training_set(request, form)
-            if built is not None:
-                messages.success(
-                    request, f"Training set {built.name} built: {built.row_count:,} rows. Train a model on it below."
-                )
-                return redirect("features:training-set-detail", pk=built.pk)
+    if request.method == "POST" and form.is_valid():
+        built = _build_training_set(request, form)
+        if built is not None:
+            messages.success(
+                request, f"Training set {built.name} built: {built.row_count:,} rows. Train a model on it below."
+            )
+            return redirect("features:training-set-detail", pk=built.pk)
     sets = selectors.training_sets_visible(request.user, {})
     page = Paginator(sets, PAGE_SIZE).get_page(request.GET.get("page"))
     views = selectors.feature_views_visible(request.user, {})[:200]

@@ -43,7 +43,7 @@ def template_list(request):
 
 def job_launch(request, name):
     template = selectors.template_for(request.user, name)
-    require(request.user, "add", TrainingJob)
+    require(request.user, "add", TrainingJob)  # after the template: an unknown one is a 404 for anyone
     initial = {"training_set": request.GET.get("training_set")}  # links may preselect a set
     experiments = selectors.experiments_for_launch(request.user)
     form = LaunchForm(
@@ -148,7 +148,7 @@ def sweep_list(request):
 
 def sweep_create(request, template):
     spec = selectors.template_for(request.user, template)
-    require(request.user, "add", Sweep)
+    require(request.user, "add", Sweep)  # after the template: an unknown one is a 404 for anyone
     form = SweepForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:

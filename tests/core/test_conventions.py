@@ -90,3 +90,23 @@ def test_audit_list_queries_do_not_grow_with_rows(auditor, owner):
     for i in range(45):
         audit_event(actor=owner, event="test.event", data={"i": i})
     assert (count("/api/v1/audit/?event=test.event", api), count("/audit/?event=test.event", page)) == few
+
+
+@pytest.mark.django_db
+def test_page_requires_asks_the_decision_point_only_for_its_method(rf, approver, owner):
+    from django.http import HttpResponse
+
+    from apps.core.pages import page_requires
+    from apps.features.models import Entity
+
+    @page_requires("add", Entity, on_method="POST")
+    def page(request):
+        return HttpResponse("ok")
+
+    get, post = rf.get("/"), rf.post("/")
+    get.user = post.user = approver  # approvers may not add entities
+    assert page(get).status_code == 200
+    with pytest.raises(errors.Forbidden, match="an entity"):
+        page(post)
+    post.user = owner  # ml-engineers and data stewards may
+    assert page(post).status_code == 200
