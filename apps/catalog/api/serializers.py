@@ -16,7 +16,7 @@ from rest_framework import serializers
 
 from apps.catalog.models import CARD_SECTIONS, FRAMEWORKS, Alias, ModelCard, ModelVersion, RegisteredModel
 from apps.catalog.selectors import SORTS
-from apps.catalog.services import LINEAGE_FIELDS
+from apps.catalog.validation import LINEAGE_FIELDS
 from apps.core.permissions import can
 
 
