@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -49,16 +51,24 @@ def portal_env():
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the cleanup below runs on kill
     try:
         yield {**os.environ, **env}
     finally:
+        signal.signal(signal.SIGTERM, previous)
         redis.terminate()
         redis.wait()
+        shutil.rmtree(var, ignore_errors=True)  # the database, vault and logs of this run
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 @contextmanager
 def server(args: list[str], env: dict, port: int, path: str = "/healthz"):
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(Path(env.get("PORTAL_VAR_DIR") or tempfile.gettempdir()) / f"server-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -67,13 +77,14 @@ def server(args: list[str], env: dict, port: int, path: str = "/healthz"):
         except Exception:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError(f"server {args} did not start") from None
+                raise RuntimeError(f"server {args} did not start; see {log.name}") from None
             time.sleep(0.2)
     try:
         yield
     finally:
         proc.terminate()
         proc.wait(20)
+        log.close()
 
 
 def load(

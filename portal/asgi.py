@@ -9,7 +9,7 @@ django.setup(set_prefix=False)
 
 from apps.core.asgi_handler import PortalASGIHandler  # noqa: E402
 
-django_asgi_app = PortalASGIHandler()  # Django's handler; PORTAL_THREADED_PATHS run on worker threads
+django_asgi_app = PortalASGIHandler()  # Django, one hop per request on the web threads
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -3,11 +3,14 @@ sockets re-check access when a user is deactivated or leaves a team or role, by 
 (services, the admin, a shell)."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.core.exceptions import PermissionDenied
-from django.db.models.signals import m2m_changed, post_save, pre_delete
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
+from apps.accounts import principals
+from apps.accounts.models import ApiToken, Team
 from apps.core.audit import audit_event
 from apps.core.realtime import access_changed, user_access_group
 
@@ -56,3 +59,17 @@ def recheck_sockets_on_group_removal(sender, instance, action, reverse, pk_set, 
     else:
         users = list(instance.user_set.values_list("pk", flat=True))
     access_changed([user_access_group(pk) for pk in users])
+
+
+def _caller_changed(sender, **kwargs) -> None:
+    """Users, tokens, roles and teams are cached per process (apps/accounts/principals.py)."""
+    principals.bump()
+
+
+for _model in (get_user_model(), ApiToken, Group, Team):
+    post_save.connect(_caller_changed, sender=_model, dispatch_uid=f"accounts.principals.save.{_model._meta.label}")
+    post_delete.connect(_caller_changed, sender=_model, dispatch_uid=f"accounts.principals.delete.{_model._meta.label}")
+for _through in (get_user_model().groups.through, get_user_model().user_permissions.through, Group.permissions.through):
+    m2m_changed.connect(
+        _caller_changed, sender=_through, dispatch_uid=f"accounts.principals.m2m.{_through._meta.label}"
+    )

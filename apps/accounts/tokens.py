@@ -36,13 +36,13 @@ def parse_key(key: str) -> tuple[str, str] | None:
 
 def find_token(key: str):
     """The active ApiToken for `key`, or None. Constant-time comparison of the secret."""
-    from apps.accounts.models import ApiToken
+    from apps.accounts.principals import token_by_prefix  # accounts' models load after start-up
 
     parsed = parse_key(key)
     if parsed is None:
         return None
     prefix, secret = parsed
-    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    token = token_by_prefix(prefix)  # the row, cached per process until any token or user changes
     if token is None or not hmac.compare_digest(token.key_hash, hash_secret(secret)):
         return None
     if not token.is_active or not token.user.is_active:

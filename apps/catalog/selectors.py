@@ -8,12 +8,25 @@ a visible one the user may not `action` is `Forbidden`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.catalog.models import Alias, ModelVersion, RegisteredModel
 from apps.core.errors import NotFound
 from apps.core.permissions import Action, require, restrict, visible_one
+
+
+class AliasRow(NamedTuple):
+    name: str
+    version: int
+    protected: bool
+
+
+# What lists show of a model (the API row and the page): owner and team are joined for their names only.
+LIST_FIELDS = ("name", "description", "tags", "owner", "team", "latest_version", "latest_version_at", "framework",
+               "archived_at", "created_at", "updated_at")  # fmt: skip
 
 # `sort` values of the model list (API and page) and the ordering each one means.
 SORTS = {
@@ -37,7 +50,7 @@ def _has_tag(tag: str) -> Q:
 def models_visible(user, filters: dict) -> QuerySet[RegisteredModel]:
     """The catalog list for `user`. `filters` is a validated query string (ModelFiltersSerializer
     or the page's ModelFiltersForm): q, tag, owner, alias, framework, archived, sort; absent keys
-    do not filter. Aliases ride along in one prefetch query for the whole page."""
+    do not filter. `with_aliases` adds a page's aliases in one query."""
     models = restrict(user, "view", RegisteredModel.objects.all())
     if not filters.get("archived"):
         models = models.filter(archived_at__isnull=True)
@@ -54,9 +67,25 @@ def models_visible(user, filters: dict) -> QuerySet[RegisteredModel]:
     order = SORTS.get(filters.get("sort") or "name", "name")
     return (
         models.select_related("owner", "team")
-        .prefetch_related(Prefetch("aliases", queryset=Alias.objects.select_related("version").order_by("name")))
+        .only(*LIST_FIELDS, "owner__username", "team__slug", "team__name")
         .order_by(order, "pk")
     )
+
+
+def with_aliases(models: list[RegisteredModel]) -> list[RegisteredModel]:
+    """Set `alias_list` ([AliasRow(name, version, protected)], by name) on a page of models: one
+    query for the page, no queryset per model (Django's prefetch builds one for each)."""
+    by_model: dict[int, list[AliasRow]] = {m.pk: [] for m in models}
+    rows = (
+        Alias.objects.filter(model_id__in=list(by_model))
+        .order_by("name")
+        .values_list("model_id", "name", "version__version", "protected")
+    )
+    for model_id, name, version, protected in rows:
+        by_model[model_id].append(AliasRow(name, version, protected))
+    for m in models:
+        m.alias_list = by_model[m.pk]
+    return models
 
 
 def model_for(user, name: str, action: Action = "view") -> RegisteredModel:

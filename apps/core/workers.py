@@ -18,7 +18,8 @@ import time
 
 import redis
 from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutdown
-from django.conf import settings
+
+from apps.core.redis_pool import redis_client as shared_redis_client
 
 log = logging.getLogger(__name__)
 HEARTBEAT_PREFIX = "portal:worker:"
@@ -28,17 +29,10 @@ HEARTBEAT_TTL_S = 12
 _state: dict = {"queues": [], "hostname": None, "stop": threading.Event()}
 
 
-_clients: dict[str, redis.Redis] = {}
-
-
 def redis_client() -> redis.Redis:
-    """One client (and connection pool) per Redis URL and process: a new client per call opened a
-    TCP connection for every cancel check of a running job. redis-py resets pools after a fork."""
-    url = settings.REDIS_URL
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return client
+    """The process's client on its shared pool: a new client per call opened a TCP connection
+    for every cancel check of a running job."""
+    return shared_redis_client()
 
 
 def cuda_available() -> bool:

@@ -6,13 +6,8 @@ No DRF, no sessions, no middleware: the same token check (apps.accounts.tokens.f
 DRF view, and the same JSON (errors through `apps.core.errors.error_body`). Token, view metadata and access decisions are cached in process and dropped when the Redis
 generation counter moves; the counter is read in the same pipeline as the feature values.
 
-Rate limit: the same per-user rate as DRF's UserRateThrottle (REST_FRAMEWORK's
-DEFAULT_THROTTLE_RATES["user"], N requests per trailing period), shared by every process through
-Redis: a sliding-window estimate over two fixed-window counters (RATE_LUA). To keep near-cache hits
-free of round trips, a process leases a small block of requests at a time (1% of the limit, at
-least 1) and spends it locally, topping it up after a response has gone out when half is spent.
-Leased requests count against the user at once, so processes together never exceed the limit (a
-user at the very edge may be refused up to about 1.5 blocks per process early).
+Rate limit: the per-user rate of every API call (apps/core/ratelimit.py), with the lease topped up
+after a response has gone out, so near-cache hits cost no round trip.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
 import time
 import types
 
@@ -30,30 +24,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from apps.core import ratelimit
 from apps.core.errors import DomainError, error_body
 from apps.core.permissions import token_allows
 from apps.features import nearcache, offline, online, reader
 
 PATH = "/api/v1/features/online"
-# Not under online.PREFIX: the near cache's CLIENT TRACKING broadcasts every write there.
-RATE_PREFIX = "portal:fsrl:"
-RATE_LEASE_DIVISOR = 100
-THROTTLE_CLASS = "rest_framework.throttling.UserRateThrottle"
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-# KEYS = [current window counter, previous window counter]; ARGV = [limit, lease, weight of the
-# previous window in 1/1000, counter ttl ms]. Grants min(lease, free) requests and counts them, or
-# 0 when the estimate cur + prev * weight is at the limit. Returns {granted, cur, prev}.
-RATE_LUA = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-local free = tonumber(ARGV[1]) - cur - math.ceil(prev * tonumber(ARGV[3]) / 1000)
-if free <= 0 then return {0, cur, prev} end
-local grant = math.min(tonumber(ARGV[2]), free)
-redis.call('INCRBY', KEYS[1], grant)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {grant, cur, prev}
-"""
 MAX_BODY = 1 << 20
 SCOPES = ("features", "read")
 _JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
@@ -72,7 +48,7 @@ def _scripts():
     scripts = _clients.get(loop)
     if scripts is None:
         c = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-        scripts = (c.register_script(online.READ_LUA), c.register_script(RATE_LUA))
+        scripts = (c.register_script(online.READ_LUA), c.register_script(ratelimit.RATE_LUA))
         _clients.clear()  # one event loop per process in production; tests may create several
         _clients[loop] = scripts
     return scripts
@@ -84,103 +60,40 @@ def _read_script():
 
 
 # --- rate limit ----------------------------------------------------------------------------------
-_rates: dict = {}
-_leases: dict[int, list] = {}  # user id -> [rate text, window, requests left here, lease size, top-up pending]
-
-
-def _rate():
-    """(rate text, limit, period seconds) as DRF's UserRateThrottle applies it, or None for no limit."""
-    conf = settings.REST_FRAMEWORK
-    raw = (conf.get("DEFAULT_THROTTLE_RATES") or {}).get("user")
-    if not raw or THROTTLE_CLASS not in (conf.get("DEFAULT_THROTTLE_CLASSES") or ()):
-        return None
-    hit = _rates.get(raw)
-    if hit is None:
-        num, period = raw.split("/")
-        hit = _rates[raw] = (raw, int(num), _PERIODS[period[0]])
-    return hit
-
-
-def _wait(limit: int, period: int, frac: float, cur: int, prev: int) -> int:
-    """Whole seconds until the sliding estimate leaves room for one more request."""
-    if cur < limit and prev:  # the previous window's share fades within this window
-        wait = (1 - (limit - cur - 1) / prev - frac) * period
-    else:  # this window is full: wait for the next one, where this window's count fades
-        wait = (1 - frac) * period + (max(0.0, 1 - (limit - 1) / cur) * period if cur else 0)
-    return max(1, math.ceil(wait))
-
-
-def throttled_detail(wait: int) -> str:
-    """The words DRF's throttle answers with, so both paths read the same."""
-    return f"Request was throttled. Expected available in {wait} second{'s' if wait != 1 else ''}."
-
-
-def reset_rate_leases() -> None:
-    """Forget this process's leased requests (tests)."""
-    _leases.clear()
-
-
-async def _claim(user_id: int, rate) -> tuple[int, int, int, int, float]:
-    """Lease up to 1% of the limit from Redis: (granted, cur, prev, window, fraction of window gone)."""
-    raw, limit, period = rate
-    now = time.time()
-    window = int(now // period)
-    frac = now / period - window
-    key = f"{RATE_PREFIX}u{user_id}:{period}:"
-    granted, cur, prev = await _scripts()[1](
-        keys=[f"{key}{window}", f"{key}{window - 1}"],
-        args=[limit, max(1, limit // RATE_LEASE_DIVISOR), math.ceil((1 - frac) * 1000), period * 2000],
-    )
-    return int(granted), int(cur), int(prev), window, frac
-
-
-def _keep(user_id: int, raw: str, window: int, granted: int, size: int) -> None:
-    lease = _leases.get(user_id)
-    if lease is not None and lease[0] == raw and lease[1] == window:
-        lease[2] += granted
-        lease[4] = False  # also heals a top-up that an error reply skipped
-        return
-    if len(_leases) > reader.CACHE_MAX_ENTRIES:
-        _leases.clear()
-    _leases[user_id] = [raw, window, granted, size, False]
+async def _claim(user_id: int, rate) -> tuple[tuple, int, float]:
+    """One lease from Redis: (script reply, window, fraction of the window gone)."""
+    keys, args, window, frac = ratelimit.claim_args(user_id, rate)
+    return await _scripts()[1](keys=keys, args=args), window, frac
 
 
 async def _throttle(user_id: int) -> bool:
     """Spend one request of the user's rate or raise 429; True when the lease should be topped up."""
-    rate = _rate()
+    rate = ratelimit.rate()
     if rate is None:
         return False
-    raw, limit, period = rate
-    window = int(time.time() // period)
-    lease = _leases.get(user_id)  # [rate text, window, left, lease size, top-up pending]
-    if lease is not None and lease[2] > 0 and lease[1] == window and lease[0] == raw:
-        lease[2] -= 1
-        if lease[2] < lease[3] // 2 and not lease[4]:
-            lease[4] = True
-            return True
-        return False
-    granted, cur, prev, window, frac = await _claim(user_id, rate)
-    if granted <= 0:
-        wait = _wait(limit, period, frac, cur, prev)
-        raise _Reply(429, {"detail": throttled_detail(wait)}, [(b"retry-after", str(wait).encode())])
-    _keep(user_id, raw, window, granted - 1, max(1, limit // RATE_LEASE_DIVISOR))
+    spent = ratelimit.spend(user_id, rate)
+    if spent is not None:
+        return spent
+    reply, window, frac = await _claim(user_id, rate)
+    try:
+        ratelimit.settle(user_id, rate, reply, window, frac)
+    except ratelimit.Throttled as exc:
+        raise _Reply(429, {"detail": str(exc)}, [(b"retry-after", str(exc.wait).encode())]) from None
     return False
 
 
 async def _top_up(user_id: int) -> None:
     """Lease the next block after the response went out, so steady traffic never waits on it."""
-    lease = _leases.get(user_id)
     try:
-        rate = _rate()
+        rate = ratelimit.rate()
         if rate is not None:
-            granted, _, _, window, _ = await _claim(user_id, rate)
-            if granted > 0:
-                _keep(user_id, rate[0], window, granted, max(1, rate[1] // RATE_LEASE_DIVISOR))
+            (granted, _, _), window, _ = await _claim(user_id, rate)
+            if int(granted) > 0:
+                ratelimit.keep(user_id, rate[0], window, int(granted), ratelimit.lease_size(rate[1]))
     except Exception as exc:  # the next request simply asks Redis itself
         log.warning("rate limit top-up failed: %s", exc)
     finally:
-        if lease is not None:
-            lease[4] = False
+        ratelimit.top_up_done(user_id)
 
 
 def handles(scope) -> bool:

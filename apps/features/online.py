@@ -18,6 +18,7 @@ import pyarrow as pa
 import redis
 from django.conf import settings
 
+from apps.core.redis_pool import redis_client
 from apps.features import rawredis
 from apps.features.rawredis import ThreadConnections
 from apps.features.schema import CREATED_TS, EVENT_TS
@@ -70,13 +71,8 @@ def _written(keys: list[str] | None) -> None:
 
 
 def client() -> redis.Redis:
-    url = settings.REDIS_URL
-    c = _clients.get(url)
-    if c is None:
-        with _lock:
-            c = _clients.get(url) or redis.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
-            _clients[url] = c
-    return c
+    """The process's Redis client on its one shared pool (apps/core/redis_pool.py)."""
+    return redis_client()
 
 
 def _script():

@@ -1,28 +1,21 @@
-"""PortalASGIHandler: hot POST paths run the whole sync handler chain on a worker thread."""
+"""PortalASGIHandler: every HTTP request runs its whole synchronous chain in one hop on the
+bounded pool of web threads."""
 
+import asyncio
 import json
 import threading
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
 from channels.testing import HttpCommunicator
-from django.test import RequestFactory
 
 from apps.accounts.services import token_create
+from apps.core.api import views as core_api_views
 from apps.core.asgi_handler import PortalASGIHandler
 from apps.experiments.models import MetricPoint
-from portal.asgi import application, django_asgi_app
+from portal.asgi import application
 from tests.experiments.factories import experiment, run
-
-
-def test_only_post_to_the_configured_paths_is_threaded():
-    handler = django_asgi_app
-    assert isinstance(handler, PortalASGIHandler)
-    factory = RequestFactory()
-    assert handler.is_threaded(factory.post("/api/v1/runs/12/log-batch"))
-    assert not handler.is_threaded(factory.get("/api/v1/runs/12/log-batch"))
-    assert not handler.is_threaded(factory.post("/api/v1/runs/12/log-batch/extra"))
-    assert not handler.is_threaded(factory.post("/api/v1/runs/"))
 
 
 @database_sync_to_async
@@ -47,16 +40,16 @@ async def _post(path: str, key: str, body) -> tuple[int, dict]:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-async def test_log_batch_is_served_on_a_worker_thread_with_the_full_api_behaviour(owner, stranger, monkeypatch):
+async def test_log_batch_is_served_on_a_web_thread_with_the_full_api_behaviour(owner, stranger, monkeypatch):
     r, mine, theirs = await _setup(owner, stranger)
     threads = []
-    respond = PortalASGIHandler._respond_in_thread
+    respond = PortalASGIHandler._respond
 
-    def spy(self, request):
+    def spy(self, scope, body_file):
         threads.append(threading.current_thread().name)
-        return respond(self, request)
+        return respond(self, scope, body_file)
 
-    monkeypatch.setattr(PortalASGIHandler, "_respond_in_thread", spy)
+    monkeypatch.setattr(PortalASGIHandler, "_respond", spy)
     path = f"/api/v1/runs/{r.pk}/log-batch"
 
     status, body = await _post(
@@ -77,4 +70,63 @@ async def test_log_batch_is_served_on_a_worker_thread_with_the_full_api_behaviou
     assert status == 401
     assert await database_sync_to_async(MetricPoint.objects.filter(run_id=r.pk).count)() == 5
 
-    assert len(threads) == 5 and all(name != threading.main_thread().name for name in threads)
+    assert len(threads) == 5 and all(name.startswith("web") for name in threads)
+
+
+async def _get(path: str, key: str) -> dict:
+    """GET through the whole ASGI application; body parts may come without a `body` key (ASGI's
+    default b"", which channels' HttpCommunicator does not accept)."""
+    path, _, query = path.partition("?")
+    headers = [(b"host", b"testserver"), (b"authorization", f"Token {key}".encode())]
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": query.encode(), "headers": headers, "scheme": "http", "server": ("testserver", 80),
+             "client": ("127.0.0.1", 5000)}  # fmt: skip
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(10)
+    body = b""
+    while True:
+        chunk = await communicator.receive_output(10)
+        body += chunk.get("body", b"")
+        if not chunk.get("more_body", False):
+            break
+    return {"status": start["status"], "headers": start.get("headers", []), "body": body}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_concurrent_requests_share_the_bounded_web_threads(owner, monkeypatch, settings):
+    _, key = await database_sync_to_async(token_create)(user=owner, name="t", scopes=["read"], expires_days=1)
+    threads = set()
+    respond = PortalASGIHandler._respond
+
+    def spy(self, scope, body_file):
+        threads.add(threading.current_thread().ident)
+        return respond(self, scope, body_file)
+
+    monkeypatch.setattr(PortalASGIHandler, "_respond", spy)
+    responses = await asyncio.gather(*(_get("/api/v1/me", key) for _ in range(40)))
+    assert {r["status"] for r in responses} == {200}
+    assert 1 <= len(threads) <= settings.PORTAL_WEB_THREADS  # not one new thread per request
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_synchronous_stream_is_read_on_the_thread_that_ran_the_view(auditor, monkeypatch):
+    """The audit CSV export streams a lazily evaluated queryset: it must run on the view's thread
+    (and its connection), then the connection is handed back with request_finished."""
+    _, key = await database_sync_to_async(token_create)(user=auditor, name="t", scopes=["read"], expires_days=1)
+    seen = {}
+    rows = core_api_views.audit_csv_rows
+
+    def spy(entries):
+        seen["view"] = threading.current_thread().ident
+        for row in rows(entries):
+            seen["rows"] = threading.current_thread().ident
+            yield row
+
+    monkeypatch.setattr(core_api_views, "audit_csv_rows", spy)
+    response = await _get("/api/v1/audit/?format=csv", key)
+    assert response["status"] == 200 and response["body"].count(b"\n") >= 1
+    assert {k.lower(): v for k, v in response["headers"]}[b"content-type"] == b"text/csv"
+    assert seen["view"] == seen["rows"]

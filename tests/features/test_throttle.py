@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from apps.accounts.services import token_create
+from apps.core import ratelimit
 from apps.core.permissions import share
 from apps.features import fastpath, online
 
@@ -19,9 +20,9 @@ BODY = {"features": ["customer-stats:balance"], "entities": {"customer_id": [0, 
 def clean_rate_state():
     def clean():
         c = online.client()
-        for key in c.scan_iter(match=f"{fastpath.RATE_PREFIX}*", count=1000):
+        for key in c.scan_iter(match=f"{ratelimit.RATE_PREFIX}*", count=1000):
             c.delete(key)
-        fastpath.reset_rate_leases()
+        ratelimit.reset_leases()
 
     clean()
     yield
@@ -73,7 +74,7 @@ def test_refused_requests_do_not_count_and_another_user_is_not_affected(
     assert [call(mine)[0] for _ in range(5)] == [200, 200, 429, 429, 429]
     assert [call(theirs)[0] for _ in range(2)] == [200, 200]
     assert call(theirs)[0] == 429
-    counters = {k.decode(): int(online.client().get(k)) for k in online.client().scan_iter(f"{fastpath.RATE_PREFIX}*")}
+    counters = {k.decode(): int(online.client().get(k)) for k in online.client().scan_iter(f"{ratelimit.RATE_PREFIX}*")}
     assert sorted(counters.values()) == [2, 2]  # refusals are not counted
 
 
@@ -83,7 +84,7 @@ def test_the_limit_holds_across_processes(materialized, owner, settings):
     key = token(owner)
     ok = 0
     for _ in range(120):
-        fastpath.reset_rate_leases()  # every call as if from a fresh worker process
+        ratelimit.reset_leases()  # every call as if from a fresh worker process
         status = call(key)[0]
         ok += status == 200
         if status == 429:
@@ -95,7 +96,7 @@ def test_leased_requests_are_spent_without_redis_and_topped_up_after_the_respons
     rate(settings, "500/hour")  # lease of 5
     key = token(owner)
     assert call(key)[0] == 200
-    counter = next(online.client().scan_iter(f"{fastpath.RATE_PREFIX}*"))
+    counter = next(online.client().scan_iter(f"{ratelimit.RATE_PREFIX}*"))
     assert int(online.client().get(counter)) == 5
     assert [call(key)[0] for _ in range(2)] == [200] * 2  # 2 left of 5: no Redis call
     assert int(online.client().get(counter)) == 5
@@ -121,6 +122,6 @@ def test_no_limit_without_the_user_throttle(materialized, owner, settings):
 
 def test_wait_estimate():
     # this window full: wait for its end, plus until its count fades enough
-    assert fastpath._wait(limit=10, period=60, frac=0.5, cur=10, prev=0) == 30 + 6
+    assert ratelimit.wait_seconds(limit=10, period=60, frac=0.5, cur=10, prev=0) == 30 + 6
     # previous window's share must fade: 10 - 9 - 1 = 0 free -> wait until prev weight hits 0
-    assert fastpath._wait(limit=10, period=60, frac=0.5, cur=9, prev=4) == 30
+    assert ratelimit.wait_seconds(limit=10, period=60, frac=0.5, cur=9, prev=4) == 30

@@ -3,8 +3,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.roles import user_roles
-from apps.core.permissions import teams_of
+from apps.accounts.principals import groups_of
+from apps.accounts.roles import ROLES
 
 
 class MeView(APIView):
@@ -23,13 +23,14 @@ class MeView(APIView):
     )
     def get(self, request):
         user = request.user
+        groups = groups_of(user)  # cached with the caller (apps/accounts/principals.py)
         return Response(
             {
                 "id": user.pk,
                 "username": user.username,
                 "email": user.email,
-                "roles": user_roles(user),
-                "teams": sorted(team.slug for team in teams_of(user)),
+                "roles": sorted(name for name, _ in groups if name in ROLES),
+                "teams": sorted(team for _, team in groups if team),
                 "token_scopes": getattr(request.auth, "scopes", None),
             }
         )

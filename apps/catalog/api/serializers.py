@@ -17,6 +17,7 @@ from rest_framework import serializers
 from apps.catalog.models import CARD_SECTIONS, FRAMEWORKS, Alias, ModelCard, ModelVersion, RegisteredModel
 from apps.catalog.selectors import SORTS
 from apps.catalog.validation import LINEAGE_FIELDS
+from apps.core.api.rows import iso
 from apps.core.permissions import can
 
 
@@ -67,11 +68,32 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
+    def to_representation(self, obj) -> dict:
+        """The same dict as DRF's field-by-field rendering, built directly (apps/core/api/rows.py)."""
+        return {
+            "name": obj.name,
+            "description": obj.description,
+            "tags": obj.tags,
+            "owner": obj.owner.username,
+            "team": self.get_team(obj),
+            "latest_version": obj.latest_version,
+            "latest_version_at": iso(obj.latest_version_at),
+            "framework": obj.framework,
+            "aliases": self.get_aliases(obj),
+            "archived": obj.archived_at is not None,
+            "created_at": iso(obj.created_at),
+            "updated_at": iso(obj.updated_at),
+            "url": model_api_url(obj.name),
+        }
+
     def get_team(self, obj) -> str | None:
         return obj.team.slug if obj.team_id else None
 
     def get_aliases(self, obj) -> dict[str, int]:
-        return {a.name: a.version.version for a in obj.aliases.all()}  # prefetched by models_visible
+        rows = getattr(obj, "alias_list", None)  # a list page: selectors.with_aliases, one query
+        if rows is None:
+            return {a.name: a.version.version for a in obj.aliases.select_related("version").order_by("name")}
+        return {a.name: a.version for a in rows}
 
     def get_archived(self, obj) -> bool:
         return obj.archived_at is not None
@@ -98,6 +120,8 @@ class RegisteredModelDetailSerializer(RegisteredModelSerializer):
     class Meta(RegisteredModelSerializer.Meta):
         fields = [*RegisteredModelSerializer.Meta.fields, "card", "permissions"]
         read_only_fields = fields
+
+    to_representation = serializers.ModelSerializer.to_representation  # one object: DRF's own
 
     def get_permissions(self, obj) -> list[str]:
         user = self.context["request"].user

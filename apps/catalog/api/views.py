@@ -36,6 +36,9 @@ class ModelListView(generics.ListAPIView):
         filters = validated_query(s.ModelFiltersSerializer, self.request.query_params)
         return selectors.models_visible(self.request.user, filters)
 
+    def paginate_queryset(self, queryset):
+        return selectors.with_aliases(super().paginate_queryset(queryset))
+
     @extend_schema(parameters=[s.ModelFiltersSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
