@@ -3,37 +3,51 @@
 1. In process, 1 entity x 10 float features, 10,000 entities: `services.online_read` (token-less,
    but with the object permission check, validation and PII rules) vs Feast's
    `get_online_features(...).to_dict()` on the same shape of data, in the same run
-   (Feast in bench/.venvs/feast, created on first use). 3 x 1,000 reads, median p50/p99.
-2. Over HTTP on loopback with a token: uvicorn (httptools, uvloop) serving bench/features_asgi.py,
-   an open-loop load at --rate requests/s on a precise schedule over a keep-alive connection;
-   latency counted from each request's scheduled start (queueing included).
-3. 100 entities x 10 features in one call over HTTP, sequential.
+   (Feast in bench/.venvs/feast, created on first use). --repeats x 1,000 reads after 200 warm-up
+   reads each side, median p50/p99 with the spread. (A function call timed in process, not HTTP.)
+2. Over HTTP on loopback with a token: uvicorn (httptools, uvloop, one process) serving
+   bench/features_asgi.py (= portal.asgi's application) pinned to CPU 0; the load is `wrk` pinned
+   to CPU 1 with a Lua script that sends at a fixed rate (--rate requests/s over --connections
+   keep-alive connections, one global schedule; a connection that comes back late takes the next
+   free slot at once, so a stall cannot lower the offered rate), cycling through 1,000 request
+   bodies for random entities. A 5 s warm-up window at the same rate, then --repeats windows of
+   --seconds each; wrk's latency is measured from each request's send to its answer.
+3. 100 entities x 10 features in one call over HTTP: wrk on one connection, back to back, same
+   warm-up and windows.
 
-    .venv/bin/python bench/features_online.py [--rate 500] [--seconds 10] [--skip-feast]
+    .venv/bin/python bench/features_online.py                          # full: 3 x 30 s windows
+    .venv/bin/python bench/features_online.py --seconds 3 --repeats 1 --skip-feast   # smoke
+    .venv/bin/python bench/features_online.py --diagnose   # + GC pauses and slow requests in the server
+
+Prints one JSON document.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import ensure_venv, portal_env  # noqa: E402
+from bench import wrk  # noqa: E402
+from bench.common import ensure_venv, portal_env, server  # noqa: E402
 
 N_ENTITIES = 10_000
 FEATS = [f"f{k}" for k in range(10)]
+WARMUP_S = 5
+UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning",
+           "--http", "httptools", "--loop", "uvloop"]  # fmt: skip
+GOALS = {"http_p99_ms_at_500rps": 2.0, "hundred_entities_p99_ms": 10.0, "in_process_p99": "<= Feast p99"}
 
 FEAST = r"""
 import json, os, random, statistics, sys, time
@@ -47,7 +61,7 @@ open("feast_repo/feature_store.yaml", "w").write(
 from feast import FeatureStore, Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Float32
 import feast
-rng = np.random.default_rng(3); N = int(sys.argv[2])
+rng = np.random.default_rng(3); N = int(sys.argv[2]); REPEATS = int(sys.argv[3])
 now = datetime.now(timezone.utc).replace(microsecond=0)
 df = pd.DataFrame({"eid": np.arange(N, dtype=np.int64), "event_timestamp": pd.to_datetime([now - timedelta(minutes=5)] * N, utc=True)})
 for k in range(10): df[f"f{k}"] = rng.standard_normal(N).astype(np.float32)
@@ -59,24 +73,115 @@ store = FeatureStore(repo_path="feast_repo"); store.apply([ent, fv])
 store.materialize(start_date=now - timedelta(hours=1), end_date=now + timedelta(minutes=1))
 feats = [f"fv:f{k}" for k in range(10)]
 random.seed(0)
-for _ in range(100): store.get_online_features(features=feats, entity_rows=[{"eid": random.randrange(N)}]).to_dict()
+for _ in range(200): store.get_online_features(features=feats, entity_rows=[{"eid": random.randrange(N)}]).to_dict()
 reps = []
-for rep in range(3):
+for rep in range(REPEATS):
     lat = []
     for _ in range(1000):
         e = random.randrange(N); t = time.perf_counter()
         store.get_online_features(features=feats, entity_rows=[{"eid": e}]).to_dict()
         lat.append((time.perf_counter() - t) * 1e3)
-    lat.sort(); reps.append((lat[499], lat[989]))
-print(json.dumps({"version": feast.__version__, "p50_ms": statistics.median(r[0] for r in reps),
-                  "p99_ms": statistics.median(r[1] for r in reps)}))
+    lat.sort(); reps.append({"p50_ms": round(lat[499], 4), "p99_ms": round(lat[989], 4)})
+print(json.dumps({"version": feast.__version__, "runs": reps}))
+"""
+
+# Fixed-rate load for wrk (LuaJIT): `delay()` hands each connection the next slot of one global
+# schedule (RATE per second); wrk's timers are whole milliseconds, so a send may be up to ~1 ms off
+# its slot, but the schedule is absolute and the offered rate exact over the window. `behind`
+# counts sends whose slot had already passed by over 1 ms (the generator falling behind, e.g. when
+# every connection waited on a stalled server).
+FIXED_RATE = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk, bench_timespec *ts);
+]]
+local ts = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local RATE = __RATE__
+local BODIES = __BODIES__
+local requests_ = {}
+local i, next_slot = 0, nil
+behind = 0
+local threads = {}
+
+setup = function(thread) table.insert(threads, thread) end
+
+init = function(args)
+  for k, body in ipairs(BODIES) do requests_[k] = wrk.format("POST", nil, nil, body) end
+end
+
+request = function()
+  i = i % #requests_ + 1
+  return requests_[i]
+end
+
+if RATE > 0 then
+  delay = function()
+    local now = now_ms()
+    if next_slot == nil then next_slot = now end
+    local slot = next_slot
+    next_slot = next_slot + 1000 / RATE
+    if now - slot > 1 then behind = behind + 1 end
+    local wait = slot - now
+    if wait < 0.5 then return 0 end
+    return math.floor(wait + 0.5)
+  end
+end
+
+done = function(summary, latency, requests)
+  local late = 0
+  for _, t in ipairs(threads) do late = late + (t:get("behind") or 0) end
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+               + summary.errors.timeout + summary.errors.status
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "errors": %d, "non_2xx": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "p999_us": %d, "max_us": %d, "behind": %d}\n',
+    summary.requests, summary.duration, errors, summary.errors.status, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max, late))
+end
 """
 
 
-def percentiles(lat_ms: list[float]) -> dict:
-    lat = sorted(lat_ms)
-    return {"p50_ms": round(lat[len(lat) // 2 - 1], 3), "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3),
-            "max_ms": round(lat[-1], 3), "n": len(lat)}  # fmt: skip
+def fixed_rate(url: str, headers: dict, bodies: list[str], *, rate: float, seconds: int, connections: int) -> dict:
+    """One wrk window on the load core (rate 0: back to back). Latencies in milliseconds."""
+    script = FIXED_RATE.replace("__RATE__", repr(float(rate))).replace(
+        "__BODIES__", "{" + ",".join(json.dumps(b) for b in bodies) + "}"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="features-online-", delete=False) as lua:
+        lua.write(script)
+    try:
+        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout=5s", "-s", lua.name]
+        for name, value in headers.items():
+            cmd += ["-H", f"{name}: {value}"]
+        out = subprocess.run(wrk.pinned([*cmd, url], wrk.LOAD_CPU), capture_output=True, text=True, check=True,
+                             timeout=seconds + 60).stdout  # fmt: skip
+    finally:
+        Path(lua.name).unlink(missing_ok=True)
+    raw = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("{")))
+    elapsed = raw["duration_us"] / 1e6
+    if raw["errors"]:
+        raise RuntimeError(f"wrk: {raw['errors']} errors ({raw['non_2xx']} non-2xx) on {url}")
+    return {
+        "target_rps": rate or None,
+        "rps": round(raw["requests"] / elapsed, 1),
+        **{f"{p}_ms": round(raw[f"{p}_us"] / 1000, 3) for p in ("p50", "p90", "p99", "p999", "max")},
+        "requests": raw["requests"],
+        "behind_schedule_over_1ms": raw["behind"],
+        "errors": raw["errors"],
+        "seconds": round(elapsed, 1),
+        "connections": connections,
+    }
+
+
+def spread(runs: list[dict], keys: tuple) -> dict:
+    return {
+        k: {"median": round(statistics.median(r[k] for r in runs), 3), "min": min(r[k] for r in runs),
+            "max": max(r[k] for r in runs)}  # fmt: skip
+        for k in keys
+    }
 
 
 def setup_portal():
@@ -104,14 +209,14 @@ def setup_portal():
         for f in FEATS:
             cols[f] = rng.standard_normal(N_ENTITIES).astype(np.float32).astype(np.float64)
         services.feature_view_ingest(view=view, actor=user, data=pa.table(cols))
-        job = services.materialize_request(view=view, actor=user, start=now - timedelta(hours=1), end=now)
-        job = services.materialize_run(job_id=job.pk)
+        job = services.feature_view_materialize(view=view, actor=user, start=now - timedelta(hours=1), end=now)
+        job = services.materialization_run(job_id=job.pk)
         assert job.keys_written == N_ENTITIES, job.error
     _, key = token_create(user=user, name="bench", scopes=["features"], expires_days=1)
     return user, key
 
 
-def in_process(user) -> dict:
+def in_process(user, repeats: int) -> dict:
     from apps.core.heap import settle
     from apps.features import services
 
@@ -120,8 +225,8 @@ def in_process(user) -> dict:
     settle(import_urls=False)  # as in every portal process (web: portal/asgi.py, workers: on fork)
     for _ in range(200):
         services.online_read(actor=user, features=feats, entities={"eid": [random.randrange(N_ENTITIES)]})
-    reps = []
-    for _ in range(3):
+    runs = []
+    for _ in range(repeats):
         lat = []
         for _ in range(1000):
             e = random.randrange(N_ENTITIES)
@@ -129,150 +234,100 @@ def in_process(user) -> dict:
             body = services.online_read(actor=user, features=feats, entities={"eid": [e]})
             lat.append((time.perf_counter() - t) * 1e3)
         assert body["results"]["fv:f0"]["statuses"] == ["present"]
-        reps.append(percentiles(lat))
+        lat.sort()
+        runs.append({"p50_ms": round(lat[499], 4), "p99_ms": round(lat[989], 4)})
+    return {**spread(runs, ("p50_ms", "p99_ms")), "runs": runs}
+
+
+def over_http(env: dict, key: str, args) -> dict:
+    from apps.core.embedded_redis import free_port
+
+    port = free_port()
+    if args.diagnose:
+        env = {**env, "FEATURES_BENCH_DIAG": "1"}
+    cmd = wrk.pinned([sys.executable, *UVICORN, "--port", str(port), os.environ.get("FEATURES_BENCH_APP", "bench.features_asgi:app")])
+    rng = random.Random(1)
+    feats = [f"fv:{f}" for f in FEATS]
+    one = [json.dumps({"features": feats, "entities": {"eid": [rng.randrange(N_ENTITIES)]}}) for _ in range(1000)]
+    hundred = [json.dumps({"features": feats, "entities": {"eid": rng.sample(range(N_ENTITIES), 100)}})
+               for _ in range(100)]  # fmt: skip
+    headers = {"Authorization": f"Token {key}", "Content-Type": "application/json"}
+    url = f"http://127.0.0.1:{port}/api/v1/features/online"
+    out: dict = {"one_entity_fixed_rate": [], "hundred_entities_back_to_back": []}
+    loads = [wrk.load_average()]
+    with server(cmd, env, port, path="/healthz"):
+        fixed_rate(url, headers, one, rate=args.rate, seconds=WARMUP_S, connections=args.connections)
+        for _ in range(args.repeats):
+            out["one_entity_fixed_rate"].append(
+                fixed_rate(url, headers, one, rate=args.rate, seconds=args.seconds, connections=args.connections)
+            )
+            loads.append(wrk.load_average())
+        if args.diagnose:  # the fixed-rate windows only
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/diagnostics", timeout=10) as answer:
+                out["server_diagnostics"] = json.loads(answer.read())
+        fixed_rate(url, headers, hundred, rate=0, seconds=WARMUP_S, connections=1)
+        for _ in range(args.repeats):
+            out["hundred_entities_back_to_back"].append(
+                fixed_rate(url, headers, hundred, rate=0, seconds=args.seconds, connections=1)
+            )
+        loads.append(wrk.load_average())
+    keys = ("rps", "p50_ms", "p99_ms", "max_ms")
+    one_runs, hundred_runs = out["one_entity_fixed_rate"], out["hundred_entities_back_to_back"]
     return {
-        "p50_ms": statistics.median(r["p50_ms"] for r in reps),
-        "p99_ms": statistics.median(r["p99_ms"] for r in reps),
+        "one_entity_fixed_rate": {**spread(one_runs, keys), "runs": one_runs},
+        "hundred_entities_back_to_back": {**spread(hundred_runs, keys), "runs": hundred_runs},
+        "goals": {
+            "one_entity_p99_under_2ms_in_runs": f"{sum(r['p99_ms'] < 2.0 for r in one_runs)} of {len(one_runs)}",
+            "hundred_p99_under_10ms_in_runs": f"{sum(r['p99_ms'] < 10.0 for r in hundred_runs)} of {len(hundred_runs)}",
+        },
+        "load_average_1_5_15": loads,
+        **({"server_diagnostics": out["server_diagnostics"]} if "server_diagnostics" in out else {}),
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request_bytes(key: str, body: dict) -> bytes:
-    payload = json.dumps(body).encode()
-    head = (f"POST /api/v1/features/online HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n")  # fmt: skip
-    return head.encode() + payload
-
-
-async def _roundtrip(reader, writer, data: bytes) -> int:
-    writer.write(data)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = next(
-        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-    )
-    await reader.readexactly(length)
-    return status
-
-
-def open_loop(port: int, bodies: list[bytes], rate: float, seconds: float) -> dict:
-    """Requests sent on a fixed schedule (rate/s) over one keep-alive connection; latency counted
-    from each request's scheduled time, so a slow answer also delays (and penalises) the next ones.
-
-    A blocking socket and a sleep-then-spin wait keep the client on schedule to within ~0.05 ms;
-    asyncio's timers round sleeps to about a millisecond, which would be measured as latency.
-    """
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    stream = sock.makefile("rb")
-    total = int(rate * seconds)
-    lat, errors, late = [], 0, 0
-    start = time.perf_counter() + 0.05
-    for i in range(total):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0.0005:
-            time.sleep(delay - 0.0004)
-        while time.perf_counter() < due:
-            pass
-        late += time.perf_counter() - due > 0.0005
-        sock.sendall(bodies[i % len(bodies)])
-        if _read_response(stream) != 200:
-            errors += 1
-        lat.append((time.perf_counter() - due) * 1e3)
-    elapsed = time.perf_counter() - start
-    sock.close()
-    return {**percentiles(lat), "target_rps": rate, "achieved_rps": round(total / elapsed, 1), "errors": errors,
-            "sent_late_over_0.5ms": late}  # fmt: skip
-
-
-def _read_response(stream) -> int:
-    status = int(stream.readline().split(b" ", 2)[1])
-    length = 0
-    while (line := stream.readline()) not in (b"\r\n", b""):
-        if line.lower().startswith(b"content-length"):
-            length = int(line.split(b":")[1])
-    stream.read(length)
-    return status
-
-
-async def sequential(port: int, bodies: list[bytes], n: int) -> dict:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    lat = []
-    for i in range(n + 50):
-        t = time.perf_counter()
-        assert await _roundtrip(reader, writer, bodies[i % len(bodies)]) == 200
-        if i >= 50:
-            lat.append((time.perf_counter() - t) * 1e3)
-    writer.close()
-    return percentiles(lat)
-
-
-def over_http(env: dict, key: str, rate: float, seconds: float, pin: bool) -> dict:
-    port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "bench.features_asgi:app", "--port", str(port), "--http", "httptools",
-           "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    if pin and (os.cpu_count() or 1) > 1:  # server on CPU0 as in the anchors (quiet machines only)
-        cmd = ["taskset", "-c", "0", *cmd]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("uvicorn did not start") from None
-                time.sleep(0.2)
-        rng = random.Random(1)
-        one = [request_bytes(key, {"features": [f"fv:{f}" for f in FEATS], "entities": {"eid": [rng.randrange(N_ENTITIES)]}})
-               for _ in range(1000)]  # fmt: skip
-        hundred = [request_bytes(key, {"features": [f"fv:{f}" for f in FEATS],
-                                       "entities": {"eid": rng.sample(range(N_ENTITIES), 100)}}) for _ in range(100)]  # fmt: skip
-        asyncio.run(sequential(port, one, 500))  # warm-up: caches, connections
-        return {
-            "one_entity_open_loop": open_loop(port, one, rate, seconds),
-            "one_entity_sequential": asyncio.run(sequential(port, one, 2000)),
-            "hundred_entities_sequential": asyncio.run(sequential(port, hundred, 500)),
-        }
-    finally:
-        proc.terminate()
-        proc.wait(20)
-
-
-def feast(n: int) -> dict:
+def feast(n: int, repeats: int) -> dict:
     python = ensure_venv("feast", ["feast", "pandas<3"])
     with tempfile.TemporaryDirectory(prefix="feast-bench-") as tmp:
-        out = subprocess.run([str(python), "-c", FEAST, tmp, str(n)], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        out = subprocess.run([str(python), "-c", FEAST, tmp, str(n), str(repeats)], check=True, capture_output=True,
+                             text=True)  # fmt: skip
+    raw = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"version": raw["version"], **spread(raw["runs"], ("p50_ms", "p99_ms")), "runs": raw["runs"]}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=500, help="requests/s offered in the fixed-rate windows")
+    parser.add_argument("--connections", type=int, default=4, help="wrk keep-alive connections for the fixed rate")
+    parser.add_argument("--seconds", type=int, default=30, help="window length (after a 5 s warm-up)")
+    parser.add_argument("--repeats", type=int, default=3, help="windows (HTTP) and 1,000-read runs (in process)")
     parser.add_argument("--skip-feast", action="store_true")
-    parser.add_argument("--pin", action="store_true", help="pin the server to CPU0 (like the anchors)")
+    parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--diagnose", action="store_true", help="record GC pauses and slow requests in the server")
     args = parser.parse_args()
+    wrk.require()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with portal_env() as env:
         user, key = setup_portal()
-        ours = in_process(user)
-        theirs = None if args.skip_feast else feast(N_ENTITIES)
-        http = over_http(env, key, args.rate, args.seconds, args.pin)
+        import django.db
+
+        django.db.connections.close_all()
+        ours = None if args.skip_in_process else in_process(user, args.repeats)
+        theirs = None if args.skip_feast or args.skip_in_process else feast(N_ENTITIES, args.repeats)
+        http = over_http(env, key, args)
     report = {
         "benchmark": "online feature reads (1 entity x 10 float features, 10,000 entities)",
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        "date": started,
+        "method": (f"server: uvicorn (httptools, uvloop, 1 process) on CPU {wrk.SERVER_CPU} serving portal.asgi; "
+                   f"load: wrk -t1 on CPU {wrk.LOAD_CPU}, fixed rate {args.rate:g}/s over {args.connections} "
+                   f"connections (Lua schedule); {WARMUP_S} s warm-up, then {args.repeats} windows of "
+                   f"{args.seconds} s; median with min/max"),  # fmt: skip
         "in_process_portal": ours,
         "in_process_feast_sqlite": theirs,
-        "p99_ratio_feast_over_portal": round(theirs["p99_ms"] / ours["p99_ms"], 2) if theirs else None,
+        "p99_ratio_feast_over_portal": (
+            round(theirs["p99_ms"]["median"] / ours["p99_ms"]["median"], 2) if theirs and ours else None
+        ),
         "http_fast_path": http,
-        "goals": {"in_process_p99": "<= Feast p99", "http_p99_at_500rps_ms": 2.0, "hundred_entities_ms": 10.0},
+        "goals": GOALS,
     }
     print(json.dumps(report, indent=2))
 

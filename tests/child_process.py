@@ -4,8 +4,8 @@
     python -m tests.child_process uvicorn portal.asgi:application ...
 
 Transactional tests flush the shared test database, which gives content types new ids; a child
-process must never trust a cached id, so it clears Django's content-type cache before each
-request and each task. This is the test suite's concern, so it lives here and not in apps/.
+process must never trust a cached id, so it clears Django's content-type cache and the caller
+cache (apps/accounts/principals.py: a flush reuses user ids) before each request and each task. This is the test suite's concern, so it lives here and not in apps/.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import sys
 def _clear_content_type_cache(**_kwargs) -> None:
     from django.contrib.contenttypes.models import ContentType
 
+    from apps.accounts import principals
+
     ContentType.objects.clear_cache()
+    principals.CACHE.clear()  # user ids come back after a flush too
 
 
 def main() -> None:
