@@ -16,3 +16,8 @@ from apps.training.models import Sweep, TrainingJob  # noqa: E402
 
 TRAINING_JOB_STATE = TrainingJob.State
 SWEEP_STATE = Sweep.State
+
+from apps.approvals.models import PromotionRequest  # noqa: E402
+
+PROMOTION_STATE = PromotionRequest.State
+PROMOTION_RISK = PromotionRequest.Risk

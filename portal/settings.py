@@ -286,6 +286,8 @@ SPECTACULAR_SETTINGS = {
         "MaterializationStateEnum": "portal.schema_enums.MATERIALIZATION_STATE",
         "TrainingJobStateEnum": "portal.schema_enums.TRAINING_JOB_STATE",
         "SweepStateEnum": "portal.schema_enums.SWEEP_STATE",
+        "PromotionStateEnum": "portal.schema_enums.PROMOTION_STATE",
+        "PromotionRiskEnum": "portal.schema_enums.PROMOTION_RISK",
     },
 }
 
@@ -392,4 +394,51 @@ LOGGING = {
     }
     # "torchvision is not installed. Skipping torchvision::nms", four times per export: not ours to fix.
     | {"torch.onnx": {"level": "ERROR"}},
+}
+
+# --- E-mail ---------------------------------------------------------------------------------------
+# Notifications (apps/notifications) also go out by e-mail. Embedded mode prints them on the
+# console; services mode sends through SMTP (EMAIL_HOST, EMAIL_PORT, ... as Django reads them).
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if EMBEDDED_REDIS
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "MLOps Portal <portal@localhost>")
+
+# --- Approvals (issue #14; owned by the approvals app) ------------------------------------------
+# Default gate policies, one per alias, seeded as rows (model null) after migrate when missing;
+# platform admins edit the rows (and add per-model overrides) at /api/v1/gate-policies/, so later
+# changes here do not overwrite theirs. An alias with no policy at all cannot be promoted.
+APPROVAL_DEFAULT_CHECKS = [
+    {"name": "metric_threshold", "params": {"metric": "val_auc", "max_drop": 0.005}},
+    {"name": "onnx_parity", "params": {"max_abs_diff": 1e-4}},
+    {"name": "model_card", "params": {}},
+    {"name": "artifact_digest", "params": {}},
+    {"name": "lineage", "params": {}},
+    {"name": "residency", "params": {"allowed_regions": ["default"]}},
+    {"name": "open_alerts", "params": {}},
+]
+APPROVAL_DEFAULT_POLICIES = {
+    alias: {
+        "approver_groups": ["approvers"],
+        "approvals_required": env_int("APPROVAL_REQUIRED_APPROVALS", 2, minimum=1, maximum=20),
+        "checks": APPROVAL_DEFAULT_CHECKS,
+        "change_window": None,
+        "expiry_hours": env_int("APPROVAL_EXPIRY_HOURS", 72, minimum=1, maximum=90 * 24),
+    }
+    for alias in ("production", "champion")
+}
+# Approvers and the requester are reminded this long before a pending request expires.
+APPROVAL_REMIND_BEFORE_HOURS = env_int("APPROVAL_REMIND_BEFORE_HOURS", 12, minimum=1, maximum=30 * 24)
+CELERY_BEAT_SCHEDULE |= {
+    "approvals-expire": {"task": "approvals.expire_due", "schedule": 300.0, "options": {"queue": "default"}},
+    "approvals-remind": {"task": "approvals.remind_expiring", "schedule": 900.0, "options": {"queue": "default"}},
 }

@@ -56,7 +56,8 @@ class AliasForm(forms.ModelForm):
         cleaned = super().clean()
         if self.instance.pk and self.instance.protected and "version" in self.changed_data:
             raise forms.ValidationError(
-                "This alias is protected: a platform admin clears 'protected' and saves first, then moves it."
+                "This alias is protected: it moves only through an approved promotion request "
+                "(POST /api/v1/promotions/ or Request promotion on the version page)."
             )
         version, model = cleaned.get("version"), cleaned.get("model") or getattr(self.instance, "model", None)
         if version is not None and model is not None and version.model_id != model.pk:

@@ -248,8 +248,8 @@ def artifact_open(
 
 
 class ApprovedPromotion(Protocol):
-    """What `alias_move` needs from a promotion object. No app creates promotions yet; the
-    approvals issue will, and until then a protected alias moves only after its protection is lifted."""
+    """What `alias_move` needs from a promotion object: an approved `apps.approvals` promotion
+    request (or the rollback ticket `promotion_rollback` makes after its own checks)."""
 
     pk: Any
     is_approved: bool  # decided and approved, not yet used or rolled back
@@ -266,13 +266,18 @@ def alias_move(
     promotion: ApprovedPromotion | None = None,
     protected: bool | None = None,
 ) -> Alias:
-    """Point `alias` at `version`: the one way any alias moves (API, browser, admin; later approvals).
+    """Point `alias` at `version`: the one way any alias moves (API, browser, admin, approvals).
 
     A protected alias (or a new one named production/champion) moves only with an approved
-    `promotion` for exactly this version and alias; anything else is refused with 409. A new alias
-    with another name may be created protected (`protected=True`).
+    `promotion` for exactly this version and alias; anything else is refused with 409 naming
+    POST /api/v1/promotions/. A new alias with another name may be created protected (`protected=True`).
+
+    Without a promotion the actor needs `change` on the model. With one, the right to move comes
+    from the promotion (its approvers decided; approvers need not be editors of the model): it is
+    checked to be approved and for exactly this version and alias, whatever the alias's protection.
     """
-    permissions.require(actor, "change", model)
+    if promotion is None:
+        permissions.require(actor, "change", model)
     try:
         alias_validator(alias)
     except ValidationError as exc:
@@ -293,7 +298,7 @@ def alias_move(
         else:  # a new pointer moves nothing, so an editor may create it protected; default names need a promotion
             needs_promotion = alias in PROTECTED_BY_DEFAULT
             is_protected = needs_promotion or bool(protected)
-        if needs_promotion:
+        if needs_promotion or promotion is not None:
             _check_promotion(model, alias, version, promotion, exists=current is not None)
         previous = current.version.version if current is not None else None
         if current is None:
@@ -328,12 +333,11 @@ def alias_move(
 
 def _check_promotion(model: RegisteredModel, alias: str, version: ModelVersion, promotion, *, exists: bool) -> None:
     if promotion is None and exists:
-        raise Conflict(f"Alias {alias!r} is protected. {lift_protection_hint(model, alias)}.")
+        raise Conflict(f"Alias {alias!r} is protected. {promotion_hint(model, alias)}.")
     if promotion is None:
         raise Conflict(
             f"New aliases named {' or '.join(sorted(PROTECTED_BY_DEFAULT))} start protected, and a protected "
-            "alias is created only by an approved promotion, which this portal does not offer yet; "
-            "use another alias name (for example staging)."
+            f"alias is created only by an approved promotion. {promotion_hint(model, alias)}."
         )
     if not getattr(promotion, "is_approved", False):
         raise Conflict(f"The promotion for alias {alias!r} is not approved; it cannot move the alias.")
@@ -348,7 +352,7 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
         if current is None:
             raise ValidationError({"alias": [f"Model {model.name!r} has no alias {alias!r}."]})
         if current.protected:
-            raise Conflict(f"Alias {alias!r} is protected. {lift_protection_hint(model, alias)}.")
+            raise Conflict(f"Alias {alias!r} is protected. {promotion_hint(model, alias)}.")
         audit_event(
             actor=actor,
             event="alias.delete",
@@ -358,19 +362,22 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
         current.delete()
 
 
-def lift_protection_hint(model: RegisteredModel, alias: str) -> str:
-    """What is true today of a protected alias: a platform admin lifts the protection (shared/API.md)."""
+def promotion_hint(model: RegisteredModel, alias: str) -> str:
+    """How a protected alias moves: an approved promotion request (shared/API.md)."""
     return (
-        "Only a platform admin can move or remove it, after lifting the protection with "
-        f'PATCH /api/v1/models/{model.name}/aliases/{alias} and {{"protected": false}}'
+        "It moves only through an approved promotion: file a request with POST /api/v1/promotions/ "
+        f'{{"model": "{model.name}", "version": <n>, "target_alias": "{alias}", ...}} '
+        "(or Request promotion on the version page)"
     )
 
 
 def alias_set_protection(*, model: RegisteredModel, alias: str, protected: bool, actor) -> Alias:
     """Editors may protect an alias; only a platform admin may lift the protection (403 otherwise),
-    so that owners cannot step around the approvals that protected aliases will need."""
+    so that owners cannot step around the approvals that protected aliases need. A refused lift
+    is audited too (`alias.unprotect_refused`): it is what walking around a gate looks like."""
     permissions.require(actor, "change", model)
     if not protected and not permissions.is_platform_admin(actor):
+        audit_event(actor=actor, event="alias.unprotect_refused", obj=model, data={"model": model.name, "alias": alias})
         raise Forbidden("Only a platform admin can lift an alias's protection.")
     with transaction.atomic():
         current = Alias.objects.select_for_update().filter(model=model, name=alias).first()

@@ -7,6 +7,9 @@
   nothing), `Forbidden` when it is visible but the action is not allowed or the role lacks it.
 - `can_view_pii(user, view)`, `token_allows(token, scopes)`, `team_member(user, team)`.
 - `capabilities(user)`: what templates ask (``{% if can_add.trainingjob %}``).
+- Promotion requests and gate policies (apps.approvals) have no guardian rows: their rights are
+  derived from the model and the policy's approver groups (`_DERIVED`, below); actions `decide`,
+  `withdraw` and `rollback` besides `view`.
 - `grant_owner`, `share`, `unshare`: the guardian rows behind the answers; only services call
   them (the share service in `apps.core.sharing`, creators granting their owner).
 
@@ -133,7 +136,8 @@ def is_active_user(user) -> bool:
 
 
 def is_platform_admin(user) -> bool:
-    """Superusers (the platform-admins role) pass every object check; nobody else does."""
+    """Superusers (the platform-admins role) pass every object check but one: deciding a promotion
+    request needs membership of its policy's approver groups (N-of-M means N people of them)."""
     return is_active_user(user) and user.is_superuser
 
 
@@ -147,6 +151,9 @@ def restrict(user, action: Action, queryset: QuerySet) -> QuerySet:
     if not is_active_user(user):
         return queryset.none()
     model = queryset.model
+    derived = _DERIVED.get(model._meta.label_lower)
+    if derived is not None:
+        return derived[1](user, action, queryset)
     if user.is_superuser or _role_allows(user, model, action):
         return queryset
     ctype = ContentType.objects.get_for_model(model)
@@ -179,6 +186,9 @@ def can(user, action: str, target: models.Model | type[models.Model]) -> bool:
         return _role_allows(user, target, action)
     if action == "add":
         return _role_allows(user, target, action)
+    derived = _DERIVED.get(target._meta.label_lower)
+    if derived is not None:
+        return derived[0](user, action, target)
     return _role_allows(user, target, action) or user.has_perm(codename(target, action), target)
 
 
@@ -202,6 +212,79 @@ def require(user, action: str, target: models.Model | type[models.Model]) -> Non
         raise NotFound(f"No {target._meta.verbose_name} matches the given query.")
     if action != "view" and not can(user, action, target):
         raise Forbidden(f"You may view this {target._meta.verbose_name} but not {action} it.")
+
+
+# --- approval gates: rights derived from the model and the policy, not from guardian rows -----------
+# A promotion request (issue #14) is seen by whoever may view its model and by the approvers its
+# policy names (approvers usually hold no share of the model); it is decided only by members of
+# those groups (platform admins too only when they are members: N-of-M must stay N people of the
+# groups), withdrawn only by its requester, rolled back by an approver or a platform admin.
+# Separation of duties (requester, version creator, second decision) is the service's: those
+# answers are 403/409 with a reason, not "not allowed" in general.
+# Gate policies: platform admins write; the default rows (no model) are visible to every signed-in
+# user, a model's own policy to those who may view the model.
+
+
+def _approver_of(user, promotion: models.Model) -> bool:
+    return promotion.approver_groups.filter(user=user).exists()
+
+
+def _can_promotion(user, action: str, promotion: models.Model) -> bool:
+    if action == "view":
+        return (
+            user.is_superuser
+            or _role_allows(user, promotion, "view")
+            or _approver_of(user, promotion)
+            or can(user, "view", promotion.model)
+        )
+    if action == "decide":
+        return _approver_of(user, promotion)
+    if action == "withdraw":
+        return promotion.requested_by_id == user.pk
+    if action == "rollback":
+        return user.is_superuser or _approver_of(user, promotion)
+    return False
+
+
+def _restrict_promotions(user, action: str, queryset: QuerySet) -> QuerySet:
+    model = queryset.model
+    by_group = model.approver_groups.through.objects.filter(group__user=user).values("promotionrequest_id")
+    if action == "decide":
+        return queryset.filter(pk__in=by_group)
+    if action != "view":
+        return queryset.none()
+    if user.is_superuser or _role_allows(user, model, "view"):
+        return queryset
+    registered = model._meta.get_field("model").related_model
+    visible_models = restrict(user, "view", registered.objects.all()).values("pk")
+    return queryset.filter(Q(model__in=visible_models) | Q(pk__in=by_group))
+
+
+def _can_policy(user, action: str, policy: models.Model) -> bool:
+    if user.is_superuser:
+        return True
+    if action != "view":
+        return False
+    return policy.model_id is None or _role_allows(user, policy, "view") or can(user, "view", policy.model)
+
+
+def _restrict_policies(user, action: str, queryset: QuerySet) -> QuerySet:
+    model = queryset.model
+    if user.is_superuser:
+        return queryset
+    if action != "view":
+        return queryset.none()
+    if _role_allows(user, model, "view"):
+        return queryset
+    registered = model._meta.get_field("model").related_model
+    visible_models = restrict(user, "view", registered.objects.all()).values("pk")
+    return queryset.filter(Q(model__isnull=True) | Q(model__in=visible_models))
+
+
+_DERIVED = {
+    "approvals.promotionrequest": (_can_promotion, _restrict_promotions),
+    "approvals.gatepolicy": (_can_policy, _restrict_policies),
+}
 
 
 def can_view_pii(user, view: models.Model) -> bool:

@@ -1,5 +1,5 @@
-"""Aliases: unprotected moves; protected aliases move only with an approved promotion or after the
-owner lifts the protection; every refusal says what is possible today."""
+"""Aliases: unprotected moves; protected aliases move only with an approved promotion (a platform
+admin may lift the protection); every refusal names POST /api/v1/promotions/."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_protected_alias_refuses_direct_move(api_owner, owner, registered, two_v
     v1, v2 = two_versions
     r = api_owner.put("/api/v1/models/credit-risk/aliases/production", {"version": 1}, format="json")
     assert r.status_code == 409 and "approved promotion" in r.json()["detail"]
-    assert "promotions/" not in r.json()["detail"]  # no endpoint that does not exist
+    assert "POST /api/v1/promotions/" in r.json()["detail"]  # the endpoint exists now (issue #14)
     assert not Alias.objects.filter(name="production").exists()
     # An approved promotion for exactly this version and alias moves it.
     alias = services.alias_move(
@@ -134,17 +134,17 @@ def test_admin_refuses_protected_alias_changes(admin_user, owner, registered, tw
     assert alias.version == v1
 
 
-def test_protected_alias_conflict_names_what_exists_today(api_owner, api_admin, owner, registered, two_versions):
-    """The 409 used to send people to POST /api/v1/promotions/, which does not exist. It now says
-    who can lift the protection and how, and following it works."""
+def test_protected_alias_conflict_names_the_promotions_endpoint(api_owner, api_admin, owner, registered, two_versions):
+    """The 409 names POST /api/v1/promotions/ (issue #14), on PUT and DELETE alike; a platform
+    admin may still lift the protection, after which the alias moves like any other."""
     v1, v2 = two_versions
     services.alias_move(model=registered, alias="production", version=v1, actor=owner,
                         promotion=FakePromotion(1, True, v1, "production"))  # fmt: skip
     url = "/api/v1/models/credit-risk/aliases/production"
     for refused in (api_owner.put(url, {"version": 2}, format="json"), api_owner.delete(url)):
         detail = refused.json()["detail"]
-        assert refused.status_code == 409 and "promotions/" not in detail
-        assert f"Only a platform admin can move or remove it, after lifting the protection with PATCH {url}" in detail
+        assert refused.status_code == 409 and "POST /api/v1/promotions/" in detail
+        assert '"target_alias": "production"' in detail
     assert api_admin.patch(url, {"protected": False}, format="json").status_code == 200
     assert api_owner.put(url, {"version": 2}, format="json").json()["version"] == 2
 

@@ -184,8 +184,8 @@ class AliasDetailView(APIView):
     @extend_schema(
         request=s.AliasMoveSerializer,
         responses={200: s.AliasSerializer, 409: OpenApiResponse(description="protected alias"), **ERRORS},
-        description="Move (or create) an alias. A protected alias does not move: the model's owner lifts the "
-        "protection first (PATCH). New production and champion aliases start protected.",
+        description="Move (or create) an alias. A protected alias moves only through an approved promotion "
+        "(409 naming POST /api/v1/promotions/); new production and champion aliases start protected.",
     )
     def put(self, request, name, alias):
         data = validated(s.AliasMoveSerializer, request.data)
@@ -198,7 +198,7 @@ class AliasDetailView(APIView):
     @extend_schema(
         request=s.AliasProtectionSerializer,
         responses={200: s.AliasSerializer, **ERRORS},
-        description="Protect an alias (editors) or lift the protection (owner only).",
+        description="Protect an alias (editors) or lift the protection (platform admins only; 403 otherwise, audited).",
     )
     def patch(self, request, name, alias):
         model = selectors.model_for(request.user, name)

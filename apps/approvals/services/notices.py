@@ -1,0 +1,126 @@
+"""Who hears about a promotion request, and what they are told (through `notifications.notify`).
+
+Called inside the services' transactions: `notify` writes rows there and sends the live push and
+the e-mail only after commit.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from apps.approvals.models import PromotionRequest
+from apps.notifications.services import notify
+
+
+def promotion_url(promotion: PromotionRequest) -> str:
+    """The evidence page of the request (apps/approvals/urls.py)."""
+    return reverse("approvals:request-detail", args=[promotion.pk])
+
+
+def approvers_of(promotion: PromotionRequest, *, pending_only: bool = False) -> list:
+    """Active members of the request's approver groups, without the requester and the version's
+    creator (they may not decide); with `pending_only`, without those who have decided."""
+    users = (
+        get_user_model()
+        .objects.filter(groups__in=promotion.approver_groups.all(), is_active=True)
+        .exclude(pk__in=[promotion.requested_by_id, promotion.version.created_by_id])
+        .distinct()
+        .order_by("pk")
+    )
+    if pending_only:
+        users = users.exclude(pk__in=promotion.decisions.values("approver_id"))
+    return list(users)
+
+
+def watchers_of(promotion: PromotionRequest) -> list:
+    """The requester, the model's owner and the version's creator."""
+    return [promotion.requested_by, promotion.model.owner, promotion.version.created_by]
+
+
+def _label(promotion: PromotionRequest) -> str:
+    return f"{promotion.model.name} v{promotion.version.version} to {promotion.target_alias}"
+
+
+def tell_requested(promotion: PromotionRequest) -> None:
+    notify(
+        recipients=approvers_of(promotion),
+        kind="promotion.requested",
+        title=f"Your decision: promote {_label(promotion)}",
+        body=f"{promotion.requested_by} asks for it ({promotion.get_change_type_display()} change, "
+        f"{promotion.risk} risk): {promotion.justification[:500]}",
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
+
+
+def tell_checks_failed(promotion: PromotionRequest, failed: list[str]) -> None:
+    notify(
+        recipients=[promotion.requested_by],
+        kind="promotion.decided",
+        title=f"Checks failed: {_label(promotion)}",
+        body=f"Failed: {', '.join(failed)}. The request cannot be approved; see the evidence.",
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
+
+
+def tell_decided(promotion: PromotionRequest, *, approver, decision: str, comment: str) -> None:
+    verb = "approved" if decision == "approve" else "rejected"
+    count = promotion.decisions.filter(decision="approve").count()
+    progress = f" ({count} of {promotion.approvals_required} approvals)" if decision == "approve" else ""
+    notify(
+        recipients=watchers_of(promotion),
+        kind="promotion.decided",
+        title=f"{approver} {verb} {_label(promotion)}{progress}",
+        body=comment[:1000],
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
+
+
+def tell_promoted(promotion: PromotionRequest) -> None:
+    notify(
+        recipients=[*watchers_of(promotion), *approvers_of(promotion)],
+        kind="promotion.promoted",
+        title=f"Promoted: {_label(promotion)}",
+        body=f"{promotion.target_alias} moved from "
+        f"{'v' + str(promotion.previous_version.version) if promotion.previous_version else 'nothing'} "
+        f"to v{promotion.version.version}.",
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
+
+
+def tell_expiring(promotion: PromotionRequest) -> None:
+    notify(
+        recipients=[*approvers_of(promotion, pending_only=True), promotion.requested_by],
+        kind="promotion.expiring",
+        title=f"Expires soon: {_label(promotion)}",
+        body=f"The request expires at {promotion.expires_at:%Y-%m-%d %H:%M} UTC without enough approvals.",
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
+
+
+def tell_closed(promotion: PromotionRequest, *, why: str) -> None:
+    """Expired or withdrawn: the requester and whoever was asked to decide."""
+    notify(
+        recipients=[promotion.requested_by, *approvers_of(promotion, pending_only=True)],
+        kind="promotion.decided",
+        title=f"{why.capitalize()}: {_label(promotion)}",
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
+
+
+def tell_rolled_back(promotion: PromotionRequest) -> None:
+    notify(
+        recipients=[*watchers_of(promotion), *approvers_of(promotion)],
+        kind="promotion.rolled_back",
+        title=f"Rolled back: {_label(promotion)}",
+        body=f"{promotion.rolled_back_by} moved {promotion.target_alias} back to "
+        f"v{promotion.previous_version.version}: {promotion.rollback_comment[:1000]}",
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
