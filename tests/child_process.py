@@ -17,8 +17,10 @@ def _clear_content_type_cache(**_kwargs) -> None:
     from django.contrib.contenttypes.models import ContentType
 
     from apps.accounts import principals
+    from apps.core import permissions
 
     ContentType.objects.clear_cache()
+    permissions.clear_caches()
     principals.CACHE.clear()  # user ids come back after a flush too
 
 

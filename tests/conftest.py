@@ -323,7 +323,10 @@ def _database_basics(request):
     """
     from django.contrib.contenttypes.models import ContentType
 
+    from apps.core.permissions import clear_caches
+
     ContentType.objects.clear_cache()
+    clear_caches()
     marker = request.node.get_closest_marker("django_db")
     if marker is not None and marker.kwargs.get("transaction") and not marker.kwargs.get("available_apps"):
         request.getfixturevalue("transactional_db")

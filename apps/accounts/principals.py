@@ -81,7 +81,7 @@ def _user_fields(user) -> dict:
     return {f.attname: getattr(user, f.attname) for f in user._meta.concrete_fields}
 
 
-def _build_user(fields: dict, user_perms: set, group_perms: set, groups: list):
+def _build_user(fields: dict, user_perms: set, group_perms: set, groups: list, group_ids: list):
     user = get_user_model()(**fields)
     user._state.adding = False
     user._state.db = "default"
@@ -89,18 +89,20 @@ def _build_user(fields: dict, user_perms: set, group_perms: set, groups: list):
     user._group_perm_cache = set(group_perms)
     user._perm_cache = user_perms | group_perms
     user._portal_groups = list(groups)
+    user._portal_group_ids = list(group_ids)  # permissions.restrict matches group rows by id
     return user
 
 
-def _load_user(user_id) -> tuple[dict, set, set, list] | None:
+def _load_user(user_id) -> tuple[dict, set, set, list, list] | None:
     user = get_user_model()._default_manager.filter(pk=user_id).first()
     if user is None:
         return None
     backend = ModelBackend()
     user_perms = backend.get_user_permissions(user) if user.is_active else set()
     group_perms = backend.get_group_permissions(user) if user.is_active else set()
-    groups = list(user.groups.order_by("name").values_list("name", "team__slug"))
-    return _user_fields(user), set(user_perms), set(group_perms), groups
+    rows = list(user.groups.order_by("name").values_list("pk", "name", "team__slug"))
+    groups = [(name, team) for _, name, team in rows]
+    return _user_fields(user), set(user_perms), set(group_perms), groups, [pk for pk, _, _ in rows]
 
 
 def user_by_id(user_id):

@@ -9,7 +9,12 @@ class CoreConfig(AppConfig):
     nav_items: list[tuple[str, str, str | None]] = [("Audit", "core:audit", "core.view_auditentry")]
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from apps.core import (
             signals,  # noqa: F401
             workers,  # noqa: F401
         )
+        from apps.core.permissions import clear_caches
+
+        post_migrate.connect(clear_caches, dispatch_uid="core.permissions.clear_caches")

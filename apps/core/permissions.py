@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from django.apps import apps as django_apps
-from django.contrib.auth.models import AnonymousUser, Group
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q, QuerySet
@@ -156,25 +156,50 @@ def restrict(user, action: Action, queryset: QuerySet) -> QuerySet:
         return derived[1](user, action, queryset)
     if user.is_superuser or _role_allows(user, model, action):
         return queryset
-    ctype = ContentType.objects.get_for_model(model)
-    perm_filter = {"permission__content_type": ctype, "permission__codename": codename(model, action)}
+    permission = _permission_id(model, action)
+    if permission is None:
+        return queryset.none()
     user_model = get_user_obj_perms_model(model)
     group_model = get_group_obj_perms_model(model)
+    # The caller cache knows the user's groups (apps/accounts/principals.py): the group rows are
+    # then matched by id, without joining the membership table (and skipped for no groups).
+    group_ids = getattr(user, "_portal_group_ids", None)
+    by_user = user_model.objects.filter(user_id=user.pk, permission_id=permission)
+    if group_ids is None:
+        by_group = group_model.objects.filter(group__user=user, permission_id=permission)
+    else:
+        by_group = group_model.objects.filter(group_id__in=group_ids, permission_id=permission) if group_ids else None
     if _is_direct(user_model):
-        by_user = user_model.objects.filter(user=user, **perm_filter).values("content_object_id")
-        by_group = group_model.objects.filter(group__user=user, **perm_filter).values("content_object_id")
+        column = "content_object_id"
     else:  # generic tables: object_pk is a string column; PostgreSQL needs it cast to the pk type
         pk_field = model._meta.pk
         target = models.BigIntegerField() if pk_field.get_internal_type().endswith("AutoField") else pk_field
-        by_user = (
-            user_model.objects.filter(user=user, **perm_filter).annotate(obj=Cast("object_pk", target)).values("obj")
+        by_user = by_user.annotate(obj=Cast("object_pk", target))
+        by_group = by_group.annotate(obj=Cast("object_pk", target)) if by_group is not None else None
+        column = "obj"
+    visible = Q(pk__in=by_user.values(column))
+    if by_group is not None:
+        visible |= Q(pk__in=by_group.values(column))
+    return queryset.filter(visible)
+
+
+_PERMISSION_IDS: dict[tuple[int, str], int | None] = {}
+
+
+def _permission_id(model: type[models.Model], action: str) -> int | None:
+    """The id of `<app>.<action>_<model>`, read once per process (ids are fixed once migrated)."""
+    ctype = ContentType.objects.get_for_model(model)
+    key = (ctype.pk, codename(model, action))
+    if key not in _PERMISSION_IDS:
+        _PERMISSION_IDS[key] = (
+            Permission.objects.filter(content_type=ctype, codename=key[1]).values_list("pk", flat=True).first()
         )
-        by_group = (
-            group_model.objects.filter(group__user=user, **perm_filter)
-            .annotate(obj=Cast("object_pk", target))
-            .values("obj")
-        )
-    return queryset.filter(Q(pk__in=by_user) | Q(pk__in=by_group))
+    return _PERMISSION_IDS[key]
+
+
+def clear_caches(**_kwargs) -> None:
+    """Forget permission ids (a flushed or re-migrated database gives them new ones)."""
+    _PERMISSION_IDS.clear()
 
 
 def can(user, action: str, target: models.Model | type[models.Model]) -> bool:

@@ -183,3 +183,20 @@ def test_sharing_api_lists_who_has_access(api_owner, collaborator, registered, t
     listing = api_owner.get("/api/v1/models/credit-risk/sharing").json()
     assert {"user": "collaborator", "role": "editor", "grants": []} in listing
     assert {"team": "risk", "role": "viewer", "grants": []} in listing
+
+
+def test_the_hand_built_list_row_equals_drf_rendering_field_by_field(owner, version, team):
+    """RegisteredModelSerializer builds list rows as plain dicts for speed (apps/core/api/rows.py);
+    DRF's own field-by-field rendering of the same model must give the same row."""
+    from rest_framework import serializers as drf
+
+    from apps.catalog import selectors
+    from apps.catalog.api.serializers import RegisteredModelSerializer
+
+    model = services.model_create(actor=owner, name="row-check", tags=["a", "b"], team="risk")
+    add_versions(model, owner, version.artifact, 2)
+    services.model_archive(model=model, actor=owner)
+    for filters in ({}, {"archived": True}):
+        for row in selectors.with_aliases(list(selectors.models_visible(owner, filters))):
+            serializer = RegisteredModelSerializer(row)
+            assert serializer.data == drf.ModelSerializer.to_representation(serializer, row)

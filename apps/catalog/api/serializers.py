@@ -10,6 +10,7 @@ import json
 from functools import cache
 
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -70,6 +71,7 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
 
     def to_representation(self, obj) -> dict:
         """The same dict as DRF's field-by-field rendering, built directly (apps/core/api/rows.py)."""
+        tz = timezone.get_current_timezone()
         return {
             "name": obj.name,
             "description": obj.description,
@@ -77,12 +79,12 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
             "owner": obj.owner.username,
             "team": self.get_team(obj),
             "latest_version": obj.latest_version,
-            "latest_version_at": iso(obj.latest_version_at),
+            "latest_version_at": iso(obj.latest_version_at, tz),
             "framework": obj.framework,
             "aliases": self.get_aliases(obj),
             "archived": obj.archived_at is not None,
-            "created_at": iso(obj.created_at),
-            "updated_at": iso(obj.updated_at),
+            "created_at": iso(obj.created_at, tz),
+            "updated_at": iso(obj.updated_at, tz),
             "url": model_api_url(obj.name),
         }
 

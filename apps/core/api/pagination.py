@@ -8,10 +8,13 @@ from __future__ import annotations
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
+from apps.core.paginator import Paginator
+
 _PAST_ANY_END = 10**18
 
 
 class PortalPagination(PageNumberPagination):
+    django_paginator_class = Paginator  # skips the COUNT when the first page is not full
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500

@@ -13,9 +13,10 @@ from datetime import datetime
 from django.utils import timezone
 
 
-def iso(value: datetime | None) -> str | None:
-    """A datetime as DRF's DateTimeField writes it: ISO 8601 in the current time zone, UTC as `Z`."""
+def iso(value: datetime | None, tz=None) -> str | None:
+    """A datetime as DRF's DateTimeField writes it: ISO 8601 in the current time zone (or `tz`,
+    looked up once per row by the caller), UTC as `Z`."""
     if value is None:
         return None
-    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    text = value.astimezone(tz or timezone.get_current_timezone()).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
