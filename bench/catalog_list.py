@@ -8,7 +8,12 @@ The database is created if missing and keeps its data between runs (setup takes 
 Visibility comes from guardian's direct foreign-key tables: 3,000 models shared with the user,
 2,000 with a team the user is in, 5,000 invisible. Server time is measured in-process through the
 full Django stack (middleware, token auth, DRF, permission filter, serializer, template), which is
-what the server spends per request without the network. Prints one JSON document.
+what the server spends per request without the network (an in-process figure, not an HTTP load
+test: HTTP throughput of the list is bench/everyday.py's, with wrk). Each case is measured in
+--rounds rounds of 60 calls after 10 warm-up calls; the report gives the median of the rounds'
+p50/p95 with the spread, the date and the load average. Prints one JSON document.
+
+    python -m bench.catalog_list [--rounds 3]
 """
 
 from __future__ import annotations
@@ -94,32 +99,42 @@ def _setup() -> tuple:
     return reader
 
 
-def _measure(fn, repeats: int = REPEATS) -> dict:
+def _measure(fn, repeats: int = REPEATS, rounds: int = 3) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     for _ in range(WARMUP):
         fn()
-    times, queries = [], 0
-    for _ in range(repeats):
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-        queries = max(queries, len(captured.captured_queries))
-    times.sort()
-    return {
-        "p50_ms": round(statistics.median(times) * 1000, 2),
-        "p95_ms": round(times[int(len(times) * 0.95) - 1] * 1000, 2),
-        "queries": queries,
+    each, queries = [], 0
+    for _ in range(rounds):
+        times = []
+        for _ in range(repeats):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - started)
+            queries = max(queries, len(captured.captured_queries))
+        times.sort()
+        each.append({"p50_ms": round(statistics.median(times) * 1000, 2),
+                     "p95_ms": round(times[int(len(times) * 0.95) - 1] * 1000, 2)})  # fmt: skip
+    out = {
+        key: {
+            "median": statistics.median(r[key] for r in each),
+            "min": min(r[key] for r in each),
+            "max": max(r[key] for r in each),
+        }  # fmt: skip
+        for key in ("p50_ms", "p95_ms")
     }
+    return {**out, "queries": queries, "rounds": each}
 
 
-def run() -> dict:
+def run(rounds: int = 3) -> dict:
     from bench.common import portal_env
 
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         _ensure_postgres_database(os.environ["DATABASE_URL"])
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with portal_env():
         from django.conf import settings
         from django.db import connection
@@ -146,21 +161,32 @@ def run() -> dict:
 
             return call
 
+        def measure(client, url):
+            return _measure(get(client, url), rounds=rounds)
+
         results = {
+            "date": started,
             "database": connection.vendor,
             "models": N_MODELS,
             "visible_to_user": visible,
-            "api_first_page": _measure(get(api, "/api/v1/models/")),
-            "api_first_page_filtered": _measure(get(api, "/api/v1/models/?tag=tabular&sort=-updated")),
-            "browser_first_page": _measure(get(browser, "/models/")),
-            "browser_search": _measure(get(browser, "/models/?q=model 12&framework=pytorch")),
+            "api_first_page": measure(api, "/api/v1/models/"),
+            "api_first_page_filtered": measure(api, "/api/v1/models/?tag=tabular&sort=-updated"),
+            "browser_first_page": measure(browser, "/models/"),
+            "browser_search": measure(browser, "/models/?q=model 12&framework=pytorch"),
         }
         results["goal"] = "first page p95 < 100 ms with <= 8 queries on PostgreSQL"
         first = results["api_first_page"]
-        results["goal_met"] = bool(first["p95_ms"] < 100 and first["queries"] <= 8 and visible == N_USER + N_TEAM)
+        shape_ok = first["queries"] <= 8 and visible == N_USER + N_TEAM
+        met = sum(r["p95_ms"] < 100 for r in first["rounds"]) if shape_ok else 0
+        results["goal_met_in_rounds"] = f"{met} of {rounds}"
+        results["load_average_1_5_15"] = [load_before, [round(x, 2) for x in os.getloadavg()]]
         return results
 
 
 if __name__ == "__main__":
     sys.path.insert(0, os.getcwd())
-    print(json.dumps(run(), indent=2))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    print(json.dumps(run(parser.parse_args().rounds), indent=2))

@@ -21,11 +21,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
+from pathlib import Path
 
 from bench import wrk
-from bench.common import portal_env, server
+from bench.common import ensure_venv, portal_env, server
 
 UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning",
            "--http", "httptools", "--loop", "uvloop"]  # fmt: skip
@@ -123,6 +127,62 @@ def run(rounds: int = 3, seconds: int = 30) -> dict:
         return result
 
 
+def _top_frames(raw: Path, n: int = 12) -> dict:
+    """Where the samples of a py-spy raw (folded) profile went: the web threads' share, the
+    functions holding the most of it (inclusive, below the request plumbing that holds all of it)
+    and the leaf functions (self time)."""
+    inclusive: Counter = Counter()
+    leaves: Counter = Counter()
+    total = web = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames, count = stack.split(";"), int(count)
+        total += count
+        if not any("_respond" in f for f in frames):  # the event loop, and idle threads
+            continue
+        web += count
+        for name in {f.split(" (")[0] for f in frames}:
+            inclusive[name] += count
+        leaves[frames[-1].split(" (")[0]] += count
+    if not web:
+        return {}
+    below = [(k, v) for k, v in inclusive.most_common() if v < 0.95 * web][:n]
+    return {
+        "web_threads_share": round(web / total, 3),
+        "inclusive_pct_of_web": {k: round(100 * v / web, 1) for k, v in below},
+        "self_pct_of_web": {k: round(100 * v / web, 1) for k, v in leaves.most_common(n)},
+    }
+
+
+def profile(seconds: int = 10) -> dict:
+    """Where the server's time goes under load: py-spy (its own venv) on the live server while wrk runs."""
+    from apps.core.embedded_redis import free_port
+
+    spy = ensure_venv("pyspy", ["py-spy"]).parent / "py-spy"
+    out: dict = {}
+    with portal_env() as env:
+        auth = seed()
+        import django.db
+
+        django.db.connections.close_all()
+        port = free_port()
+        cmd = wrk.pinned([sys.executable, *UVICORN, "--port", str(port), "portal.asgi:application"])
+        with server(cmd, env, port) as proc, tempfile.TemporaryDirectory(prefix="everyday-profile-") as tmp:
+            for name, (path, headers) in targets(auth).items():
+                url = f"http://127.0.0.1:{port}{path}"
+                wrk.run(url, seconds=5, headers=headers)
+                raw = Path(tmp) / f"{name}.txt"
+                load = subprocess.Popen(wrk.pinned(["wrk", "-t1", "-c8", f"-d{seconds + 4}s",
+                                                    *[x for k, v in headers.items() for x in ("-H", f"{k}: {v}")],
+                                                    url], wrk.LOAD_CPU), stdout=subprocess.DEVNULL)  # fmt: skip
+                time.sleep(2)
+                subprocess.run([str(spy), "record", "-p", str(proc.pid), "-d", str(seconds), "-r", "200", "-f", "raw",
+                                "-o", str(raw)], check=True, capture_output=True)  # fmt: skip
+                load.wait()
+                out[name] = _top_frames(raw)
+    return out
+
+
 def serve() -> None:
     from apps.core.embedded_redis import free_port
 
@@ -153,9 +213,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--serve", action="store_true", help="seed and serve for profiling; Ctrl-C stops")
+    parser.add_argument("--profile", action="store_true", help="py-spy on the live server under wrk load, per target")
     args = parser.parse_args()
     if args.serve:
         serve()
+        return
+    if args.profile:
+        print(json.dumps(profile(), indent=2))
         return
     print(json.dumps(run(args.rounds, args.seconds), indent=2))
 

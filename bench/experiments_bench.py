@@ -6,11 +6,20 @@ Run from the repo root (PostgreSQL on 127.0.0.1:5432 as user postgres, Redis on 
     python bench/experiments_bench.py                 # everything, MLflow last
     python bench/experiments_bench.py --skip-mlflow   # the portal only
 
+    python bench/experiments_bench.py --seconds 3 --read-seconds 2 --warmup 1 --rounds 1 --ws-samples 10  # smoke
+
 Portal: uvicorn (uvloop, httptools, one process) serving portal.asgi on CPU0, database
-`portal_bench`; clients on CPU1. MLflow: `mlflow server --workers 1` on CPU0, database
-`mlflowbench`, its own virtualenv (bench/experiments/setup_mlflow.sh). Setup data persists
-between runs (10,000 runs, the 100,000-point series), so only the first run pays for it.
-Prints one JSON document (also written to bench/results/experiments.json).
+`portal_bench`. MLflow: `mlflow server --workers 1` on CPU0, database `mlflowbench`, its own
+virtualenv (bench/experiments/setup_mlflow.sh). Both servers stay up for the whole run. Every
+timed HTTP request on either side comes from `wrk` on CPU1 (bench/wrk.py), never a Python loop:
+- ingest: bench/experiments_ingest.py (1,000-point log-batch POSTs on 2 connections);
+- reads (runs table over 10,000 runs, the 100,000-point series and its 1,000-point samples): one
+  connection back to back, a warm-up window and then a --read-seconds window per read and side;
+in --rounds alternating rounds, reported as the median with the spread. In process (not HTTP):
+the runs table's server time and query count. WebSocket delivery (log-batch -> message) is a
+one-client round trip with pauses, measured in Python (wrk does not speak WebSocket).
+Setup data persists between runs (10,000 runs, the 100,000-point series), so only the first run
+pays for it. Prints one JSON document (also written to bench/results/experiments.json).
 """
 
 from __future__ import annotations
@@ -23,14 +32,18 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
+from contextlib import ExitStack
+from urllib.parse import urlencode
 
-import requests
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import requests  # noqa: E402
 from experiments.common import (  # noqa: E402
     GOALS,
+    PG,
     PORTAL_DB,
-    PORTAL_PORT,  # noqa: E402
+    PORTAL_PORT,
     ROOT,
     SERIES_EXPERIMENT,
     TABLE_EXPERIMENT,
@@ -38,11 +51,13 @@ from experiments.common import (  # noqa: E402
     pct,
     pin,
     portal_env,
-    set_cpus,
     stop,
     wait_http,
 )
-from experiments.mlflow_runner import run_mlflow  # noqa: E402
+from experiments.mlflow_runner import mlflow_server, mlflow_setup  # noqa: E402
+from experiments_ingest import MLflow, Portal, compare  # noqa: E402
+
+from bench import wrk  # noqa: E402
 
 
 def portal_setup(n_runs: int) -> dict:
@@ -175,82 +190,8 @@ def new_run(s: requests.Session, base: str, experiment: int, name: str) -> int:
     return r.json()["id"]
 
 
-def ingest(base: str, setup: dict, duration: float, threads: int = 2) -> dict:
-    lat: list[list[float]] = [[] for _ in range(threads)]
-    pts = [0] * threads
-    barrier = threading.Barrier(threads + 1)
-    errors: list[str] = []
-
-    def worker(i: int) -> None:
-        s = session(setup["token"])
-        run_id = new_run(s, base, setup["series_experiment"], f"ingest-{time.time():.0f}-{i}")
-        url = f"{base}/api/v1/runs/{run_id}/log-batch"
-        barrier.wait()
-        step, end = 0, time.perf_counter() + duration
-        while time.perf_counter() < end:
-            ts = int(time.time() * 1000)
-            body = {
-                "metrics": [
-                    {"key": f"k{k}", "value": (step + j) * 0.001 + k, "timestamp": ts, "step": step + j}
-                    for j in range(100)
-                    for k in range(10)
-                ]
-            }
-            t0 = time.perf_counter()
-            r = s.post(url, json=body)
-            lat[i].append(time.perf_counter() - t0)
-            if r.status_code != 200:
-                errors.append(f"{r.status_code} {r.text[:200]}")
-                return
-            pts[i] += 1000
-            step += 100
-        s.patch(f"{base}/api/v1/runs/{run_id}/", json={"status": "finished"})
-
-    ths = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for t in ths:
-        t.start()
-    barrier.wait()
-    t0 = time.perf_counter()
-    for t in ths:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    all_lat = [x for batch in lat for x in batch]
-    if errors:
-        raise RuntimeError(f"log-batch failed: {errors[0]}")
-    return {
-        "points_per_s": round(sum(pts) / elapsed),
-        "batches": len(all_lat),
-        "p50_ms": round(pct(all_lat, 0.5) * 1000, 1),
-        "p99_ms": round(pct(all_lat, 0.99) * 1000, 1),
-    }
-
-
-def runs_table_http(base: str, setup: dict, calls: int) -> dict:
-    s = session(setup["token"])
-    out = {}
-    exp = setup["table_experiment"]
-    for label, flt in [("order_by", ""), ("filter_order_by", "metrics.m0 > 0.5 and params.p0 = '1'")]:
-        params = {"experiment": exp, "order_by": "-metrics.m0", "page_size": 50, "filter": flt}
-        for _ in range(2):
-            s.get(f"{base}/api/v1/runs/", params=params)
-        times = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            r = s.get(f"{base}/api/v1/runs/", params=params)
-            times.append((time.perf_counter() - t0) * 1000)
-        r.raise_for_status()
-        body = r.json()
-        out[label] = {
-            "p50_ms": round(statistics.median(times), 1),
-            "min_ms": round(min(times), 1),
-            "returned": len(body["results"]),
-            "total": body["count"],
-            "top_m0": round(body["results"][0]["metrics"]["m0"], 4),
-        }
-    return out
-
-
-def series(base: str, setup: dict, n: int) -> dict:
+def series_setup(base: str, setup: dict, n: int) -> dict:
+    """Not timed: the n-point `loss` series, logged once and kept between runs."""
     s = session(setup["token"])
     name = f"series-{n}"
     found = s.get(
@@ -277,31 +218,7 @@ def series(base: str, setup: dict, n: int) -> dict:
         with connection.cursor() as cursor:
             cursor.execute("VACUUM (ANALYZE) experiments_metricpoint")
 
-    def timeit(params: dict, repeat: int):
-        url = f"{base}/api/v1/runs/{run_id}/metrics/loss"
-        s.get(url, params=params).raise_for_status()
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            r = s.get(url, params=params)
-            times.append((time.perf_counter() - t0) * 1000)
-        return r.json(), statistics.median(times), len(r.content)
-
-    full, full_ms, full_bytes = timeit({}, 5)
-    small, small_ms, _ = timeit({"max_points": 1000}, 9)
-    lttb, lttb_ms, _ = timeit({"max_points": 1000, "method": "lttb"}, 9)
-    out.update(
-        {
-            "full_points": full["returned"],
-            "full_ms": round(full_ms),
-            "full_bytes": full_bytes,
-            "minmax_1000_points": small["returned"],
-            "minmax_1000_ms": round(small_ms, 1),
-            "lttb_1000_points": lttb["returned"],
-            "lttb_1000_ms": round(lttb_ms, 1),
-        }
-    )
-    return out
+    return {**out, "run": run_id}
 
 
 def ws_latency(base: str, setup: dict, samples: int) -> dict:
@@ -351,23 +268,115 @@ def start_portal_server(env: dict) -> subprocess.Popen:
     return subprocess.Popen([*pin(0), sys.executable, *args], cwd=ROOT, env=env, start_new_session=True)
 
 
-def run_portal(args) -> dict:
+# --- timed reads, both sides through wrk ------------------------------------------------------------
+def read_targets(base: str, setup: dict, portal_series: int, mlflow: dict | None) -> dict:
+    """name -> {side: (url, method, body)}: the same reads on both sides (MLflow's REST API is what
+    its client calls: runs/search, metrics/get-history, metrics/get-history-bulk-interval)."""
+    flt = "metrics.m0 > 0.5 and params.p0 = '1'"
+    runs = f"{base}/api/v1/runs/?experiment={setup['table_experiment']}&order_by=-metrics.m0&page_size=50"
+    series = f"{base}/api/v1/runs/{portal_series}/metrics/loss"
+    out = {
+        "runs_order_by": {"portal": (runs, "GET", None)},
+        "runs_filter_order_by": {"portal": (f"{runs}&{urlencode({'filter': flt})}", "GET", None)},
+        "series_full": {"portal": (series, "GET", None)},
+        "series_1000_minmax": {"portal": (f"{series}?max_points=1000", "GET", None)},
+        "series_1000_lttb": {"portal": (f"{series}?max_points=1000&method=lttb", "GET", None)},
+    }
+    if mlflow:
+        api = f"{mlflow['uri']}/api/2.0/mlflow"
+        for name, f in (("runs_order_by", ""), ("runs_filter_order_by", flt)):
+            body = {"experiment_ids": [str(mlflow["runs_experiment"])], "filter": f, "max_results": 50,
+                    "order_by": ["metrics.m0 DESC"]}  # fmt: skip
+            out[name]["mlflow"] = (f"{api}/runs/search", "POST", json.dumps(body).encode())
+        run = mlflow["series_run"]
+        out["series_full"]["mlflow"] = (f"{api}/metrics/get-history?run_id={run}&metric_key=loss", "GET", None)
+        out["series_1000_minmax"]["mlflow"] = (
+            f"{api}/metrics/get-history-bulk-interval?run_ids={run}&metric_key=loss&max_results=1000",
+            "GET",
+            None,
+        )
+    return out
+
+
+def check_reads(targets: dict, headers: dict) -> dict:
+    """Not timed: each read answers 200 once, and what it returns (rows or points, bytes)."""
+    out = {}
+    for name, sides in targets.items():
+        for side, (url, method, body) in sides.items():
+            h = {**(headers if side == "portal" else {}), "Content-Type": "application/json"}
+            r = requests.request(method, url, data=body, headers=h, timeout=60)
+            r.raise_for_status()
+            data = r.json()
+            rows = data.get("results") or data.get("runs") or data.get("points") or data.get("metrics") or []
+            out.setdefault(name, {})[side] = {"returned": data.get("returned", len(rows)), "bytes": len(r.content)}
+    return out
+
+
+def timed_reads(targets: dict, headers: dict, rounds: int, seconds: int, warmup: int) -> dict:
+    runs: dict = {name: {side: [] for side in sides} for name, sides in targets.items()}
+    for _ in range(rounds):
+        for name, sides in targets.items():
+            for side, (url, method, body) in sides.items():
+                h = {**(headers if side == "portal" else {}), "Content-Type": "application/json"}
+                if warmup:
+                    wrk.run(url, seconds=warmup, connections=1, headers=h, method=method, body=body, timeout_s=30)
+                result = wrk.run(url, seconds=seconds, connections=1, headers=h, method=method, body=body, timeout_s=30)
+                if result["errors"] or not result["requests"]:
+                    raise RuntimeError(f"{name} on {side}: {result}")
+                runs[name][side].append(result)
+    out = {}
+    for name, sides in runs.items():
+        out[name] = {side: wrk.summarise(each, keys=("rps", "p50_ms", "p99_ms")) for side, each in sides.items()}
+        if "mlflow" in sides:
+            ratios = [m["p50_ms"] / p["p50_ms"] for p, m in zip(sides["portal"], sides["mlflow"], strict=True)]
+            out[name]["mlflow_over_portal_p50"] = {"median": round(statistics.median(ratios), 2),
+                                                   "min": round(min(ratios), 2), "max": round(max(ratios), 2)}  # fmt: skip
+    return out
+
+
+def mlflow_analyze() -> None:
+    """Not timed, as on the portal's side (autovacuum is off on this machine's PostgreSQL)."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/mlflowbench", autocommit=True) as conn:
+        for table in ("metrics", "latest_metrics"):
+            conn.execute(f"ANALYZE {table}")
+
+
+def run(args) -> dict:
     ensure_database(PORTAL_DB)
     env = portal_env()
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     setup = portal_setup(args.runs)
     server = start_portal_server(env)
     base = f"http://127.0.0.1:{PORTAL_PORT}"
+    headers = {"Authorization": f"Token {setup['token']}"}
+    result: dict = {"setup": {"populate_s": setup["populate_s"], "runs_before": setup["runs_before"]}}
     try:
         wait_http(f"{base}/healthz", server, "portal server")
-        set_cpus({1})  # clients on CPU1, the server on CPU0
-        result = {"setup": {"populate_s": setup["populate_s"], "runs_before": setup["runs_before"]}}
-        result["ingest"] = ingest(base, setup, args.duration)
-        analyze_after_ingest()
-        result["runs_table_http"] = runs_table_http(base, setup, args.calls)
+        with ExitStack() as stack:
+            mlflow = None
+            if not args.skip_mlflow:
+                uri = stack.enter_context(mlflow_server())
+                mlflow = {"uri": uri, **mlflow_setup(args)}
+                result["mlflow_setup"] = mlflow
+            sides = [Portal(setup)] + ([MLflow()] if mlflow else [])
+            result["ingest"] = compare(sides, args.rounds, args.seconds, args.warmup)
+            analyze_after_ingest()
+            if mlflow:
+                mlflow_analyze()
+            portal_series = series_setup(base, setup, args.series)
+            result["series_setup"] = portal_series
+            targets = read_targets(base, setup, portal_series["run"], mlflow)
+            result["reads_returned"] = check_reads(targets, headers)
+            result["reads"] = timed_reads(targets, headers, args.rounds, args.read_seconds, min(args.warmup, 5))
+            result["reads"]["method"] = (f"wrk -t1 -c1 on CPU {wrk.LOAD_CPU}, back to back; {args.rounds} alternating "
+                                         f"rounds of a warm-up and a {args.read_seconds} s window per read and side")  # fmt: skip
         result["runs_table_server"] = in_process_table(setup, args.calls)
-        result["series"] = series(base, setup, args.series)
-        result["websocket"] = ws_latency(base, setup, args.ws_samples)
+        try:
+            result["websocket"] = ws_latency(base, setup, args.ws_samples)
+        except Exception as exc:  # reported, so that the other figures still come out
+            result["websocket"] = {"error": f"{type(exc).__name__}: {exc}"}
         return result
     finally:
         stop(server)
@@ -375,22 +384,21 @@ def run_portal(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=15.0, help="ingest seconds per side")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (ingest and reads)")
+    parser.add_argument("--seconds", type=int, default=30, help="ingest window per side and round")
+    parser.add_argument("--warmup", type=int, default=10, help="ingest warm-up window (reads: at most 5 s)")
+    parser.add_argument("--read-seconds", type=int, default=30, help="window per read, side and round")
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--series", type=int, default=100_000)
-    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=20, help="in-process runs-table calls (server time)")
     parser.add_argument("--ws-samples", type=int, default=100)
     parser.add_argument("--skip-mlflow", action="store_true")
-    parser.add_argument("--skip-portal", action="store_true")
     args = parser.parse_args()
-    result: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_before": os.getloadavg()}, "goals": GOALS}
-    if not args.skip_portal:
-        result["portal"] = run_portal(args)
-        print(json.dumps({"portal": result["portal"]}), file=sys.stderr, flush=True)
-    if not args.skip_mlflow:
-        set_cpus(set(range(os.cpu_count() or 1)))
-        result["mlflow"] = run_mlflow(args)
-    result["machine"]["load_avg_after"] = os.getloadavg()
+    wrk.require()
+    result: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "machine": {"cpus": os.cpu_count(), "load_avg_before": wrk.load_average()}, "goals": GOALS}  # fmt: skip
+    result.update(run(args))
+    result["machine"]["load_avg_after"] = wrk.load_average()
     out = ROOT / "bench/results"
     out.mkdir(exist_ok=True)
     (out / "experiments.json").write_text(json.dumps(result, indent=2))

@@ -5,7 +5,8 @@ benchmark serves exactly what production serves. Benchmarks only.
 With FEATURES_BENCH_DIAG=1 the server also records what can stall the event loop and answers it as
 JSON on `GET /bench/diagnostics` (bench/features_online.py --diagnose reads it before stopping):
 - every garbage collection that took over 0.5 ms (generation, milliseconds, objects collected);
-- every fast-path request that took over 2 ms inside the server (start offset, wall and CPU ms);
+- every fast-path request that took over 2 ms inside the server (start offset, wall, CPU and
+  run-queue milliseconds, i.e. running, descheduled, or waiting on Redis);
 - how many objects `gc.freeze()` holds and the collection counts per generation.
 """
 
@@ -24,6 +25,15 @@ _gc_started = [0.0]
 _stats = {"gc_over_0_5ms": [], "gc_counts": [0, 0, 0], "slow_requests": [], "requests": 0}
 
 
+def _run_queue_ns() -> int:
+    """Nanoseconds this thread has spent runnable but not running (/proc/thread-self/schedstat)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            return int(stat.read().split()[1])
+    except OSError:
+        return 0
+
+
 def _on_gc(phase: str, info: dict) -> None:
     if phase == "start":
         _gc_started[0] = time.perf_counter()
@@ -32,8 +42,12 @@ def _on_gc(phase: str, info: dict) -> None:
     _stats["gc_counts"][info["generation"]] += 1
     if took > 0.5:
         _stats["gc_over_0_5ms"].append(
-            {"at_s": round(time.monotonic() - T0, 2), "generation": info["generation"], "ms": round(took, 2),
-             "collected": info["collected"]}  # fmt: skip
+            {
+                "at_s": round(time.monotonic() - T0, 2),
+                "generation": info["generation"],
+                "ms": round(took, 2),
+                "collected": info["collected"],
+            }  # fmt: skip
         )
 
 
@@ -49,15 +63,18 @@ async def _timed(scope, receive, send):
         return await application(scope, receive, send)
     if scope["path"] == "/bench/diagnostics":
         return await _diagnostics(send)
-    started, cpu = time.perf_counter(), time.thread_time()
+    started, cpu, queued = time.perf_counter(), time.thread_time(), _run_queue_ns()
     try:
         return await application(scope, receive, send)
     finally:
         took = (time.perf_counter() - started) * 1000
         _stats["requests"] += 1
-        if took > 2:  # cpu_ms well under ms: the loop waited (other tasks, Redis, or off the CPU), not this code
+        if took > 2:
+            # cpu_ms: this thread ran; runnable_wait_ms: it was ready but the kernel ran something
+            # else on its core (the scheduler); the rest of ms: waiting on Redis or other requests.
             _stats["slow_requests"].append({"at_s": round(time.monotonic() - T0, 2), "ms": round(took, 2),
-                                            "cpu_ms": round((time.thread_time() - cpu) * 1000, 2)})  # fmt: skip
+                                            "cpu_ms": round((time.thread_time() - cpu) * 1000, 2),
+                                            "runnable_wait_ms": round((_run_queue_ns() - queued) / 1e6, 2)})  # fmt: skip
 
 
 if DIAG:

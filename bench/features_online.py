@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -156,8 +157,10 @@ def fixed_rate(url: str, headers: dict, bodies: list[str], *, rate: float, secon
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout=5s", "-s", lua.name]
         for name, value in headers.items():
             cmd += ["-H", f"{name}: {value}"]
+        switches = resource.getrusage(resource.RUSAGE_CHILDREN).ru_nivcsw
         out = subprocess.run(wrk.pinned([*cmd, url], wrk.LOAD_CPU), capture_output=True, text=True, check=True,
                              timeout=seconds + 60).stdout  # fmt: skip
+        switches = resource.getrusage(resource.RUSAGE_CHILDREN).ru_nivcsw - switches
     finally:
         Path(lua.name).unlink(missing_ok=True)
     raw = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("{")))
@@ -170,6 +173,7 @@ def fixed_rate(url: str, headers: dict, bodies: list[str], *, rate: float, secon
         **{f"{p}_ms": round(raw[f"{p}_us"] / 1000, 3) for p in ("p50", "p90", "p99", "p999", "max")},
         "requests": raw["requests"],
         "behind_schedule_over_1ms": raw["behind"],
+        "wrk_preempted": switches,  # involuntary context switches: other work took the load core
         "errors": raw["errors"],
         "seconds": round(elapsed, 1),
         "connections": connections,
@@ -178,10 +182,43 @@ def fixed_rate(url: str, headers: dict, bodies: list[str], *, rate: float, secon
 
 def spread(runs: list[dict], keys: tuple) -> dict:
     return {
-        k: {"median": round(statistics.median(r[k] for r in runs), 3), "min": min(r[k] for r in runs),
-            "max": max(r[k] for r in runs)}  # fmt: skip
+        k: {
+            "median": round(statistics.median(r[k] for r in runs), 3),
+            "min": min(r[k] for r in runs),
+            "max": max(r[k] for r in runs),
+        }  # fmt: skip
         for k in keys
     }
+
+
+def pin_redis(env: dict) -> int | None:
+    """The embedded Redis onto the load core, so it never competes with the server for CPU 0."""
+    import redis
+
+    pid = int(redis.Redis(port=int(env["PORTAL_REDIS_PORT"])).info("server")["process_id"])
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(pid, {int(wrk.LOAD_CPU)})
+    return pid
+
+
+def server_pid(port: int) -> int | None:
+    """The uvicorn process serving `port` (found by its command line)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"uvicorn" in args and str(port).encode() in args and b"taskset" not in args[0]:
+            return int(proc.name)
+    return None
+
+
+def run_queue_ms(pid: int | None) -> float:
+    """Milliseconds the process's main thread has waited runnable for a CPU (kernel schedstat)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def setup_portal():
@@ -245,7 +282,9 @@ def over_http(env: dict, key: str, args) -> dict:
     port = free_port()
     if args.diagnose:
         env = {**env, "FEATURES_BENCH_DIAG": "1"}
-    cmd = wrk.pinned([sys.executable, *UVICORN, "--port", str(port), os.environ.get("FEATURES_BENCH_APP", "bench.features_asgi:app")])
+    cmd = wrk.pinned(
+        [sys.executable, *UVICORN, "--port", str(port), os.environ.get("FEATURES_BENCH_APP", "bench.features_asgi:app")]
+    )
     rng = random.Random(1)
     feats = [f"fv:{f}" for f in FEATS]
     one = [json.dumps({"features": feats, "entities": {"eid": [rng.randrange(N_ENTITIES)]}}) for _ in range(1000)]
@@ -255,12 +294,18 @@ def over_http(env: dict, key: str, args) -> dict:
     url = f"http://127.0.0.1:{port}/api/v1/features/online"
     out: dict = {"one_entity_fixed_rate": [], "hundred_entities_back_to_back": []}
     loads = [wrk.load_average()]
+    redis_pid = pin_redis(env)
     with server(cmd, env, port, path="/healthz"):
+        served_by = server_pid(port)
         fixed_rate(url, headers, one, rate=args.rate, seconds=WARMUP_S, connections=args.connections)
         for _ in range(args.repeats):
-            out["one_entity_fixed_rate"].append(
-                fixed_rate(url, headers, one, rate=args.rate, seconds=args.seconds, connections=args.connections)
-            )
+            # Time each process was ready to run but waited for its core: a tail that matches these
+            # is the machine's (other work on the cores), not the code's.
+            queued = run_queue_ms(served_by), run_queue_ms(redis_pid)
+            result = fixed_rate(url, headers, one, rate=args.rate, seconds=args.seconds, connections=args.connections)
+            result["server_runnable_wait_ms"] = round(run_queue_ms(served_by) - queued[0], 1)
+            result["redis_runnable_wait_ms"] = round(run_queue_ms(redis_pid) - queued[1], 1)
+            out["one_entity_fixed_rate"].append(result)
             loads.append(wrk.load_average())
         if args.diagnose:  # the fixed-rate windows only
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/diagnostics", timeout=10) as answer:
@@ -317,10 +362,13 @@ def main() -> None:
     report = {
         "benchmark": "online feature reads (1 entity x 10 float features, 10,000 entities)",
         "date": started,
-        "method": (f"server: uvicorn (httptools, uvloop, 1 process) on CPU {wrk.SERVER_CPU} serving portal.asgi; "
-                   f"load: wrk -t1 on CPU {wrk.LOAD_CPU}, fixed rate {args.rate:g}/s over {args.connections} "
-                   f"connections (Lua schedule); {WARMUP_S} s warm-up, then {args.repeats} windows of "
-                   f"{args.seconds} s; median with min/max"),  # fmt: skip
+        "method": (
+            f"server: uvicorn (httptools, uvloop, 1 process) on CPU {wrk.SERVER_CPU} serving portal.asgi, "
+            f"Redis on CPU {wrk.LOAD_CPU}; "
+            f"load: wrk -t1 on CPU {wrk.LOAD_CPU}, fixed rate {args.rate:g}/s over {args.connections} "
+            f"connections (Lua schedule); {WARMUP_S} s warm-up, then {args.repeats} windows of "
+            f"{args.seconds} s; median with min/max"
+        ),  # fmt: skip
         "in_process_portal": ours,
         "in_process_feast_sqlite": theirs,
         "p99_ratio_feast_over_portal": (

@@ -21,6 +21,7 @@ What follows from it:
 
 from __future__ import annotations
 
+import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -70,6 +71,23 @@ class PortalASGIHandler(ASGIHandler):
             await self.send_response(response, send)
         finally:
             body_file.close()
+
+    async def read_body(self, receive):
+        """A body that comes whole in its first message (every GET, most API calls) stays in
+        memory; larger, chunked ones spool to disk past FILE_UPLOAD_MAX_MEMORY_SIZE as Django's do."""
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        if not message.get("more_body", False):
+            body = message.get("body", b"")
+            if len(body) <= settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
+                return io.BytesIO(body)
+        replay = [message]
+
+        async def rest():
+            return replay.pop() if replay else await receive()
+
+        return await super().read_body(rest)
 
     def _respond(self, scope, body_file):
         """Everything synchronous about one request, on one web thread."""

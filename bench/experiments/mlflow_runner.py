@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from contextlib import contextmanager
 
 import psycopg
 import requests
 from experiments.common import (  # noqa: E402
-    MLFLOW_PORT,  # noqa: F401
+    MLFLOW_PORT,
     MLFLOW_VENV,
     PG,
     ROOT,
@@ -18,6 +19,8 @@ from experiments.common import (  # noqa: E402
     stop,
     wait_http,
 )
+
+URI = f"http://127.0.0.1:{MLFLOW_PORT}"
 
 
 def mlflow_bulk_load(uri: str, n_runs: int) -> dict:
@@ -73,7 +76,9 @@ def mlflow_bulk_load(uri: str, n_runs: int) -> dict:
     return {"runs_before": have, "bulk_load_s": round(time.perf_counter() - t0, 1)}
 
 
-def run_mlflow(args) -> dict:
+@contextmanager
+def mlflow_server():
+    """MLflow's own virtualenv and database, and `mlflow server --workers 1` pinned to CPU 0."""
     setup = ROOT / "bench/experiments/setup_mlflow.sh"
     subprocess.run([str(setup)], check=True, stdout=subprocess.DEVNULL)
     ensure_database("mlflowbench", owner="mlflow")
@@ -81,46 +86,26 @@ def run_mlflow(args) -> dict:
     artifacts.mkdir(parents=True, exist_ok=True)
     log = (ROOT / "bench/results/mlflow-server.log").open("wb")
     server = subprocess.Popen(
-        [
-            *pin(0),
-            str(MLFLOW_VENV / "bin/mlflow"),
-            "server",
-            "--backend-store-uri",
-            "postgresql+psycopg2://mlflow:mlflow@127.0.0.1:5432/mlflowbench",
-            "--default-artifact-root",
-            str(artifacts),
-            "--no-serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(MLFLOW_PORT),
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{MLFLOW_PORT}"
+        [*pin(0), str(MLFLOW_VENV / "bin/mlflow"), "server", "--backend-store-uri",
+         "postgresql+psycopg2://mlflow:mlflow@127.0.0.1:5432/mlflowbench", "--default-artifact-root", str(artifacts),
+         "--no-serve-artifacts", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT), "--workers", "1"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
     try:
-        wait_http(f"{uri}/health", server, "mlflow server", timeout=180)
-        load = mlflow_bulk_load(uri, args.runs)
-        out = subprocess.run(
-            [
-                *pin(1),
-                str(MLFLOW_VENV / "bin/python"),
-                str(ROOT / "bench/experiments/mlflow_side.py"),
-                uri,
-                str(args.duration),
-                str(args.runs),
-                str(args.series),
-                str(args.calls),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return {"setup": load, **json.loads(out.stdout.strip().splitlines()[-1])}
+        wait_http(f"{URI}/health", server, "mlflow server", timeout=180)
+        yield URI
     finally:
         stop(server)
+        log.close()
+
+
+def mlflow_setup(args) -> dict:
+    """Not timed: the 10,000 runs (bulk SQL) and the 100,000-point series, through MLflow's client in
+    its own virtualenv; returns the ids the timed reads (wrk, in experiments_bench.py) need."""
+    load = mlflow_bulk_load(URI, args.runs)
+    out = subprocess.run(
+        [*pin(1), str(MLFLOW_VENV / "bin/python"), str(ROOT / "bench/experiments/mlflow_side.py"), URI,
+         str(args.series)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {"setup": load, **json.loads(out.stdout.strip().splitlines()[-1])}

@@ -17,7 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
+from django.core.paginator import Paginator
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.generics import ListAPIView
 
 from tests.conftest import api_client_for, make_user, page_client_for
 from tests.listcost import list_cost
@@ -131,11 +133,34 @@ def _run(w):
 
 
 def _artifacts(w, start, stop):
+    """Half outside the portal (a URI), half stored (the page links those for download)."""
     from apps.experiments import services
 
     run = _run(w)
     for i in range(start, stop):
-        services.run_artifact_add(run=run, actor=w.owner, path=f"plots/p{i:03d}.png", size=1, uri=f"s3://b/p{i}.png")
+        if i % 2:
+            services.run_artifact_upload(run=run, actor=w.owner, src=io.BytesIO(b"x"), size=1, path=f"out/f{i:03d}.txt")
+        else:
+            path, uri = f"plots/p{i:03d}.png", f"s3://b/p{i}.png"
+            services.run_artifact_add(run=run, actor=w.owner, path=path, size=1, uri=uri)
+
+
+def _compare_query(w) -> str:
+    from apps.experiments.models import Run
+
+    return "?" + "&".join(
+        f"runs={pk}" for pk in Run.objects.filter(experiment=_experiment(w)).values_list("pk", flat=True)
+    )
+
+
+def _trials(w, start, stop):
+    from apps.training.models import TrainingJob
+    from apps.training.services import job_launch
+
+    sweep = _sweep(w)
+    for i in range(start, stop):
+        job = job_launch(actor=w.owner, template="tabular-mlp-classifier", params=TINY)
+        TrainingJob.objects.filter(pk=job.pk).update(sweep=sweep, trial_number=i + 1, metrics={"val_loss": 1 / (i + 1)})
 
 
 def _metrics(w, start, stop):
@@ -321,7 +346,7 @@ def _shares(target: Callable) -> Callable:
 @dataclass(frozen=True)
 class Rows:
     make: Callable  # make(w, start, stop)
-    query: str = ""  # appended to the route's URL
+    query: str | Callable = ""  # appended to the route's URL (or made from the world)
     persona: str = "owner"
     args: Callable = field(default=lambda w: [])  # the route's URL arguments, from the world
 
@@ -367,6 +392,9 @@ REGISTRY: dict[str, Rows] = {
         _runs, "?page_size=100&sort=-metrics.loss&metric=loss&param=lr", args=lambda w: [_experiment(w).pk]
     ),
     "experiments:run-detail": Rows(_artifacts, args=lambda w: [_run(w).pk]),
+    "experiments:run-compare": Rows(_runs, _compare_query, args=lambda w: [_experiment(w).pk]),
+    "features:view-detail": Rows(_materializations, args=lambda w: [_feature_view(w).name]),
+    "training:sweep-detail": Rows(_trials, args=lambda w: [_sweep(w).pk]),
     "features:view-list": Rows(_feature_views),
     "features:entity-list": Rows(_entities),
     "features:entity-detail": Rows(_feature_views, args=lambda w: [_entity(w).name]),
@@ -462,6 +490,80 @@ def test_discovery_finds_api_lists_and_paginated_pages():
     assert "catalog:model-edit" not in found and "api-v1:catalog:model-detail" not in found
 
 
+class _UnlistedApi(ListAPIView):  # pragma: no cover - never called
+    pass
+
+
+def _unlisted_page(request):  # pragma: no cover - never called
+    return Paginator([], 10).get_page(1)
+
+
+urlpatterns: list = []
+
+
+def test_a_list_route_without_a_registry_row_is_reported(settings):
+    global urlpatterns
+    from django.urls import path
+
+    from portal.urls import urlpatterns as portal_urlpatterns
+
+    urlpatterns = [
+        *portal_urlpatterns,
+        path("api/v1/unlisted/", _UnlistedApi.as_view(), name="unlisted-api"),
+        path("unlisted/", _unlisted_page, name="unlisted-page"),
+    ]
+    settings.ROOT_URLCONF = __name__
+    assert {"unlisted-api", "unlisted-page"} <= list_routes() - set(REGISTRY)
+
+
+def test_row_url_is_reverse(owner):
+    """`{% row_url %}` (apps/core/templatetags/portal_urls.py) gives what `reverse()` gives, or raises as it does."""
+    from django.urls import NoReverseMatch, get_script_prefix, set_script_prefix
+
+    from apps.core.templatetags.portal_urls import row_url
+
+    values = [
+        7,
+        "7",
+        "credit-risk",
+        "a_b",
+        "a.b",
+        "~x",
+        "a b",
+        "x/y",
+        "a/b.c",
+        "a//b",
+        "/a",
+        "a/",
+        "ü",
+        "50%",
+        "",
+        True,
+        -1,
+    ]
+    checked, prefix = 0, get_script_prefix()
+    try:
+        for script_prefix in ("/", "/portal/"):
+            set_script_prefix(script_prefix)
+            for route, name, _ in _walk(get_resolver().url_patterns):
+                count = route.count("<")
+                if route.startswith("admin/") or count > 2:
+                    continue
+                cases = [[v] * count for v in values] + ([["credit-risk", 3], [3, "a b"]] if count == 2 else [])
+                for args in cases:
+                    try:
+                        expected = reverse(name, args=args)
+                    except NoReverseMatch:
+                        with pytest.raises(NoReverseMatch):
+                            row_url(name, *args)
+                        continue
+                    assert row_url(name, *args) == expected, (name, args)
+                    checked += 1
+    finally:
+        set_script_prefix(prefix)
+    assert checked > 200
+
+
 # --- the measurement -----------------------------------------------------------------------------
 
 
@@ -492,7 +594,7 @@ def test_list_cost_does_not_grow_with_rows(world, name):
     rows = REGISTRY[name]
     user = getattr(world, rows.persona)
     rows.make(world, 0, 5)
-    url = reverse(name, args=rows.args(world)) + rows.query
+    url = reverse(name, args=rows.args(world)) + (rows.query(world) if callable(rows.query) else rows.query)
     client = api_client_for(user) if name.startswith("api-v1:") else page_client_for(user)
     # Each measurement follows a warm-up GET: per-process caches (content types, roles), the token's
     # per-minute stamp and the caller cache, which some row factories (tokens, shares) invalidate.
@@ -500,6 +602,7 @@ def test_list_cost_does_not_grow_with_rows(world, name):
     assert warm.status_code == 200, warm.content[:500]
     at_5 = list_cost(client, url)
     rows.make(world, 5, 50)
+    url = reverse(name, args=rows.args(world)) + (rows.query(world) if callable(rows.query) else rows.query)
     client.get(url)
     at_50 = list_cost(client, url)
     shown = _size(client.get(url))

@@ -24,6 +24,7 @@ def browser(client, owner):
 def test_list_search_and_query_count(browser, owner, customer):
     for i in range(12):
         services.feature_view_create(actor=owner, name=f"view-{i}", entity=customer, features=FEATURES)
+    browser.get("/features/")  # warm: the session's user and roles are cached after the first request
     with CaptureQueriesContext(connection) as ctx:
         r = browser.get("/features/")
     assert r.status_code == 200 and b"view-11" in r.content and b"PII 1" in r.content
