@@ -323,10 +323,13 @@ def _database_basics(request):
     """
     from django.contrib.contenttypes.models import ContentType
 
+    from apps.accounts import principals
     from apps.core.permissions import clear_caches
 
     ContentType.objects.clear_cache()
     clear_caches()
+    principals._LISTENER.ensure()  # subscribed before the test: its start clears the caller cache
+    principals._LISTENER.ready.wait(5)
     marker = request.node.get_closest_marker("django_db")
     if marker is not None and marker.kwargs.get("transaction") and not marker.kwargs.get("available_apps"):
         request.getfixturevalue("transactional_db")

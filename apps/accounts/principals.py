@@ -4,9 +4,12 @@ Every API call and page looked its caller up in the database (the token with its
 session's user), then the user's model permissions (two more queries whenever a role was asked),
 then for `/api/v1/me` the groups and teams. Those rows change rarely, so each process keeps what
 it read, keyed by a generation counter in Redis: any change to a user, token, group membership,
-role permission or team bumps the counter after commit (and clears this process's copy at once),
-and every request compares the counter first, in one pooled round trip. A revoked token or a
-deactivated user is refused by every process on its next request, as before. Without Redis the
+role permission or team clears this process's copy at once and, after commit, moves a counter
+in Redis and publishes on a channel. Each process listens on that channel in one thread, so a
+request costs no round trip; while the listener is not subscribed (start-up, a lost
+connection) every lookup compares the counter instead, in one pooled round trip. A revoked token
+or a deactivated user is refused by this process at once and by every other as soon as the
+message arrives (under a millisecond on one host). Without Redis the
 cache is bypassed (every lookup reads the database), never trusted past `MAX_AGE_S`.
 
 Each request gets its own model instances built from the cached values: nothing a request sets
@@ -15,10 +18,14 @@ on its user (permission caches, attributes) is seen by another.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 
+import redis
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import transaction
@@ -26,6 +33,7 @@ from django.db import transaction
 from apps.core.redis_pool import redis_client
 
 GEN_KEY = "portal:auth:gen"
+CHANNEL = "portal:auth:changed"
 MAX_AGE_S = 60
 MAX_ENTRIES = 10_000
 log = logging.getLogger(__name__)
@@ -48,7 +56,11 @@ CACHE = _Cache()
 
 
 def _generation_current() -> bool:
-    """True when the cached entries may be used: the Redis counter is where this process saw it."""
+    """True when the cached entries may be used. While this process's listener is subscribed to
+    the change channel, every change reaches it as a message (no round trip per request);
+    otherwise the Redis counter is compared on every lookup."""
+    if _listening():
+        return True
     try:
         generation = redis_client().get(GEN_KEY) or b"0"
     except Exception as exc:  # Redis down: read the database every time
@@ -68,10 +80,72 @@ def bump() -> None:
 
 def _bump_everywhere() -> None:
     CACHE.clear()
+    announce()
+
+
+def announce() -> None:
+    """Tell every process: the counter moves (for lookups that compare it) and a message goes out
+    (for processes whose listener is subscribed)."""
     try:
-        redis_client().incr(GEN_KEY)
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.incr(GEN_KEY)
+        pipe.publish(CHANNEL, b"1")
+        pipe.execute()
     except Exception:  # entries elsewhere still expire within MAX_AGE_S
-        log.exception("could not bump the caller cache generation")
+        log.exception("could not announce a caller change")
+
+
+class _Listener:
+    """One thread per process on its own connection, subscribed to CHANNEL: each message clears
+    the cache. `ready` is set only while the subscription is confirmed; the cache is cleared when
+    it (re)starts, since anything may have changed while nobody listened."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid: int | None = None
+        self.ready = threading.Event()
+
+    def ensure(self) -> None:
+        if self.pid == os.getpid():
+            return
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.pid, self.ready = os.getpid(), threading.Event()  # a forked child starts its own
+            threading.Thread(target=self._run, args=(self.pid, self.ready), name="caller-cache", daemon=True).start()
+
+    def _run(self, pid: int, ready: threading.Event) -> None:
+        while self.pid == pid:
+            pubsub = None
+            try:
+                client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=10)
+                pubsub = client.pubsub()
+                pubsub.subscribe(CHANNEL)
+                while self.pid == pid:
+                    message = pubsub.get_message(timeout=5.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        CACHE.clear()
+                        ready.set()
+                    elif message["type"] == "message":
+                        CACHE.clear()
+            except Exception as exc:  # lookups compare the counter until the listener is back
+                (log.warning if ready.is_set() else log.debug)("caller cache listener lost Redis (%s); retrying", exc)
+            finally:
+                ready.clear()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+            time.sleep(1)
+
+
+_LISTENER = _Listener()
+
+
+def _listening() -> bool:
+    _LISTENER.ensure()
+    return _LISTENER.ready.is_set()
 
 
 # --- users ---------------------------------------------------------------------------------------

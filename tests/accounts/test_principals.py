@@ -4,6 +4,8 @@ the next request, in this process and in every other."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -62,14 +64,23 @@ def test_roles_and_teams_follow_membership(stranger, team):
     assert roles.AUDITORS in _me(client).json()["roles"]
 
 
-def test_another_process_change_reaches_this_one_through_the_generation(owner):
-    """A change made elsewhere sends no signal here: only the Redis generation tells."""
+@pytest.mark.parametrize("listening", [True, False], ids=["listener", "counter"])
+def test_another_process_change_reaches_this_one(owner, listening, monkeypatch):
+    """A change made elsewhere sends no signal here: only Redis tells, by a message to the
+    listener or, while it is not subscribed, through the counter compared on each lookup."""
+    if listening:
+        assert principals._LISTENER.ready.wait(5), "the listener did not subscribe"
+    else:
+        monkeypatch.setattr(principals, "_listening", lambda: False)
     token, key = token_create(user=owner, name="t", scopes=["read"], expires_days=1)
     client = _client(key)
     assert _me(client).status_code == 200
     ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())  # no signal: as from another process
     assert _me(client).status_code == 200  # this process still trusts its copy ...
-    redis_client().incr(principals.GEN_KEY)  # ... until the other process's commit bumps the generation
+    principals.announce()  # ... until the other process's commit announces the change
+    deadline = time.monotonic() + 5
+    while _me(client).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert _me(client).status_code == 401
 
 
@@ -88,6 +99,7 @@ def test_without_redis_the_database_is_read_every_time(owner, monkeypatch):
     def down(*_args, **_kwargs):
         raise ConnectionError("redis is down")
 
+    monkeypatch.setattr(principals, "_listening", lambda: False)  # the listener's connection is gone too
     monkeypatch.setattr(principals, "redis_client", lambda: type("R", (), {"get": down})())
     with CaptureQueriesContext(connection) as queries:
         assert _me(client).status_code == 200

@@ -106,13 +106,13 @@ def test_two_thousand_requests_stay_within_the_pools(owner, tmp_path):
         _stop(process)
     assert len(statuses) == REQUESTS and set(statuses) == {200}, sorted(set(statuses))
     # The server's own connections never exceed its pools: the thread-side pool (cache, sessions,
-    # throttle, caller cache, online store) plus one for the channel layer on the event loop,
-    # which the start-up health check used.
-    assert peak["redis"] <= POOL + 1, peak
+    # throttle, caller cache, online store), plus one for the channel layer on the event loop
+    # (the start-up health check used it) and the caller cache's listener subscription.
+    assert peak["redis"] <= POOL + 2, peak
     assert peak["db"] <= POOL, peak
     # ... nor does the number it opened over the whole run (no new connection per request); the
     # start-up checks (health, migrations) may add one of each.
-    assert redis.info("stats")["total_connections_received"] - received_before <= POOL + 1
+    assert redis.info("stats")["total_connections_received"] - received_before <= POOL + 2
     if postgres:
         deadline = time.monotonic() + 10  # a backend exits just after its client closes the socket
         while True:
