@@ -385,7 +385,7 @@ def run(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (ingest and reads)")
-    parser.add_argument("--seconds", type=int, default=30, help="ingest window per side and round")
+    parser.add_argument("--seconds", type=int, default=60, help="ingest window per side and round (>= 30)")
     parser.add_argument("--warmup", type=int, default=10, help="ingest warm-up window (reads: at most 5 s)")
     parser.add_argument("--read-seconds", type=int, default=30, help="window per read, side and round")
     parser.add_argument("--runs", type=int, default=10_000)
