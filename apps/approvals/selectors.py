@@ -29,6 +29,7 @@ __all__ = [
     "policy_for",
     "promotion_for",
     "promotions_visible",
+    "rollback_blocker",
 ]
 RECENT_DECISIONS = 20
 
@@ -91,6 +92,28 @@ def inbox_for(user) -> dict[str, QuerySet[PromotionRequest]]:
         .filter(decided_at__isnull=False)
         .order_by("-decided_at", "-pk")[:RECENT_DECISIONS],
     }
+
+
+def rollback_blocker(promotion: PromotionRequest) -> str:
+    """Why this request cannot be rolled back ("" when it can, as far as its state goes; who may
+    is `can(user, "rollback", ...)`). The service refuses the same cases with 409."""
+    if promotion.state != PromotionRequest.State.PROMOTED:
+        return "Only a promoted request can be rolled back."
+    latest = (
+        PromotionRequest.objects.filter(
+            model_id=promotion.model_id, target_alias=promotion.target_alias, state=PromotionRequest.State.PROMOTED
+        )
+        .order_by("-promoted_at", "-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if latest != promotion.pk:
+        return f"A later promotion (#{latest}) moved {promotion.target_alias}; roll that one back instead."
+    if promotion.previous_version_id is None:
+        return (
+            f"{promotion.target_alias} pointed to no version before this promotion; there is nothing to roll back to."
+        )
+    return ""
 
 
 # --- the evidence pack ---------------------------------------------------------------------------

@@ -66,11 +66,15 @@ def tell_checks_failed(promotion: PromotionRequest, failed: list[str]) -> None:
 
 
 def tell_decided(promotion: PromotionRequest, *, approver, decision: str, comment: str) -> None:
+    """A decision that did not promote (an approval short of the last, or a rejection): the
+    requester and watchers, and the request's other approvers (their inbox and an open evidence
+    page change: one approval fewer to go, or the request is over)."""
     verb = "approved" if decision == "approve" else "rejected"
     count = promotion.decisions.filter(decision="approve").count()
     progress = f" ({count} of {promotion.approvals_required} approvals)" if decision == "approve" else ""
+    others = [user for user in approvers_of(promotion) if user.pk != approver.pk]
     notify(
-        recipients=watchers_of(promotion),
+        recipients=[*watchers_of(promotion), *others],
         kind="promotion.decided",
         title=f"{approver} {verb} {_label(promotion)}{progress}",
         body=comment[:1000],
@@ -79,13 +83,17 @@ def tell_decided(promotion: PromotionRequest, *, approver, decision: str, commen
     )
 
 
-def tell_promoted(promotion: PromotionRequest) -> None:
+def tell_promoted(promotion: PromotionRequest, *, approver, comment: str = "") -> None:
+    """The last approval moved the alias: one message (not a "decided" one besides) to the
+    requester, watchers and every approver of the request."""
+    before = f"v{promotion.previous_version.version}" if promotion.previous_version else "nothing"
+    said = f" ({comment[:1000]})" if comment else ""
     notify(
         recipients=[*watchers_of(promotion), *approvers_of(promotion)],
         kind="promotion.promoted",
         title=f"Promoted: {_label(promotion)}",
-        body=f"{promotion.target_alias} moved from "
-        f"{'v' + str(promotion.previous_version.version) if promotion.previous_version else 'nothing'} "
+        body=f"{approver} gave the last approval ({promotion.approvals_required} of "
+        f"{promotion.approvals_required}){said}; {promotion.target_alias} moved from {before} "
         f"to v{promotion.version.version}.",
         url=promotion_url(promotion),
         obj=promotion,

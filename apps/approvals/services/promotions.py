@@ -240,9 +240,10 @@ def promotion_decide(
             _finish(locked, State.REJECTED)
         elif last:
             _promote(locked, actor)
-        notices.tell_decided(locked, approver=actor, decision=decision, comment=comment)
-        if last and decision == Decision.Kind.APPROVE:
-            notices.tell_promoted(locked)
+        if last:
+            notices.tell_promoted(locked, approver=actor, comment=comment)
+        else:
+            notices.tell_decided(locked, approver=actor, decision=decision, comment=comment)
     promotion.refresh_from_db()
     return made
 
