@@ -50,6 +50,7 @@ EVENT_LABELS = {
     "promotion.expire": "expired the request",
     "promotion.remind": "sent the expiry reminder",
     "promotion.rollback": "rolled back",
+    "promotion.recheck": "sent the request back to its checks",
 }
 
 
@@ -58,6 +59,7 @@ def inbox(request):
     boxes = selectors.inbox_for(request.user)
     context = {
         "awaiting": list(boxes["awaiting"][:INBOX_ROWS]),
+        "rechecking": list(boxes["rechecking"][:INBOX_ROWS]),
         "mine": list(boxes["mine"][:INBOX_ROWS]),
         "recent": list(boxes["recent"][:INBOX_ROWS]),
         "can_request": can(request.user, "add", PromotionRequest),
@@ -109,7 +111,9 @@ def request_detail(request, pk, *, decision_form=None, rollback_form=None, statu
     user = request.user
     state = promotion.state
     decisions = list(promotion.decisions.all())  # prefetched with their approvers by promotion_for
-    decided = any(d.approver_id == user.pk for d in decisions)
+    # Only this round's decisions count: after a re-check every approver decides again.
+    this_round = [d for d in decisions if d.round == promotion.checks_round]
+    decided = any(d.approver_id == user.pk for d in this_round)
     awaiting = state == PromotionRequest.State.AWAITING_APPROVAL
     approver = awaiting and not decided and can(user, "decide", promotion)
     # Separation of duties (the service refuses them too): say why instead of offering the buttons.
@@ -123,7 +127,14 @@ def request_detail(request, pk, *, decision_form=None, rollback_form=None, statu
         "promotion": promotion,
         **evidence_context(evidence),
         "decisions": decisions,
-        "approvals_count": sum(d.decision == "approve" for d in decisions),
+        "approvals_count": sum(d.decision == "approve" for d in this_round),
+        "earlier_rounds": promotion.checks_round > 1,
+        "checks_current": evidence.get("checks_current"),
+        # Awaiting approval on evidence the checks did not run on (an edited metric or card): say what
+        # changed; a decision now is refused and sends the request back to its checks.
+        "evidence_moved": selectors.basis_changes(promotion.checks_basis, evidence) or ["the evidence changed"]
+        if awaiting and not evidence.get("checks_current")
+        else [],
         "may_decide": approver and not not_yours,
         "not_yours": not_yours,
         "decided_by_me": decided,
@@ -309,7 +320,9 @@ def _history_row(entry: dict) -> dict:
     if isinstance(when, str):
         when = parse_datetime(when) or when
     detail = entry.get("data")
-    if not isinstance(detail, dict):
+    if isinstance(detail, dict):  # the earlier results of a re-check stay in the audit trail, not on the page
+        detail = {k: v for k, v in detail.items() if k != "previous_results"}
+    else:
         detail = {
             k: v for k, v in entry.items() if k not in {"at", "when", "timestamp", "created_at", "actor", "event"}
         }

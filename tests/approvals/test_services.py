@@ -147,9 +147,12 @@ def test_stale_evidence_digest_is_refused(model, awaiting, approvers):
     ModelCard.objects.filter(model=model).update(
         limitations="Changed after the approver loaded the page: the card is part of the evidence."
     )
-    with pytest.raises(Conflict, match="stale"):
+    with pytest.raises(Conflict, match="stale") as refused:
         decide(awaiting, approvers[0], digest=shown)
-    decide(awaiting, approvers[0])  # with the fresh digest
+    # the card changed after the checks ran: the request went back to its checks (test_rechecks.py)
+    assert "the model card was edited" in str(refused.value.detail)
+    run_checks(awaiting)
+    decide(awaiting, approvers[0])  # with the fresh digest, on fresh checks
 
 
 def test_any_rejection_ends_the_request(model, awaiting, approvers, requester):

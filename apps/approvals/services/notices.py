@@ -29,7 +29,7 @@ def approvers_of(promotion: PromotionRequest, *, pending_only: bool = False) -> 
         .order_by("pk")
     )
     if pending_only:
-        users = users.exclude(pk__in=promotion.decisions.values("approver_id"))
+        users = users.exclude(pk__in=promotion.decisions.filter(round=promotion.checks_round).values("approver_id"))
     return list(users)
 
 
@@ -43,23 +43,40 @@ def _label(promotion: PromotionRequest) -> str:
 
 
 def tell_requested(promotion: PromotionRequest) -> None:
+    again = f"Checked again because {promotion.recheck_reason}. " if promotion.recheck_reason else ""
     notify(
         recipients=approvers_of(promotion),
         kind="promotion.requested",
         title=f"Your decision: promote {_label(promotion)}",
-        body=f"{promotion.requested_by} asks for it ({promotion.get_change_type_display()} change, "
+        body=f"{again}{promotion.requested_by} asks for it ({promotion.get_change_type_display()} change, "
         f"{promotion.risk} risk): {promotion.justification[:500]}",
         url=promotion_url(promotion),
         obj=promotion,
     )
 
 
-def tell_checks_failed(promotion: PromotionRequest, failed: list[str]) -> None:
+def tell_rechecking(promotion: PromotionRequest) -> None:
+    """Sent back to its checks (the evidence changed): the requester and every approver, who must
+    not decide on the old results; earlier approvals of the request no longer count."""
     notify(
-        recipients=[promotion.requested_by],
+        recipients=[promotion.requested_by, *approvers_of(promotion)],
+        kind="promotion.rechecking",
+        title=f"Checks running again: {_label(promotion)}",
+        body=f"Checks are running again because {promotion.recheck_reason}. Earlier approvals no longer "
+        "count; decide again once the checks have finished.",
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
+
+
+def tell_checks_failed(promotion: PromotionRequest, failed: list[str]) -> None:
+    """The requester; after a re-check also the approvers, who were told the checks run again."""
+    notify(
+        recipients=[promotion.requested_by, *(approvers_of(promotion) if promotion.recheck_reason else [])],
         kind="promotion.decided",
         title=f"Checks failed: {_label(promotion)}",
-        body=f"Failed: {', '.join(failed)}. The request cannot be approved; see the evidence.",
+        body=f"Failed: {', '.join(failed)}. The request cannot be approved; see the evidence."
+        + (f" (Checked again because {promotion.recheck_reason}.)" if promotion.recheck_reason else ""),
         url=promotion_url(promotion),
         obj=promotion,
     )
@@ -70,7 +87,7 @@ def tell_decided(promotion: PromotionRequest, *, approver, decision: str, commen
     requester and watchers, and the request's other approvers (their inbox and an open evidence
     page change: one approval fewer to go, or the request is over)."""
     verb = "approved" if decision == "approve" else "rejected"
-    count = promotion.decisions.filter(decision="approve").count()
+    count = promotion.decisions.filter(decision="approve", round=promotion.checks_round).count()
     progress = f" ({count} of {promotion.approvals_required} approvals)" if decision == "approve" else ""
     others = [user for user in approvers_of(promotion) if user.pk != approver.pk]
     notify(
