@@ -127,6 +127,14 @@ class PromotionRequest(models.Model):
         ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     evidence_digest = models.CharField(max_length=64, blank=True, help_text="sha256 of the evidence approvers see")
+    # What the checks ran on: the evidence without the check results (candidate, the version behind
+    # the alias, card, lineage, change record, policy). A decision on evidence that no longer matches
+    # it sends the request back to checks_running (a new round; approvals count within one round).
+    checks_basis = models.JSONField(default=dict, blank=True, help_text="the evidence the checks ran on")
+    checks_basis_digest = models.CharField(max_length=64, blank=True, help_text="sha256 of checks_basis")
+    checks_round = models.PositiveIntegerField(default=1)
+    recheck_reason = models.CharField(max_length=1000, blank=True, help_text="why the checks ran again, in words")
+    rechecked_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     reminded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -155,7 +163,8 @@ class PromotionRequest(models.Model):
         """Enough distinct approvals, and not yet used: the one moment the alias may move."""
         return (
             self.state == self.State.AWAITING_APPROVAL
-            and self.decisions.filter(decision=Decision.Kind.APPROVE).count() >= self.approvals_required
+            and self.decisions.filter(decision=Decision.Kind.APPROVE, round=self.checks_round).count()
+            >= self.approvals_required
         )
 
     @property
@@ -194,6 +203,7 @@ class PromotionCheck(models.Model):
     rule = models.CharField(max_length=500, blank=True)
     evidence = models.JSONField(default=dict, blank=True)
     ran_at = models.DateTimeField(null=True, blank=True)
+    basis_digest = models.CharField(max_length=64, blank=True, help_text="the evidence digest the check ran on")
 
     class Meta:
         ordering = ["request", "pk"]
@@ -218,11 +228,16 @@ class Decision(models.Model):
     decision = models.CharField(max_length=7, choices=Kind.choices)
     comment = models.TextField(blank=True)
     evidence_digest = models.CharField(max_length=64)
+    # The request's checks round the decision was made in: after a re-check, earlier approvals no
+    # longer count and each approver decides once more on the fresh evidence.
+    round = models.PositiveIntegerField(default=1)
     decided_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["request", "decided_at", "pk"]
-        constraints = [models.UniqueConstraint(fields=["request", "approver"], name="approvals_one_decision_each")]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approver", "round"], name="approvals_one_decision_each_round")
+        ]
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.approver_id} on #{self.request_id}"

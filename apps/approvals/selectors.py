@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from apps.approvals.models import Decision, GatePolicy, PromotionCheck, PromotionRequest
 from apps.approvals.policies import policy_for
@@ -21,6 +21,8 @@ from apps.core.models import AuditEntry
 from apps.core.permissions import require, restrict, visible_one
 
 __all__ = [
+    "basis_changes",
+    "evidence_basis",
     "evidence_digest_of",
     "evidence_for",
     "gate_policy_for",
@@ -29,6 +31,7 @@ __all__ = [
     "policy_for",
     "promotion_for",
     "promotions_visible",
+    "rollback_blocker",
 ]
 RECENT_DECISIONS = 20
 
@@ -77,20 +80,55 @@ def _awaiting(user) -> QuerySet[PromotionRequest]:
         restrict(user, "decide", _promotions())
         .filter(state=PromotionRequest.State.AWAITING_APPROVAL)
         .exclude(Q(requested_by=user) | Q(version__created_by=user))
-        .exclude(pk__in=Decision.objects.filter(approver=user).values("request_id"))
+        .exclude(pk__in=Decision.objects.filter(approver=user, round=F("request__checks_round")).values("request_id"))
+    )
+
+
+def _rechecking(user) -> QuerySet[PromotionRequest]:
+    """Sent back to its checks because the evidence changed (an alias move, an edited metric or
+    card), among the requests `user` may decide: they come back to "awaiting" once checked."""
+    return (
+        restrict(user, "decide", _promotions())
+        .filter(state=PromotionRequest.State.CHECKS_RUNNING)
+        .exclude(recheck_reason="")
+        .exclude(Q(requested_by=user) | Q(version__created_by=user))
     )
 
 
 def inbox_for(user) -> dict[str, QuerySet[PromotionRequest]]:
-    """The leadership inbox: `awaiting` my decision (soonest expiry first), `mine` (requests I
-    filed, newest first), `recent` (the latest decided requests I may see)."""
+    """The leadership inbox: `awaiting` my decision (soonest expiry first), `rechecking` (mine to
+    decide, checks running again, with why), `mine` (requests I filed, newest first), `recent`
+    (the latest decided requests I may see)."""
     return {
         "awaiting": _awaiting(user).order_by("expires_at", "pk"),
+        "rechecking": _rechecking(user).order_by("expires_at", "pk"),
         "mine": _promotions().filter(requested_by=user).order_by("-created_at", "-pk"),
         "recent": restrict(user, "view", _promotions())
         .filter(decided_at__isnull=False)
         .order_by("-decided_at", "-pk")[:RECENT_DECISIONS],
     }
+
+
+def rollback_blocker(promotion: PromotionRequest) -> str:
+    """Why this request cannot be rolled back ("" when it can, as far as its state goes; who may
+    is `can(user, "rollback", ...)`). The service refuses the same cases with 409."""
+    if promotion.state != PromotionRequest.State.PROMOTED:
+        return "Only a promoted request can be rolled back."
+    latest = (
+        PromotionRequest.objects.filter(
+            model_id=promotion.model_id, target_alias=promotion.target_alias, state=PromotionRequest.State.PROMOTED
+        )
+        .order_by("-promoted_at", "-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if latest != promotion.pk:
+        return f"A later promotion (#{latest}) moved {promotion.target_alias}; roll that one back instead."
+    if promotion.previous_version_id is None:
+        return (
+            f"{promotion.target_alias} pointed to no version before this promotion; there is nothing to roll back to."
+        )
+    return ""
 
 
 # --- the evidence pack ---------------------------------------------------------------------------
@@ -158,23 +196,18 @@ def _history(promotion: PromotionRequest) -> list[dict[str, Any]]:
     ]
 
 
-def evidence_for(promotion: PromotionRequest) -> dict[str, Any]:
-    """What approvers decide from. The caller has fetched `promotion` through `promotion_for`.
-    `evidence_digest` covers everything but `decisions` and `history` (which grow as people
-    decide): a digest changes only when the evidence itself does."""
+def evidence_basis(promotion: PromotionRequest) -> dict[str, Any]:
+    """The evidence without the check results: what the checks run on and what approvers see
+    beside them. Its digest is stored when the checks run (`checks_basis_digest`); a decision on a
+    basis that no longer matches it sends the request back to its checks."""
     candidate = promotion.version
     current = compared_version(promotion)
-    checks = PromotionCheck.objects.filter(request=promotion).order_by("pk")
-    evidence = {
+    return {
         "model": promotion.model.name,
         "target_alias": promotion.target_alias,
         "candidate": _version_summary(candidate),
         "current": _version_summary(current),
         "metrics": _metrics_table(candidate, current),
-        "checks": [
-            {"name": c.name, "status": c.status, "rule": c.rule, "evidence": c.evidence, "params": c.params}
-            for c in checks
-        ],
         "card": _card(promotion.model_id),
         "change": {
             "type": promotion.change_type,
@@ -198,7 +231,25 @@ def evidence_for(promotion: PromotionRequest) -> dict[str, Any]:
         },
         "policy": promotion.policy,
     }
+
+
+def evidence_for(promotion: PromotionRequest) -> dict[str, Any]:
+    """What approvers decide from. The caller has fetched `promotion` through `promotion_for`.
+    `evidence_digest` covers everything but `decisions` and `history` (which grow as people
+    decide): a digest changes only when the evidence itself does. `basis_digest` is the digest of
+    the same evidence without the checks (`evidence_basis`); `checks_current` says whether the
+    checks ran on it."""
+    basis = evidence_basis(promotion)
+    checks = PromotionCheck.objects.filter(request=promotion).order_by("pk")
+    evidence = {
+        **basis,
+        "checks": [
+            {"name": c.name, "status": c.status, "rule": c.rule, "evidence": c.evidence, "params": c.params}
+            for c in checks
+        ],
+    }
     digest = evidence_digest_of(evidence)
+    basis_digest = evidence_digest_of(basis)
     decisions = Decision.objects.filter(request=promotion).select_related("approver").order_by("decided_at", "pk")
     return {
         **evidence,
@@ -208,13 +259,84 @@ def evidence_for(promotion: PromotionRequest) -> dict[str, Any]:
                 "decision": d.decision,
                 "comment": d.comment,
                 "evidence_digest": d.evidence_digest,
+                "round": d.round,
                 "decided_at": d.decided_at.isoformat(),
             }
             for d in decisions
         ],
         "history": _history(promotion),
         "evidence_digest": digest,
+        "basis_digest": basis_digest,
+        "checks_current": bool(promotion.checks_basis_digest) and promotion.checks_basis_digest == basis_digest,
+        "recheck_reason": promotion.recheck_reason,
     }
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+
+
+def _metric_changes(before: dict, after: dict) -> list[str]:
+    changed = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if old is None:
+            changed.append(f"{name} {_num(new)} was added")
+        elif new is None:
+            changed.append(f"{name} was removed")
+        else:
+            changed.append(f"{name} {_num(old)} → {_num(new)}")
+    return changed
+
+
+def basis_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What changed between two `evidence_basis` dicts, in plain words ("production moved from v1
+    to v3", "the candidate's val_auc changed: 0.91 → 0.85"). Empty when nothing did."""
+    if not before:
+        return ["the checks ran before the portal recorded the evidence they ran on"]
+    alias = after.get("target_alias") or before.get("target_alias") or "the alias"
+    said: list[str] = []
+    old, new = before.get("current"), after.get("current")
+    old_v, new_v = (old or {}).get("version"), (new or {}).get("version")
+    if old_v != new_v:
+        if new_v is None:
+            said.append(f"{alias} no longer points to a version (it pointed to v{old_v})")
+        elif old_v is None:
+            said.append(f"{alias} now points to v{new_v} (it pointed to no version)")
+        else:
+            said.append(f"{alias} moved from v{old_v} to v{new_v}")
+    elif old != new:
+        metrics = _metric_changes((old or {}).get("metrics") or {}, (new or {}).get("metrics") or {})
+        what = f": {', '.join(metrics)}" if metrics else ""
+        said.append(f"the metrics of {alias} (v{new_v}) changed{what}")
+    cand_old, cand_new = before.get("candidate") or {}, after.get("candidate") or {}
+    metrics = _metric_changes(cand_old.get("metrics") or {}, cand_new.get("metrics") or {})
+    if metrics:
+        said.append(f"the candidate's metrics changed: {', '.join(metrics)}")
+    if cand_old.get("sha256") != cand_new.get("sha256"):
+        said.append("the candidate's artifact changed")
+    card_old, card_new = before.get("card") or {}, after.get("card") or {}
+    if card_old != card_new:
+        now_missing = card_new.get("missing_sections") or []
+        if card_old.get("missing_sections") != now_missing:
+            said.append(
+                f"the model card changed (missing now: {', '.join(now_missing)})"
+                if now_missing
+                else "the model card changed (now complete)"
+            )
+        else:
+            said.append("the model card was edited")
+    if before.get("lineage") != after.get("lineage"):
+        said.append("the candidate's lineage changed")
+    if before.get("change") != after.get("change"):
+        said.append("the change record changed")
+    if before.get("policy") != after.get("policy"):
+        said.append("the gate policy changed")
+    if not said and evidence_digest_of(before) != evidence_digest_of(after):
+        said.append("the evidence changed")
+    return said
 
 
 def evidence_digest_of(evidence: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import shared_task
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.approvals import services
@@ -40,9 +41,12 @@ def expire_due() -> dict:
     actor = system_user()
     with acting_as(actor):
         expired = services.promotions_expire_due(actor=actor)
-    stale = PromotionRequest.objects.filter(
-        state=PromotionRequest.State.CHECKS_RUNNING, created_at__lte=timezone.now() - CHECKS_STALE_AFTER
-    ).values_list("pk", flat=True)
+    cutoff = timezone.now() - CHECKS_STALE_AFTER
+    stale = (
+        PromotionRequest.objects.filter(state=PromotionRequest.State.CHECKS_RUNNING)
+        .filter(Q(rechecked_at__isnull=True, created_at__lte=cutoff) | Q(rechecked_at__lte=cutoff))
+        .values_list("pk", flat=True)
+    )
     resent = list(stale)
     for pk in resent:
         enqueue("approvals.run_checks", args=[pk], queue="default")

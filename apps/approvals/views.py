@@ -30,6 +30,28 @@ from apps.core.permissions import can
 
 PAGE_SIZE = 25
 INBOX_ROWS = 20
+# What each check and each history event is called on the page (the code names stay beside them).
+CHECK_LABELS = {
+    "metric_threshold": "Metric no worse than the version behind the alias",
+    "onnx_parity": "ONNX export matches the trained model",
+    "model_card": "Model card complete",
+    "artifact_digest": "Stored artifact intact (re-read and decrypted)",
+    "lineage": "Lineage recorded (run, training data)",
+    "residency": "Training data stays in allowed regions",
+    "open_alerts": "No open critical alert",
+}
+EVENT_LABELS = {
+    "promotion.request": "filed the request",
+    "promotion.checks": "ran the checks",
+    "promotion.approve": "approved",
+    "promotion.reject": "rejected",
+    "promotion.promote": "moved the alias (promoted)",
+    "promotion.withdraw": "withdrew the request",
+    "promotion.expire": "expired the request",
+    "promotion.remind": "sent the expiry reminder",
+    "promotion.rollback": "rolled back",
+    "promotion.recheck": "sent the request back to its checks",
+}
 
 
 def inbox(request):
@@ -37,6 +59,7 @@ def inbox(request):
     boxes = selectors.inbox_for(request.user)
     context = {
         "awaiting": list(boxes["awaiting"][:INBOX_ROWS]),
+        "rechecking": list(boxes["rechecking"][:INBOX_ROWS]),
         "mine": list(boxes["mine"][:INBOX_ROWS]),
         "recent": list(boxes["recent"][:INBOX_ROWS]),
         "can_request": can(request.user, "add", PromotionRequest),
@@ -88,7 +111,9 @@ def request_detail(request, pk, *, decision_form=None, rollback_form=None, statu
     user = request.user
     state = promotion.state
     decisions = list(promotion.decisions.all())  # prefetched with their approvers by promotion_for
-    decided = any(d.approver_id == user.pk for d in decisions)
+    # Only this round's decisions count: after a re-check every approver decides again.
+    this_round = [d for d in decisions if d.round == promotion.checks_round]
+    decided = any(d.approver_id == user.pk for d in this_round)
     awaiting = state == PromotionRequest.State.AWAITING_APPROVAL
     approver = awaiting and not decided and can(user, "decide", promotion)
     # Separation of duties (the service refuses them too): say why instead of offering the buttons.
@@ -102,18 +127,33 @@ def request_detail(request, pk, *, decision_form=None, rollback_form=None, statu
         "promotion": promotion,
         **evidence_context(evidence),
         "decisions": decisions,
-        "approvals_count": sum(d.decision == "approve" for d in decisions),
+        "approvals_count": sum(d.decision == "approve" for d in this_round),
+        "earlier_rounds": promotion.checks_round > 1,
+        "checks_current": evidence.get("checks_current"),
+        # Awaiting approval on evidence the checks did not run on (an edited metric or card): say what
+        # changed; a decision now is refused and sends the request back to its checks.
+        "evidence_moved": selectors.basis_changes(promotion.checks_basis, evidence) or ["the evidence changed"]
+        if awaiting and not evidence.get("checks_current")
+        else [],
         "may_decide": approver and not not_yours,
         "not_yours": not_yours,
         "decided_by_me": decided,
         "may_withdraw": promotion.is_open and can(user, "withdraw", promotion),
-        "may_rollback": state == PromotionRequest.State.PROMOTED and can(user, "rollback", promotion),
+        **_rollback_context(user, promotion),
         "decision_form": decision_form
         or forms.DecisionForm(initial={"evidence_digest": evidence.get("evidence_digest")}),
         "rollback_form": rollback_form or forms.CommentForm(),
         "live": state in PromotionRequest.OPEN_STATES,
     }
     return render(request, "approvals/request_detail.html", context, status=status)
+
+
+def _rollback_context(user, promotion) -> dict:
+    """The rollback form for those who may use it, or why a promoted request cannot roll back."""
+    if promotion.state != PromotionRequest.State.PROMOTED or not can(user, "rollback", promotion):
+        return {"may_rollback": False, "rollback_blocked": ""}
+    blocked = selectors.rollback_blocker(promotion)
+    return {"may_rollback": not blocked, "rollback_blocked": blocked}
 
 
 @require_POST
@@ -200,13 +240,19 @@ def evidence_context(evidence: dict) -> dict:
         "candidate_label": f"v{candidate.get('version', '?')}",
         "current_label": f"{evidence.get('target_alias') or 'current'} v{current.get('version')}" if current else "",
     }
+    checks = [
+        {**c, "label": CHECK_LABELS.get(c.get("name"), c.get("name")), "items": _items(c.get("evidence"))}
+        for c in evidence.get("checks") or []
+        if isinstance(c, dict)
+    ]
     return {
         "evidence": evidence,
         "candidate": candidate,
         "current": current,
         "metric_rows": rows,
         "chart": chart,
-        "checks": [{**c, "items": _items(c.get("evidence"))} for c in evidence.get("checks") or []],
+        "checks": checks,
+        "check_summary": _check_summary(checks),
         "card": evidence.get("card") or {},
         "card_items": _card_items(evidence.get("card") or {}),
         "change": evidence.get("change") or {},
@@ -214,6 +260,25 @@ def evidence_context(evidence: dict) -> dict:
         "history_rows": [_history_row(h) for h in evidence.get("history") or [] if isinstance(h, dict)],
         "evidence_digest": evidence.get("evidence_digest") or "",
     }
+
+
+def _check_summary(checks: list[dict]) -> dict:
+    """The checks at a glance: how many of each status, and the ones an approver must read."""
+    counts = {
+        status: sum(c.get("status") == status for c in checks) for status in ("passed", "failed", "no_data", "pending")
+    }
+    attention = [
+        {
+            "label": c["label"],
+            "status": c.get("status"),
+            "reason": (c.get("evidence") or {}).get("reason")
+            or (c.get("evidence") or {}).get("error")
+            or (f"rule: {c['rule']}" if c.get("rule") else ""),
+        }
+        for c in checks
+        if c.get("status") in ("failed", "no_data")
+    ]
+    return {"counts": counts, "attention": attention, "total": len(checks)}
 
 
 def _card_items(card: dict) -> list[tuple[str, str]]:
@@ -233,9 +298,19 @@ def _items(value) -> list[tuple[str, str]]:
 
 
 def _text(value) -> str:
+    """A value as a reader (not a parser) wants it: yes/no, numbers as `num`, lists joined,
+    objects as `key: value` pairs, nothing as a dash."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if _is_number(value):
         return fmt.num(value)
-    if isinstance(value, dict | list):
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value) if value else "none"
+    if isinstance(value, dict):
+        if not value:
+            return "none"
+        if all(not isinstance(v, dict | list) for v in value.values()):
+            return ", ".join(f"{k}: {_text(v)}" for k, v in sorted(value.items()))
         return json.dumps(value, sort_keys=True, default=str)
     return "—" if value in (None, "") else str(value)
 
@@ -245,14 +320,18 @@ def _history_row(entry: dict) -> dict:
     if isinstance(when, str):
         when = parse_datetime(when) or when
     detail = entry.get("data")
-    if not isinstance(detail, dict):
+    if isinstance(detail, dict):  # the earlier results of a re-check stay in the audit trail, not on the page
+        detail = {k: v for k, v in detail.items() if k != "previous_results"}
+    else:
         detail = {
             k: v for k, v in entry.items() if k not in {"at", "when", "timestamp", "created_at", "actor", "event"}
         }
+    event = entry.get("event") or entry.get("action") or ""
     return {
         "when": when,
         "actor": entry.get("actor"),
-        "event": entry.get("event") or entry.get("action") or "",
+        "event": event,
+        "label": EVENT_LABELS.get(event, event),
         "detail": ", ".join(f"{k}={_text(v)}" for k, v in detail.items()) if detail else "",
     }
 

@@ -115,8 +115,8 @@ def notifications_read_all(*, actor) -> int:
 
 
 def _push_count(user) -> None:
-    """Other open tabs of the same user update their bell."""
+    """Other open tabs of the same user update their bell: `{"type": "unread", "count"}` (API.md)."""
     user_id = user.pk
     transaction.on_commit(
-        lambda: send_now(group_name("user", user_id), {"type": "notification.read", "unread": unread_count(user)})
+        lambda: send_now(group_name("user", user_id), {"type": "unread", "count": unread_count(user)})
     )

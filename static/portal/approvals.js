@@ -30,12 +30,15 @@
     }, { displaylogo: false, responsive: true, staticPlot: narrow });
   }
 
+  // A notification about this request (a decision, the promotion, a withdrawal, a rollback):
+  // reload to show it, unless the reader is writing a comment; then say so and let them reload.
   const changed = root.querySelector("[data-role=changed]");
+  const writing = () => [...root.querySelectorAll("textarea")].some((t) => t.value.trim() !== "")
+    || (document.activeElement && root.contains(document.activeElement) && document.activeElement.matches("textarea"));
   document.addEventListener("portal:notification", (e) => {
     const obj = e.detail && e.detail.object;
-    if (obj && obj.type === "approvals.promotionrequest" && String(obj.id) === pk && changed) {
-      changed.classList.remove("d-none");
-    }
+    if (!obj || obj.type !== "approvals.promotionrequest" || String(obj.id) !== pk) return;
+    if (writing()) { if (changed) changed.classList.remove("d-none"); } else { location.reload(); }
   });
 
   // While the checks run, ask every few seconds and reload once they are done.

@@ -89,8 +89,8 @@
       toast(msg);
       // Pages about the object (the evidence page) listen for this to show that it changed.
       document.dispatchEvent(new CustomEvent("portal:notification", { detail: msg }));
-    } else if (msg.type === "notification.read" && typeof msg.unread === "number") {
-      setCount(msg.unread);
+    } else if (msg.type === "unread" && typeof msg.count === "number") {
+      setCount(msg.count);
     }
   });
 })();

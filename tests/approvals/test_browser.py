@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from apps.accounts import roles
-from apps.approvals import services
+from apps.approvals import selectors, services
 from apps.approvals.models import PromotionRequest
 from apps.catalog.models import Alias
 from apps.core.audit import system_user
@@ -149,3 +149,33 @@ def test_desktop_pages_request_form_evidence_list_and_notifications(portal_serve
     page.goto(f"{portal_server}/notifications/")
     assert page.locator("text=Training job 7 finished").is_visible()
     screenshot(page, "notifications-desktop-list")
+
+
+def test_an_open_evidence_page_refreshes_when_another_approver_decides(portal_server, page, login):
+    """An approver reading the evidence page sees another approver's decision without reloading;
+    while they write a comment, the page says it changed instead of reloading their text away."""
+    owner = make_user("maya", roles.ML_ENGINEERS)
+    first = make_user("boss", roles.APPROVERS)
+    make_user("boss2", roles.APPROVERS)
+    world = make_world(owner, approvals_required=2)
+    promotion = world["promotion"]
+    login("boss2")
+    page.goto(f"{portal_server}/approvals/requests/{promotion.pk}/")
+    assert page.locator("[data-decision]").count() == 0
+    page.wait_for_timeout(500)  # the bell's socket subscribes
+
+    digest = selectors.evidence_for(promotion)["evidence_digest"]
+    services.promotion_decide(
+        actor=first, promotion=promotion, decision="approve", comment="Fine by me.", evidence_digest=digest
+    )
+    flush_sends(3)
+    page.locator("[data-decision=approve]").wait_for(state="visible")  # reloaded by itself
+    assert "1 of 2 approvals" in page.inner_text("main") and page.locator("#decide").is_visible()
+    page.wait_for_timeout(500)  # the reloaded page's socket subscribes
+
+    page.fill("#id_comment", "Reading the lineage first")
+    services.promotion_withdraw(actor=owner, promotion=promotion)
+    flush_sends(3)
+    page.locator("[data-role=changed]").wait_for(state="visible")
+    assert page.input_value("#id_comment") == "Reading the lineage first"
+    screenshot(page, "approvals-desktop-evidence-changed")

@@ -170,6 +170,25 @@ def test_failed_check_blocks_and_shows_its_evidence(owner, boss):
     html = page_client_for(boss).get(f"/approvals/requests/{p.pk}/").content.decode()
     assert 'class="card mb-2 check check-failed" data-check="model_card"' in html
     assert 'data-role="decision-form"' not in html
+    # at a glance, at the top: how many failed, and which, in words
+    summary = re.search(r'data-role="check-summary">(.*?)</dd>', html, re.S).group(1)
+    assert "1 failed" in summary and "Model card complete" in summary
+    assert "no data:</span> No open critical alert (monitoring is not installed)" in summary
+
+
+def test_no_rollback_form_where_the_rollback_would_be_refused(owner, boss):
+    """A promotion that created the alias has nothing to roll back to; an earlier promotion of the
+    alias is not the latest one. The page says why instead of offering a form that answers 409."""
+    world = make_world(owner, run_checks=False)
+    Alias.objects.filter(model=world["model"], name="production").delete()
+    p = services.promotion_run_checks(promotion=world["promotion"], actor=system_user())
+    client = page_client_for(boss)
+    client.post(f"/approvals/requests/{p.pk}/decide/", {"decision": "approve", "evidence_digest": p.evidence_digest})
+    p.refresh_from_db()
+    assert p.state == PromotionRequest.State.PROMOTED and p.previous_version is None
+    html = client.get(f"/approvals/requests/{p.pk}/").content.decode()
+    assert 'data-role="rollback-form"' not in html
+    assert "pointed to no version before this promotion" in html
 
 
 def test_inbox_lists_awaiting_first_then_mine_then_recent(world, boss, owner, stranger):

@@ -147,9 +147,12 @@ def test_stale_evidence_digest_is_refused(model, awaiting, approvers):
     ModelCard.objects.filter(model=model).update(
         limitations="Changed after the approver loaded the page: the card is part of the evidence."
     )
-    with pytest.raises(Conflict, match="stale"):
+    with pytest.raises(Conflict, match="stale") as refused:
         decide(awaiting, approvers[0], digest=shown)
-    decide(awaiting, approvers[0])  # with the fresh digest
+    # the card changed after the checks ran: the request went back to its checks (test_rechecks.py)
+    assert "the model card was edited" in str(refused.value.detail)
+    run_checks(awaiting)
+    decide(awaiting, approvers[0])  # with the fresh digest, on fresh checks
 
 
 def test_any_rejection_ends_the_request(model, awaiting, approvers, requester):
@@ -333,3 +336,31 @@ def test_lost_checks_message_is_sent_again_and_running_twice_is_harmless(v2, req
     assert tasks.run_checks(promotion.pk)["state"] == "awaiting_approval"
     assert PromotionRequest.objects.get(pk=promotion.pk).evidence_digest == digest
     assert tasks.expire_due()["checks_resent"] == []
+
+
+def test_approvers_hear_of_each_decision_on_a_request_they_can_decide(model, awaiting, approvers, requester):
+    """Not only the requester and watchers: the request's other approvers learn of each decision
+    (their inbox and an open evidence page change); the last approval is one "promoted" message."""
+
+    def kinds(user) -> list[str]:
+        found = Notification.objects.filter(recipient=user, object_id=str(awaiting.pk)).order_by("pk")
+        return list(found.values_list("kind", flat=True))
+
+    decide(awaiting, approvers[0])
+    assert kinds(approvers[0]) == ["promotion.requested"]  # not told of their own decision
+    assert kinds(approvers[1]) == kinds(approvers[2]) == ["promotion.requested", "promotion.decided"]
+    assert "(1 of 2 approvals)" in Notification.objects.filter(recipient=approvers[1]).latest("pk").title
+    decide(awaiting, approvers[1])
+    for user in approvers:
+        assert kinds(user)[-1] == "promotion.promoted"
+    assert kinds(requester)[-2:] == ["promotion.decided", "promotion.promoted"]  # no second "decided"
+    told = Notification.objects.filter(recipient=requester, kind="promotion.promoted").get()
+    assert "approver2 gave the last approval (2 of 2)" in told.body and "from v1 to v2" in told.body
+
+
+def test_approvers_hear_of_a_rejection(model, awaiting, approvers, requester):
+    decide(awaiting, approvers[2], decision="reject", comment="The drift report is missing.")
+    for user in approvers[:2]:
+        latest = Notification.objects.filter(recipient=user).latest("pk")
+        assert latest.kind == "promotion.decided" and "rejected" in latest.title
+        assert latest.body == "The drift report is missing."

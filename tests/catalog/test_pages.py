@@ -85,7 +85,9 @@ def test_model_page_chart_card_and_sharing(owner, collaborator, version, registe
     assert r.status_code == 200
     assert b"plotly.min.js" in r.content and b'"y": [0.91, 0.95]' in r.content
     assert b"0 % complete" in r.content
-    assert b"Promotions check" not in r.content and b"promotions/" not in r.content  # no promotions yet
+    assert b"Promotions check" not in r.content
+    # a protected alias points to the approval flow, not to lifting the protection
+    assert b"moves only through an approved promotion" in r.content and b"does not offer yet" not in r.content
     r = client.post("/models/credit-risk/card/", {"intended_use": "Score retail loan applications in the UAE.",
                                                   "limitations": "short"})  # fmt: skip
     assert r.status_code == 302

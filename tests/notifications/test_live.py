@@ -32,6 +32,6 @@ async def test_notify_pushes_to_the_recipients_socket_only(owner, stranger):
     assert message["title"] == "Decide on credit-risk v2" and message["unread"] == 1
     assert await theirs.receive_nothing(timeout=0.5)
     await database_sync_to_async(services.notifications_read_all)(actor=owner)
-    assert await mine.receive_json_from(timeout=3) == {"type": "notification.read", "unread": 0}
+    assert await mine.receive_json_from(timeout=3) == {"type": "unread", "count": 0}
     await mine.disconnect()
     await theirs.disconnect()

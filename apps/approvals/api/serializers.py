@@ -71,7 +71,7 @@ class RollbackSerializer(serializers.Serializer):
 class PromotionCheckSerializer(serializers.ModelSerializer):
     class Meta:
         model = PromotionCheck
-        fields = ["name", "status", "rule", "evidence", "params", "ran_at"]
+        fields = ["name", "status", "rule", "evidence", "params", "ran_at", "basis_digest"]
 
 
 class DecisionSerializer(serializers.ModelSerializer):
@@ -79,7 +79,7 @@ class DecisionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Decision
-        fields = ["approver", "decision", "comment", "evidence_digest", "decided_at"]
+        fields = ["approver", "decision", "comment", "evidence_digest", "round", "decided_at"]
 
 
 class PromotionSerializer(serializers.ModelSerializer):
@@ -126,6 +126,10 @@ class PromotionDetailSerializer(PromotionSerializer):
             "checks",
             "decisions",
             "evidence_digest",
+            "checks_basis_digest",
+            "checks_round",
+            "recheck_reason",
+            "rechecked_at",
             "policy",
             "rolled_back_at",
             "rolled_back_by",

@@ -29,7 +29,7 @@ def approvers_of(promotion: PromotionRequest, *, pending_only: bool = False) -> 
         .order_by("pk")
     )
     if pending_only:
-        users = users.exclude(pk__in=promotion.decisions.values("approver_id"))
+        users = users.exclude(pk__in=promotion.decisions.filter(round=promotion.checks_round).values("approver_id"))
     return list(users)
 
 
@@ -43,34 +43,55 @@ def _label(promotion: PromotionRequest) -> str:
 
 
 def tell_requested(promotion: PromotionRequest) -> None:
+    again = f"Checked again because {promotion.recheck_reason}. " if promotion.recheck_reason else ""
     notify(
         recipients=approvers_of(promotion),
         kind="promotion.requested",
         title=f"Your decision: promote {_label(promotion)}",
-        body=f"{promotion.requested_by} asks for it ({promotion.get_change_type_display()} change, "
+        body=f"{again}{promotion.requested_by} asks for it ({promotion.get_change_type_display()} change, "
         f"{promotion.risk} risk): {promotion.justification[:500]}",
         url=promotion_url(promotion),
         obj=promotion,
     )
 
 
-def tell_checks_failed(promotion: PromotionRequest, failed: list[str]) -> None:
+def tell_rechecking(promotion: PromotionRequest) -> None:
+    """Sent back to its checks (the evidence changed): the requester and every approver, who must
+    not decide on the old results; earlier approvals of the request no longer count."""
     notify(
-        recipients=[promotion.requested_by],
+        recipients=[promotion.requested_by, *approvers_of(promotion)],
+        kind="promotion.rechecking",
+        title=f"Checks running again: {_label(promotion)}",
+        body=f"Checks are running again because {promotion.recheck_reason}. Earlier approvals no longer "
+        "count; decide again once the checks have finished.",
+        url=promotion_url(promotion),
+        obj=promotion,
+    )
+
+
+def tell_checks_failed(promotion: PromotionRequest, failed: list[str]) -> None:
+    """The requester; after a re-check also the approvers, who were told the checks run again."""
+    notify(
+        recipients=[promotion.requested_by, *(approvers_of(promotion) if promotion.recheck_reason else [])],
         kind="promotion.decided",
         title=f"Checks failed: {_label(promotion)}",
-        body=f"Failed: {', '.join(failed)}. The request cannot be approved; see the evidence.",
+        body=f"Failed: {', '.join(failed)}. The request cannot be approved; see the evidence."
+        + (f" (Checked again because {promotion.recheck_reason}.)" if promotion.recheck_reason else ""),
         url=promotion_url(promotion),
         obj=promotion,
     )
 
 
 def tell_decided(promotion: PromotionRequest, *, approver, decision: str, comment: str) -> None:
+    """A decision that did not promote (an approval short of the last, or a rejection): the
+    requester and watchers, and the request's other approvers (their inbox and an open evidence
+    page change: one approval fewer to go, or the request is over)."""
     verb = "approved" if decision == "approve" else "rejected"
-    count = promotion.decisions.filter(decision="approve").count()
+    count = promotion.decisions.filter(decision="approve", round=promotion.checks_round).count()
     progress = f" ({count} of {promotion.approvals_required} approvals)" if decision == "approve" else ""
+    others = [user for user in approvers_of(promotion) if user.pk != approver.pk]
     notify(
-        recipients=watchers_of(promotion),
+        recipients=[*watchers_of(promotion), *others],
         kind="promotion.decided",
         title=f"{approver} {verb} {_label(promotion)}{progress}",
         body=comment[:1000],
@@ -79,13 +100,17 @@ def tell_decided(promotion: PromotionRequest, *, approver, decision: str, commen
     )
 
 
-def tell_promoted(promotion: PromotionRequest) -> None:
+def tell_promoted(promotion: PromotionRequest, *, approver, comment: str = "") -> None:
+    """The last approval moved the alias: one message (not a "decided" one besides) to the
+    requester, watchers and every approver of the request."""
+    before = f"v{promotion.previous_version.version}" if promotion.previous_version else "nothing"
+    said = f" ({comment[:1000]})" if comment else ""
     notify(
         recipients=[*watchers_of(promotion), *approvers_of(promotion)],
         kind="promotion.promoted",
         title=f"Promoted: {_label(promotion)}",
-        body=f"{promotion.target_alias} moved from "
-        f"{'v' + str(promotion.previous_version.version) if promotion.previous_version else 'nothing'} "
+        body=f"{approver} gave the last approval ({promotion.approvals_required} of "
+        f"{promotion.approvals_required}){said}; {promotion.target_alias} moved from {before} "
         f"to v{promotion.version.version}.",
         url=promotion_url(promotion),
         obj=promotion,

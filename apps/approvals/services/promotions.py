@@ -21,8 +21,9 @@ from django.utils import timezone
 from apps.approvals import checks as automated
 from apps.approvals.models import Decision, PromotionCheck, PromotionRequest, RollbackTicket
 from apps.approvals.policies import outside_window, policy_for
-from apps.approvals.selectors import compared_version, evidence_for
+from apps.approvals.selectors import basis_changes, compared_version, evidence_basis, evidence_digest_of, evidence_for
 from apps.approvals.services import notices
+from apps.approvals.services.rechecks import recheck_others, send_back
 from apps.catalog import services as catalog
 from apps.catalog.models import Alias, ModelVersion, alias_validator
 from apps.core.audit import audit_event
@@ -135,29 +136,40 @@ def promotion_request(
 
 def promotion_run_checks(*, promotion: PromotionRequest, actor) -> PromotionRequest:
     """Run the request's checks (slow: the artifact is decrypted) outside any transaction, then
-    store the results and move to awaiting_approval, or checks_failed when one failed."""
+    store the results with the evidence they ran on (`checks_basis`) and move to
+    awaiting_approval, or checks_failed when one failed. Results of an older round (the request
+    was sent back meanwhile) are dropped; when the evidence changed while they ran, the checks
+    are sent again instead of stored."""
+    round_ = promotion.checks_round
+    basis = evidence_basis(promotion)
+    basis_digest = evidence_digest_of(basis)
     subject = automated.Subject(
         candidate=promotion.version, current=compared_version(promotion), alias=promotion.target_alias
     )
     pending = list(PromotionCheck.objects.filter(request=promotion).order_by("pk"))
     results = [(check, automated.run_check(check.name, subject, check.params)) for check in pending]
     with transaction.atomic():
-        locked = PromotionRequest.objects.select_for_update().get(pk=promotion.pk)
-        if locked.state != State.CHECKS_RUNNING:  # withdrawn or expired meanwhile: keep what is there
+        locked = PromotionRequest.objects.select_for_update().select_related("model", "version").get(pk=promotion.pk)
+        if locked.state != State.CHECKS_RUNNING or locked.checks_round != round_:
+            return locked  # withdrawn, expired or sent back for a newer round meanwhile: keep what is there
+        if evidence_digest_of(evidence_basis(locked)) != basis_digest:
+            enqueue("approvals.run_checks", args=[locked.pk], queue="default")  # changed while checking
             return locked
         now = timezone.now()
         for check, result in results:
-            check.status, check.rule, check.evidence, check.ran_at = (
+            check.status, check.rule, check.evidence, check.ran_at, check.basis_digest = (
                 result.status,
                 result.rule[:500],
                 result.evidence,
                 now,
+                basis_digest,
             )
-            check.save(update_fields=["status", "rule", "evidence", "ran_at"])
+            check.save(update_fields=["status", "rule", "evidence", "ran_at", "basis_digest"])
         failed = [check.name for check, result in results if result.status == automated.FAILED]
         locked.state = State.CHECKS_FAILED if failed else State.AWAITING_APPROVAL
+        locked.checks_basis, locked.checks_basis_digest = basis, basis_digest
         locked.evidence_digest = evidence_for(locked)["evidence_digest"]
-        locked.save(update_fields=["state", "evidence_digest"])
+        locked.save(update_fields=["state", "evidence_digest", "checks_basis", "checks_basis_digest"])
         audit_event(
             actor=actor,
             event="promotion.checks",
@@ -166,6 +178,8 @@ def promotion_run_checks(*, promotion: PromotionRequest, actor) -> PromotionRequ
                 "state": locked.state,
                 "results": {check.name: result.status for check, result in results},
                 "evidence_digest": locked.evidence_digest,
+                "basis_digest": basis_digest,
+                "round": locked.checks_round,
             },
         )
         if failed:
@@ -191,7 +205,9 @@ def promotion_decide(
 ) -> Decision:
     """Approve or reject. The last approval moves the alias in this transaction; any rejection
     ends the request. Raises Forbidden (separation of duties, not an approver), Conflict (not
-    awaiting approval, second decision, stale evidence digest, outside the change window)."""
+    awaiting approval, second decision, stale evidence digest, outside the change window, or the
+    evidence no longer matching what the checks ran on: then the request goes back to its checks
+    first, committed, and the 409 says what changed)."""
     if decision not in Decision.Kind.values:
         raise ValidationError({"decision": ["Use approve or reject."]})
     comment = (comment or "").strip()
@@ -205,46 +221,86 @@ def promotion_decide(
         )
     _check_separation_of_duties(actor, promotion)
     with transaction.atomic():
+        _lock_alias(promotion)
         # The row lock serialises decisions on one request: two last approvals cannot both move the alias.
         locked = PromotionRequest.objects.select_for_update().select_related("model", "version").get(pk=promotion.pk)
         if locked.state != State.AWAITING_APPROVAL:
-            raise Conflict(f"The request is {locked.get_state_display().lower()}; it takes no decisions.")
-        if Decision.objects.filter(request=locked, approver=actor).exists():
+            running_again = locked.state == State.CHECKS_RUNNING and locked.recheck_reason
+            again = f" (checks are running again because {locked.recheck_reason})" if running_again else ""
+            raise Conflict(f"The request is {locked.get_state_display().lower()}{again}; it takes no decisions.")
+        if Decision.objects.filter(request=locked, approver=actor, round=locked.checks_round).exists():
             raise Conflict("You have already decided this request; decisions cannot be changed.")
-        shown = evidence_for(locked)["evidence_digest"]
-        if evidence_digest != shown:
-            raise Conflict("The evidence changed since you loaded it (stale evidence_digest); reload and decide again.")
-        approvals = locked.decisions.filter(decision=Decision.Kind.APPROVE).count()
-        last = decision == Decision.Kind.APPROVE and approvals + 1 >= locked.approvals_required
-        if (
-            last
-            and not locked.is_emergency
-            and (reason := outside_window(locked.policy.get("change_window"), timezone.now()))
-        ):
-            raise Conflict(reason)
-        made = Decision.objects.create(
-            request=locked, approver=actor, decision=decision, comment=comment, evidence_digest=shown
+        evidence = evidence_for(locked)
+        changes = []
+        if not evidence["checks_current"]:  # what the approver would see now is not what the checks ran on
+            changes = basis_changes(locked.checks_basis, evidence_basis(locked)) or ["the evidence changed"]
+        if changes:
+            stale = evidence_digest != evidence["evidence_digest"]
+            send_back(locked, actor=actor, reason="; ".join(changes), cause="decision_on_changed_evidence")
+        else:
+            if evidence_digest != evidence["evidence_digest"]:
+                raise Conflict(
+                    "The evidence changed since you loaded it (stale evidence_digest); reload and decide again."
+                )
+            made = _record_decision(locked, actor=actor, decision=decision, comment=comment, shown=evidence)
+    if changes:  # raised after the commit above: the request is back in its checks, for everybody
+        raise Conflict(
+            f"The checks ran on evidence that has changed since{' (and your evidence_digest is stale)' * stale}: "
+            f"{'; '.join(changes)}. The request went back "
+            "to its checks, which are running again; decide once they have finished."
         )
-        audit_event(
-            actor=actor,
-            event=f"promotion.{decision}",
-            obj=locked,
-            data={
-                "decision": made.pk,
-                "evidence_digest": shown,
-                "comment": comment[:1000],
-                "approvals": approvals + (decision == "approve"),
-            },
-        )
-        if decision == Decision.Kind.REJECT:
-            _finish(locked, State.REJECTED)
-        elif last:
-            _promote(locked, actor)
-        notices.tell_decided(locked, approver=actor, decision=decision, comment=comment)
-        if last and decision == Decision.Kind.APPROVE:
-            notices.tell_promoted(locked)
     promotion.refresh_from_db()
     return made
+
+
+def _record_decision(locked: PromotionRequest, *, actor, decision: str, comment: str, shown: dict) -> Decision:
+    """Inside promotion_decide's transaction and row lock, on evidence the checks ran on."""
+    digest = shown["evidence_digest"]
+    approvals = locked.decisions.filter(decision=Decision.Kind.APPROVE, round=locked.checks_round).count()
+    last = decision == Decision.Kind.APPROVE and approvals + 1 >= locked.approvals_required
+    if (
+        last
+        and not locked.is_emergency
+        and (reason := outside_window(locked.policy.get("change_window"), timezone.now()))
+    ):
+        raise Conflict(reason)
+    made = Decision.objects.create(
+        request=locked,
+        approver=actor,
+        decision=decision,
+        comment=comment,
+        evidence_digest=digest,
+        round=locked.checks_round,
+    )
+    audit_event(
+        actor=actor,
+        event=f"promotion.{decision}",
+        obj=locked,
+        data={
+            "decision": made.pk,
+            "evidence_digest": digest,
+            "basis_digest": locked.checks_basis_digest,
+            "round": locked.checks_round,
+            "comment": comment[:1000],
+            "approvals": approvals + (decision == "approve"),
+        },
+    )
+    if decision == Decision.Kind.REJECT:
+        _finish(locked, State.REJECTED)
+    elif last:
+        _promote(locked, actor)
+    if last:
+        notices.tell_promoted(locked, approver=actor, comment=comment)
+    else:
+        notices.tell_decided(locked, approver=actor, decision=decision, comment=comment)
+    return made
+
+
+def _lock_alias(promotion: PromotionRequest) -> None:
+    """Lock the alias row first (before any request row), as alias_move does next: decisions,
+    promotions and rollbacks on one alias then take their locks in one order and never deadlock
+    when a promotion sends the alias's other open requests back to their checks."""
+    list(Alias.objects.select_for_update().filter(model_id=promotion.model_id, name=promotion.target_alias))
 
 
 def _finish(promotion: PromotionRequest, state: str) -> None:
@@ -275,6 +331,9 @@ def _promote(promotion: PromotionRequest, actor) -> None:
             "change_type": promotion.change_type,
         },
     )
+    recheck_others(
+        promotion, actor=actor, moved_from=promotion.previous_version, moved_to=promotion.version, why="promotion"
+    )
 
 
 @transaction.atomic
@@ -298,6 +357,7 @@ def promotion_rollback(*, actor, promotion: PromotionRequest, comment: str) -> P
     if not comment:
         raise ValidationError({"comment": ["Say why you roll back (required)."]})
     require(actor, "rollback", promotion)
+    _lock_alias(promotion)
     locked = PromotionRequest.objects.select_for_update().select_related("model", "version").get(pk=promotion.pk)
     latest = (
         PromotionRequest.objects.filter(model=locked.model, target_alias=locked.target_alias, state=State.PROMOTED)
@@ -331,6 +391,7 @@ def promotion_rollback(*, actor, promotion: PromotionRequest, comment: str) -> P
         },
     )
     notices.tell_rolled_back(locked)
+    recheck_others(locked, actor=actor, moved_from=locked.version, moved_to=locked.previous_version, why="rollback of")
     return locked
 
 
