@@ -3,7 +3,6 @@ that shape responses and the OpenAPI schema. Rules live in `apps.approvals.servi
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -107,7 +106,6 @@ class PromotionSerializer(serializers.ModelSerializer):
             "promoted_at",
         ]
 
-    @extend_schema_field(OpenApiTypes.INT)
     def get_previous_version(self, obj) -> int | None:
         return obj.previous_version.version if obj.previous_version_id else None
 
@@ -147,7 +145,6 @@ class PromotionDetailSerializer(PromotionSerializer):
             "window_end": obj.window_end,
         }
 
-    @extend_schema_field(OpenApiTypes.STR)
     def get_rolled_back_by(self, obj) -> str | None:
         return obj.rolled_back_by.username if obj.rolled_back_by_id else None
 
@@ -194,10 +191,8 @@ class GatePolicySerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    @extend_schema_field(OpenApiTypes.STR)
     def get_model(self, obj) -> str | None:
         return obj.model.name if obj.model_id else None
 
-    @extend_schema_field(OpenApiTypes.STR)
     def get_updated_by(self, obj) -> str | None:
         return obj.updated_by.username if obj.updated_by_id else None
