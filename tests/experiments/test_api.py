@@ -167,6 +167,7 @@ def test_run_list_filter_sort_and_query_count(api_owner, owner):
         r = run(exp, owner, name=f"r{i:02d}", params={"lr": 0.001 * (i + 1)})
         run_log_batch(run=r, actor=owner, metrics=[{"key": "val_acc", "step": 0, "value": i / 30}])
     url = f"/api/v1/runs/?experiment={exp.pk}&order_by=-metrics.val_acc&page_size=10"
+    api_owner.get(url)  # the caller (token, user, roles) is cached per process after the first request
     with CaptureQueriesContext(connection) as ctx:
         body = api_owner.get(url).json()
     assert body["count"] == 30 and body["results"][0]["name"] == "r29"
