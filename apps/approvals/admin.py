@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from apps.approvals import services
 from apps.approvals.models import Decision, GatePolicy, PromotionRequest
 from apps.approvals.policies import POLICY_FIELDS, clean_policy_fields
+from apps.core.admin import ReadOnlyAdminMixin
 from apps.core.permissions import is_platform_admin
 
 
@@ -77,15 +78,8 @@ class GatePolicyAdmin(PlatformAdminOnly, admin.ModelAdmin):
         services.policy_delete(actor=request.user, policy=obj)
 
 
-class ReadOnly(PlatformAdminOnly):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnly(ReadOnlyAdminMixin, PlatformAdminOnly):
+    pass
 
 
 @admin.register(PromotionRequest)

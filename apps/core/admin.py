@@ -11,9 +11,9 @@ if admin.site.is_registered(AuditEntry):  # auditlog registers its own, editable
     admin.site.unregister(AuditEntry)
 
 
-@admin.register(AuditEntry)
-class AuditEntryAdmin(LogEntryAdmin):
-    """Read-only: nobody adds, edits or deletes audit entries, superusers included."""
+class ReadOnlyAdminMixin:
+    """Nobody adds, edits or deletes these rows in the admin, superusers included (records that
+    the portal writes through its services: audit entries, approval decisions)."""
 
     def has_add_permission(self, request):
         return False
@@ -23,6 +23,11 @@ class AuditEntryAdmin(LogEntryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, LogEntryAdmin):
+    """Read-only, like every record of what happened."""
 
     def get_actions(self, request):
         return {}
