@@ -22,7 +22,15 @@ from apps.approvals import checks as automated
 from apps.approvals.models import Decision, PromotionCheck, PromotionRequest, RollbackTicket
 from apps.approvals.policies import outside_window, policy_for
 from apps.approvals.selectors import basis_changes, compared_version, evidence_basis, evidence_digest_of, evidence_for
-from apps.approvals.services import notices
+from apps.approvals.services.notices import (
+    tell_checks_failed,
+    tell_closed,
+    tell_decided,
+    tell_expiring,
+    tell_promoted,
+    tell_requested,
+    tell_rolled_back,
+)
 from apps.approvals.services.rechecks import recheck_others, send_back
 from apps.catalog import services as catalog
 from apps.catalog.models import Alias, ModelVersion, alias_validator
@@ -183,9 +191,9 @@ def promotion_run_checks(*, promotion: PromotionRequest, actor) -> PromotionRequ
             },
         )
         if failed:
-            notices.tell_checks_failed(locked, failed)
+            tell_checks_failed(locked, failed)
         else:
-            notices.tell_requested(locked)
+            tell_requested(locked)
     return locked
 
 
@@ -290,9 +298,9 @@ def _record_decision(locked: PromotionRequest, *, actor, decision: str, comment:
     elif last:
         _promote(locked, actor)
     if last:
-        notices.tell_promoted(locked, approver=actor, comment=comment)
+        tell_promoted(locked, approver=actor, comment=comment)
     else:
-        notices.tell_decided(locked, approver=actor, decision=decision, comment=comment)
+        tell_decided(locked, approver=actor, decision=decision, comment=comment)
     return made
 
 
@@ -345,7 +353,7 @@ def promotion_withdraw(*, actor, promotion: PromotionRequest) -> PromotionReques
         raise Conflict(f"The request is {locked.get_state_display().lower()}; it can no longer be withdrawn.")
     _finish(locked, State.WITHDRAWN)
     audit_event(actor=actor, event="promotion.withdraw", obj=locked, data={"state": locked.state})
-    notices.tell_closed(locked, why="withdrawn")
+    tell_closed(locked, why="withdrawn")
     return locked
 
 
@@ -390,7 +398,7 @@ def promotion_rollback(*, actor, promotion: PromotionRequest, comment: str) -> P
             "comment": comment[:1000],
         },
     )
-    notices.tell_rolled_back(locked)
+    tell_rolled_back(locked)
     recheck_others(locked, actor=actor, moved_from=locked.version, moved_to=locked.previous_version, why="rollback of")
     return locked
 
@@ -412,7 +420,7 @@ def promotions_expire_due(*, actor, now: datetime | None = None) -> int:
             audit_event(
                 actor=actor, event="promotion.expire", obj=locked, data={"expires_at": locked.expires_at.isoformat()}
             )
-            notices.tell_closed(locked, why="expired")
+            tell_closed(locked, why="expired")
             expired += 1
     return expired
 
@@ -435,6 +443,6 @@ def promotions_remind_expiring(*, actor, now: datetime | None = None) -> int:
             audit_event(
                 actor=actor, event="promotion.remind", obj=locked, data={"expires_at": locked.expires_at.isoformat()}
             )
-            notices.tell_expiring(locked)
+            tell_expiring(locked)
             reminded += 1
     return reminded

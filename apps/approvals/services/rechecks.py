@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from apps.approvals.models import PromotionCheck, PromotionRequest
-from apps.approvals.services import notices
+from apps.approvals.services.notices import tell_rechecking
 from apps.core.audit import audit_event
 from apps.core.dispatch import enqueue
 
@@ -52,7 +52,7 @@ def send_back(locked: PromotionRequest, *, actor, reason: str, cause: str) -> Pr
         },
     )
     enqueue("approvals.run_checks", args=[locked.pk], queue="default")
-    notices.tell_rechecking(locked)
+    tell_rechecking(locked)
     return locked
 
 
