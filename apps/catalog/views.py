@@ -8,7 +8,6 @@ Domain errors are not caught here: NotFound/Forbidden become the 404/403 pages a
 from __future__ import annotations
 
 import json
-from functools import cache
 
 from django.conf import settings
 from django.contrib import messages
@@ -29,22 +28,10 @@ from apps.core.permissions import can, require
 PAGE_SIZE = 25
 
 
-@cache
-def _model_page_prefix() -> str:
-    """`/models/`: one reverse() per process; a list page would pay one per row."""
-    return reverse("catalog:model-detail", args=["placeholder"]).removesuffix("placeholder/")
-
-
-def model_page_url(name: str) -> str:
-    return f"{_model_page_prefix()}{name}/"
-
-
 def model_list(request):
     filters = forms.ModelFiltersForm(request.GET).filters()
     page = Paginator(selectors.models_visible(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = selectors.with_aliases(list(page.object_list))
-    for m in page.object_list:
-        m.page_url = model_page_url(m.name)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
