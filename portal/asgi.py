@@ -16,12 +16,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from apps.core.heap import settle  # noqa: E402
 from apps.core.realtime import PortalWebSocketAuth, websocket_urlpatterns  # noqa: E402
 from apps.features import fastpath  # noqa: E402
+from apps.serving.inference import fastpath as predict_fastpath  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Hot path (token-authenticated online feature reads) ahead of Django's full stack; it shares
-        # the token, permission, validation and audit code, and hands everything else to Django.
-        "http": fastpath.wrap(django_asgi_app),
+        # Hot paths (token-authenticated predictions and online feature reads) ahead of Django's full
+        # stack; they share the token, permission, validation and audit code, and hand everything
+        # else to Django. Predict is outermost: it is the busiest and its test is the cheapest.
+        "http": predict_fastpath.wrap(fastpath.wrap(django_asgi_app)),
         "websocket": PortalWebSocketAuth(URLRouter(websocket_urlpatterns())),
     }
 )

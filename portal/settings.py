@@ -442,3 +442,35 @@ CELERY_BEAT_SCHEDULE |= {
     "approvals-expire": {"task": "approvals.expire_due", "schedule": 300.0, "options": {"queue": "default"}},
     "approvals-remind": {"task": "approvals.remind_expiring", "schedule": 900.0, "options": {"queue": "default"}},
 }
+
+# --- Serving (issue #15; owned by the serving app) -----------------------------------------------
+# Rows per predict call (more: 413) and the request body limit of the lean predict path.
+SERVING_MAX_ROWS = env_int("SERVING_MAX_ROWS", 1000, minimum=1, maximum=1_000_000)
+SERVING_MAX_BODY_BYTES = env_int("SERVING_MAX_BODY_BYTES", 8 << 20, minimum=1024, maximum=1 << 30)
+# ONNX Runtime sessions kept per process (least recently used evicted past this many megabytes of
+# model files; each eviction is logged). Threads per session: one request per core.
+SERVING_SESSION_CACHE_MB = env_int("SERVING_SESSION_CACHE_MB", 1024, minimum=1, maximum=1 << 20)
+SERVING_ORT_INTRA_THREADS = env_int("SERVING_ORT_INTRA_THREADS", 1, minimum=0, maximum=256)
+# "auto": CUDA where onnxruntime-gpu offers it, else CPU; "cpu": always CPU.
+SERVING_ORT_PROVIDER = env_choice("SERVING_ORT_PROVIDER", ("auto", "cpu"), "auto")
+# Prediction logs: default sample of new endpoints, how long they are kept, how often the
+# in-process buffer is written (one batch insert), and how many entries it holds before it counts
+# new ones as lost rather than block a prediction.
+SERVING_LOG_SAMPLE_RATE = env_float("SERVING_LOG_SAMPLE_RATE", 0.1)
+SERVING_LOG_RETENTION_DAYS = env_int("SERVING_LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+SERVING_LOG_FLUSH_S = env_float("SERVING_LOG_FLUSH_S", 1.0)
+SERVING_LOG_BUFFER = env_int("SERVING_LOG_BUFFER", 10_000, minimum=10, maximum=10_000_000)
+# Shadow copies waiting for their turn off the request path; beyond this they are dropped (counted).
+SERVING_SHADOW_QUEUE = env_int("SERVING_SHADOW_QUEUE", 1000, minimum=1, maximum=1_000_000)
+# Canary ramps are evaluated this often (beat); batch scoring reads and writes this many rows per chunk.
+SERVING_CANARY_EVAL_S = env_float("SERVING_CANARY_EVAL_S", 10.0)
+SERVING_SCORING_CHUNK_ROWS = env_int("SERVING_SCORING_CHUNK_ROWS", 50_000, minimum=100, maximum=10_000_000)
+SERVING_SCORING_MAX_UPLOAD_BYTES = env_int("SERVING_SCORING_MAX_UPLOAD_BYTES", 2 << 30, minimum=1024)
+CELERY_BEAT_SCHEDULE |= {
+    "serving-canaries": {
+        "task": "serving.evaluate_canaries",
+        "schedule": SERVING_CANARY_EVAL_S,
+        "options": {"queue": "default"},
+    },
+    "serving-log-retention": {"task": "serving.retention_sweep", "schedule": 86400.0, "options": {"queue": "default"}},
+}

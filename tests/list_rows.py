@@ -310,6 +310,44 @@ def _sweep(w):
     return w.sweep
 
 
+def _endpoints(w, start, stop):
+    from apps.catalog import services as catalog
+    from apps.serving.services.endpoints import endpoint_create
+
+    model = _model(w)
+    if not model.aliases.filter(name="staging").exists():
+        catalog.alias_move(model=model, alias="staging", version=w.first, actor=w.owner)
+    for i in range(start, stop):
+        endpoint_create(
+            actor=w.owner, name=f"ep-{i}", team="risk" if i % 2 else None,
+            routes=[{"name": "main", "model": model.name, "alias": "staging", "weight": 90},
+                    {"name": "pinned", "model": model.name, "version": 1, "weight": 10},
+                    {"name": "copy", "model": model.name, "version": 1, "weight": 50, "mode": "shadow"}],
+        )  # fmt: skip
+
+
+def _endpoint(w):
+    if not hasattr(w, "endpoint"):
+        _endpoints(w, 1000, 1001)
+        from apps.serving.models import Endpoint
+
+        w.endpoint = Endpoint.objects.get(name="ep-1000")
+    return w.endpoint
+
+
+def _scoring_jobs(w, start, stop):
+    from apps.core.permissions import grant_owner
+    from apps.serving.models import ScoringJob
+
+    _model(w)
+    for i in range(start, stop):
+        job = ScoringJob.objects.create(
+            owner=w.owner, version=w.first, queue="cpu", source={"upload": f"rows-{i}.csv", "format": "csv"},
+            rows_total=1000 + i, rows_done=i, progress=0.5,
+        )  # fmt: skip
+        grant_owner(job)
+
+
 def _shares(target: Callable) -> Callable:
     """Rows of an object's sharing list: `target(w)` shared with one more user per row."""
 
@@ -354,6 +392,8 @@ REGISTRY: dict[str, Rows] = {
     "api-v1:notifications:notification-list": Rows(_notifications, "?page_size=100"),
     "api-v1:training:job-list": Rows(_jobs, "?page_size=100"),
     "api-v1:training:sweep-list": Rows(_sweeps, "?page_size=100"),
+    "api-v1:serving:endpoint-list": Rows(_endpoints, "?page_size=100"),
+    "api-v1:serving:scoring-list": Rows(_scoring_jobs, "?page_size=100"),
     "api-v1:features:view-materialize": Rows(_materializations, args=lambda w: [_feature_view(w).name]),
     # sharing lists: who has access to one object
     "api-v1:catalog:model-sharing": Rows(_shares(_model), args=lambda w: [_model(w).name]),
@@ -365,6 +405,7 @@ REGISTRY: dict[str, Rows] = {
     "api-v1:features:training-set-sharing": Rows(_shares(_training_set), args=lambda w: [_training_set(w).pk]),
     "api-v1:training:job-sharing": Rows(_shares(_job), args=lambda w: [_job(w).pk]),
     "api-v1:training:sweep-sharing": Rows(_shares(_sweep), args=lambda w: [_sweep(w).pk]),
+    "api-v1:serving:endpoint-sharing": Rows(_shares(_endpoint), args=lambda w: [_endpoint(w).name]),
     # pages
     "core:audit": Rows(_audit, "?event=test.event", persona="auditor"),
     "accounts:profile": Rows(_tokens),
@@ -388,6 +429,8 @@ REGISTRY: dict[str, Rows] = {
     "training:job-list": Rows(_jobs),
     "training:queues": Rows(_jobs),
     "training:sweep-list": Rows(_sweeps),
+    "serving:endpoint-list": Rows(_endpoints),
+    "serving:scoring-list": Rows(_scoring_jobs),
 }
 
 # Routes the discovery below takes for lists that are not lists of stored rows, with the reason.

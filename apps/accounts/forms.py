@@ -24,3 +24,20 @@ class TokenCreateForm(BootstrapFormMixin, forms.Form):
         initial=settings.API_TOKEN_DEFAULT_DAYS,
         label="Expires after (days)",
     )
+    endpoints = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Endpoints (predict scope)",
+        help_text="Comma-separated names of the serving endpoints this token may call predict and "
+        "feedback on, e.g. fraud-live, churn. A predict token calls no other endpoint.",
+    )
+    rate = forms.CharField(
+        required=False,
+        max_length=20,
+        label="Rate limit (predict scope)",
+        help_text="Optional, on top of your own limit: N/s, N/m, N/h or N/d, e.g. 600/m.",
+    )
+
+    def clean_endpoints(self) -> list[str]:
+        text = self.cleaned_data.get("endpoints") or ""
+        return sorted({name.strip() for name in text.replace("\n", ",").split(",") if name.strip()})

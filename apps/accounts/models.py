@@ -41,6 +41,10 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=12, unique=True)
     key_hash = models.CharField(max_length=64)
     scopes = models.JSONField(default=list)
+    # `predict` tokens name the serving endpoints they may call (none named: none) and may carry
+    # their own rate ("600/m"), besides their user's.
+    endpoints = models.JSONField(default=list, blank=True)
+    rate = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,14 +16,26 @@ from apps.accounts.models import ApiToken, Team
 from apps.accounts.tokens import new_key
 from apps.core.audit import audit_event
 from apps.core.errors import NotFound
+from apps.core.names import NAME_RE
 from apps.core.permissions import is_platform_admin
 from apps.core.realtime import access_changed, token_access_group
 
 VALID_SCOPES = {code for code, _ in ApiToken.SCOPES}
 
 
-def token_create(*, user, name: str, scopes: list[str], expires_days: int | None) -> tuple[ApiToken, str]:
-    """Create a token and return it with its key; the key is never retrievable again."""
+def token_create(
+    *,
+    user,
+    name: str,
+    scopes: list[str],
+    expires_days: int | None,
+    endpoints: list[str] | None = None,
+    rate: str = "",
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its key; the key is never retrievable again.
+
+    `endpoints` (names) and `rate` ("N/s|m|h|d") apply to the `predict` scope: such a token may
+    predict on exactly the endpoints it names, at most at its own rate besides its user's."""
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the token a name so you can recognise it later."})
@@ -31,10 +44,26 @@ def token_create(*, user, name: str, scopes: list[str], expires_days: int | None
         raise ValidationError({"scopes": f"Choose one or more of: {', '.join(sorted(VALID_SCOPES))}."})
     if expires_days is not None and not (1 <= expires_days <= settings.API_TOKEN_MAX_DAYS):
         raise ValidationError({"expires_days": f"Expiry must be between 1 and {settings.API_TOKEN_MAX_DAYS} days."})
+    endpoints = sorted(set(endpoints or ()))
+    if endpoints and "predict" not in scopes:
+        raise ValidationError({"endpoints": "Endpoints apply to the 'predict' scope; add it or name no endpoint."})
+    bad = [e for e in endpoints if not isinstance(e, str) or not re.fullmatch(NAME_RE, e)]
+    if bad:
+        raise ValidationError({"endpoints": f"Not an endpoint name: {bad[0]!r}."})
+    rate = (rate or "").strip()
+    if rate and not re.fullmatch(r"[1-9][0-9]{0,8}/[smhd]", rate):
+        raise ValidationError({"rate": "Write the rate as N/s, N/m, N/h or N/d, for example 600/m."})
     key, prefix, key_hash = new_key()
     expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
     token = ApiToken.objects.create(
-        user=user, name=name[:100], prefix=prefix, key_hash=key_hash, scopes=sorted(set(scopes)), expires_at=expires_at
+        user=user,
+        name=name[:100],
+        prefix=prefix,
+        key_hash=key_hash,
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
+        endpoints=endpoints,
+        rate=rate,
     )
     return token, key
 

@@ -29,6 +29,8 @@ def profile(request):
                     name=form.cleaned_data["name"],
                     scopes=form.cleaned_data["scopes"],
                     expires_days=form.cleaned_data["expires_days"],
+                    endpoints=form.cleaned_data["endpoints"],
+                    rate=form.cleaned_data["rate"],
                 )
             except ValidationError as exc:
                 apply_validation_error(form, exc)

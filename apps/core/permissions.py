@@ -5,7 +5,8 @@
   or a model class (the role's model permission, e.g. ``can(user, "add", TrainingJob)``).
 - `require(user, action, target)`: raise `NotFound` when an object is invisible (strangers learn
   nothing), `Forbidden` when it is visible but the action is not allowed or the role lacks it.
-- `can_view_pii(user, view)`, `token_allows(token, scopes)`, `team_member(user, team)`.
+- `can_view_pii(user, view)`, `token_allows(token, scopes)`, `token_allows_endpoint(token, name)`
+  (predict tokens name their endpoints), `team_member(user, team)`.
 - `capabilities(user)`: what templates ask (``{% if can_add.trainingjob %}``).
 - Promotion requests and gate policies (apps.approvals) have no guardian rows: their rights are
   derived from the model and the policy's approver groups (`_DERIVED`, below); actions `decide`,
@@ -326,6 +327,15 @@ def token_allows(token, scopes: str | Iterable[str]) -> bool:
         return True
     wanted = (scopes,) if isinstance(scopes, str) else tuple(scopes)
     return any(scope in held for scope in wanted)
+
+
+def token_allows_endpoint(token, endpoint_name: str) -> bool:
+    """May this credential predict on (and send feedback to) the endpoint called `endpoint_name`?
+    Session callers: yes (their view right on the endpoint decides). Tokens: the `predict` scope
+    and the endpoint named on the token. The caller's view right is asked separately (`require`)."""
+    if getattr(token, "scopes", None) is None:
+        return True
+    return "predict" in token.scopes and endpoint_name in (getattr(token, "endpoints", None) or ())
 
 
 def scope_for_method(method: str) -> str:

@@ -189,7 +189,7 @@ def world(settings, monkeypatch, tmp_path, owner, collaborator, team, auditor, a
     settings.FEATURE_STORE_ROOT = tmp_path / "features"
     # 50 rows on one page: the question is what a row costs, and a first page that holds all its
     # rows skips its COUNT (apps/core/paginator.py), which a second page would add back.
-    for module in [m for name, m in sys.modules.items() if re.fullmatch(r"apps\.\w+\.views", name)]:
+    for module in [m for name, m in sys.modules.items() if re.fullmatch(r"apps\.\w+\.views(\.\w+)?", name)]:
         if hasattr(module, "PAGE_SIZE"):
             monkeypatch.setattr(module, "PAGE_SIZE", 100)
     return SimpleNamespace(

@@ -21,14 +21,28 @@ class Command(BaseCommand):
         )
         parser.add_argument("--expires-days", type=int, default=settings.API_TOKEN_DEFAULT_DAYS)
         parser.add_argument("--name", default="command line")
+        parser.add_argument(
+            "--endpoint",
+            action="append",
+            dest="endpoints",
+            help="with --scope predict: an endpoint it may call (repeat)",
+        )
+        parser.add_argument("--rate", default="", help="with --scope predict: its own rate, e.g. 600/m")
 
-    def handle(self, username, scopes, expires_days, name, **options):
+    def handle(self, username, scopes, expires_days, name, endpoints=None, rate="", **options):
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"No active user called {username!r}.")
         with acting_as(system_user()):
             try:
-                token, key = token_create(user=user, name=name, scopes=scopes or ["read"], expires_days=expires_days)
+                token, key = token_create(
+                    user=user,
+                    name=name,
+                    scopes=scopes or ["read"],
+                    expires_days=expires_days,
+                    endpoints=endpoints or [],
+                    rate=rate,
+                )
             except ValidationError as exc:
                 raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
         self.stderr.write(
