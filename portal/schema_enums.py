@@ -21,3 +21,9 @@ from apps.approvals.models import PromotionRequest  # noqa: E402
 
 PROMOTION_STATE = PromotionRequest.State
 PROMOTION_RISK = PromotionRequest.Risk
+
+from apps.serving.models import Route, ScoringJob  # noqa: E402
+
+ROUTE_MODE = Route.Mode.values  # the API offers the values as their own labels
+SWEEP_MODE = Sweep._meta.get_field("mode").choices
+RESOURCE_CLASS = ScoringJob.ResourceClass

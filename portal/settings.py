@@ -288,6 +288,9 @@ SPECTACULAR_SETTINGS = {
         "SweepStateEnum": "portal.schema_enums.SWEEP_STATE",
         "PromotionStateEnum": "portal.schema_enums.PROMOTION_STATE",
         "PromotionRiskEnum": "portal.schema_enums.PROMOTION_RISK",
+        "RouteModeEnum": "portal.schema_enums.ROUTE_MODE",
+        "SweepModeEnum": "portal.schema_enums.SWEEP_MODE",
+        "ResourceClassEnum": "portal.schema_enums.RESOURCE_CLASS",
     },
 }
 

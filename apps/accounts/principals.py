@@ -18,18 +18,15 @@ on its user (permission caches, attributes) is seen by another.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
 
-import redis
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import transaction
 
+from apps.core.invalidation import ChannelListener
 from apps.core.redis_pool import redis_client
 
 GEN_KEY = "portal:auth:gen"
@@ -95,57 +92,13 @@ def announce() -> None:
         log.exception("could not announce a caller change")
 
 
-class _Listener:
-    """One thread per process on its own connection, subscribed to CHANNEL: each message clears
-    the cache. `ready` is set only while the subscription is confirmed; the cache is cleared when
-    it (re)starts, since anything may have changed while nobody listened."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pid: int | None = None
-        self.ready = threading.Event()
-
-    def ensure(self) -> None:
-        if self.pid == os.getpid():
-            return
-        with self.lock:
-            if self.pid == os.getpid():
-                return
-            self.pid, self.ready = os.getpid(), threading.Event()  # a forked child starts its own
-            threading.Thread(target=self._run, args=(self.pid, self.ready), name="caller-cache", daemon=True).start()
-
-    def _run(self, pid: int, ready: threading.Event) -> None:
-        while self.pid == pid:
-            pubsub = None
-            try:
-                client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=10)
-                pubsub = client.pubsub()
-                pubsub.subscribe(CHANNEL)
-                while self.pid == pid:
-                    message = pubsub.get_message(timeout=5.0)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        CACHE.clear()
-                        ready.set()
-                    elif message["type"] == "message":
-                        CACHE.clear()
-            except Exception as exc:  # lookups compare the counter until the listener is back
-                (log.warning if ready.is_set() else log.debug)("caller cache listener lost Redis (%s); retrying", exc)
-            finally:
-                ready.clear()
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        pubsub.close()
-            time.sleep(1)
-
-
-_LISTENER = _Listener()
+# One thread per process subscribed to CHANNEL: each message (and each (re)subscription, since
+# anything may have changed while nobody listened) clears the cache.
+_LISTENER = ChannelListener(CHANNEL, lambda: CACHE.clear(), name="caller-cache")
 
 
 def _listening() -> bool:
-    _LISTENER.ensure()
-    return _LISTENER.ready.is_set()
+    return _LISTENER.listening()
 
 
 # --- users ---------------------------------------------------------------------------------------

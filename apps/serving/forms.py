@@ -40,6 +40,51 @@ class EndpointForm(BootstrapFormMixin, forms.Form):
         queryset=Team.objects.none(), required=False, help_text="Shares the endpoint with the team as viewers."
     )
 
+    ramp_steps = forms.CharField(
+        required=False, label="Ramp alias moves in steps (%)",
+        help_text="e.g. 10, 50, 100: a move of the alias the main route follows becomes a canary that rolls "
+        "back by itself. Empty: switch at once.",
+    )  # fmt: skip
+    ramp_interval_s = forms.IntegerField(required=False, min_value=10, initial=600, label="Seconds per step")
+    ramp_error_rate = forms.FloatField(
+        required=False, min_value=0.0, max_value=1.0, initial=0.02, label="Roll back when the error rate is higher by"
+    )
+    ramp_p95_ms = forms.FloatField(required=False, min_value=0.0, label="…or p95 latency higher by (ms)")
+    ramp_min_samples = forms.IntegerField(required=False, min_value=1, initial=100, label="Requests per side first")
+
+    RAMP_FIELDS = ("ramp_steps", "ramp_interval_s", "ramp_error_rate", "ramp_p95_ms", "ramp_min_samples")
+
+    def rollout(self) -> dict:
+        """The rollout plan as the service takes it ({} without steps); the service checks it."""
+        data = self.cleaned_data
+        raw = (data.get("ramp_steps") or "").replace("%", "").strip()
+        if not raw:
+            return {}
+        try:
+            steps = [int(part) for part in raw.replace(";", ",").split(",") if part.strip()]
+        except ValueError:
+            steps = raw  # the service answers with what a step must be
+        guards = {"error_rate": data.get("ramp_error_rate"), "p95_latency_ms": data.get("ramp_p95_ms")}
+        guards = {k: v for k, v in guards.items() if v is not None}
+        guards["min_samples"] = data.get("ramp_min_samples") or 100
+        return {"steps": steps, "step_interval_s": data.get("ramp_interval_s") or 600, "guards": guards}
+
+    def fields_for_service(self) -> dict:
+        return {k: v for k, v in self.cleaned_data.items() if k not in self.RAMP_FIELDS} | {"rollout": self.rollout()}
+
+    @staticmethod
+    def ramp_initial(rollout: dict) -> dict:
+        if not rollout:
+            return {}
+        guards = rollout.get("guards", {})
+        return {
+            "ramp_steps": ", ".join(str(s) for s in rollout.get("steps", [])),
+            "ramp_interval_s": rollout.get("step_interval_s"),
+            "ramp_error_rate": guards.get("error_rate"),
+            "ramp_p95_ms": guards.get("p95_latency_ms"),
+            "ramp_min_samples": guards.get("min_samples"),
+        }
+
     def __init__(self, *args, user=None, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         if editing:

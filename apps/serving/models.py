@@ -25,6 +25,9 @@ class Endpoint(OwnedModel):
     log_sample_rate = models.FloatField(
         default=0.1, help_text="share of requests whose inputs and outputs are logged (0 to 1)"
     )
+    # How a move of the alias its baseline route follows reaches traffic: {} switches at once; a canary
+    # plan ({"steps", "step_interval_s", "guards"}) ramps the new version in and rolls back by itself.
+    rollout = models.JSONField(default=dict, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
@@ -99,6 +102,11 @@ class Canary(models.Model):
     evaluations = models.JSONField(default=list, blank=True, help_text="[{step, baseline, canary, verdict, at}]")
     reason = models.TextField(blank=True)
     promotion_ref = models.CharField(max_length=64, blank=True, help_text="the approved promotion it rests on")
+    follow_alias = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="started by a move of this alias: the baseline follows it again on completion",
+    )
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     started_at = models.DateTimeField(auto_now_add=True)
     step_started_at = models.DateTimeField()

@@ -30,6 +30,12 @@ def endpoint_api_url(name: str) -> str:
 # --- input ----------------------------------------------------------------------------------
 
 
+ROLLOUT_HELP = (
+    "how a move of the alias the baseline route follows reaches traffic: {} switches at once; "
+    '{"steps": [5, 25, 50, 100], "step_interval_s": 600, "guards": {...}} ramps it in as a canary'
+)
+
+
 class EndpointFiltersSerializer(serializers.Serializer):
     """The endpoint list's query string (API and OpenAPI; the page reads the same names)."""
 
@@ -83,11 +89,13 @@ class EndpointCreateSerializer(serializers.Serializer):
     log_sample_rate = serializers.FloatField(
         required=False, min_value=0.0, max_value=1.0, help_text="share of requests logged (default from settings)"
     )
+    rollout = serializers.JSONField(required=False, help_text=ROLLOUT_HELP)
 
 
 class EndpointUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     log_sample_rate = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    rollout = serializers.JSONField(required=False, help_text=ROLLOUT_HELP)
     routes = RouteInputSerializer(
         many=True, required=False, allow_empty=False, max_length=MAX_ROUTES,
         help_text="the whole new route list; a route keeping its name keeps its row",
@@ -130,6 +138,7 @@ class EndpointSerializer(serializers.Serializer):
     description = serializers.CharField()
     region = serializers.CharField()
     log_sample_rate = serializers.FloatField()
+    rollout = serializers.JSONField(help_text=ROLLOUT_HELP)
     owner = serializers.CharField()
     team = serializers.CharField(allow_null=True)
     archived = serializers.BooleanField()
@@ -144,6 +153,7 @@ class EndpointSerializer(serializers.Serializer):
             "description": endpoint.description,
             "region": endpoint.region,
             "log_sample_rate": endpoint.log_sample_rate,
+            "rollout": endpoint.rollout,
             "owner": endpoint.owner.username,
             "team": endpoint.team.slug if endpoint.team_id else None,
             "archived": endpoint.archived_at is not None,

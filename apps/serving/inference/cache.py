@@ -20,17 +20,14 @@ and warmed before the new plan replaces the old. Tokens and decisions are droppe
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 
-import redis
-from django.conf import settings
 from django.db import connections
 
+from apps.core.invalidation import ChannelListener
 from apps.core.redis_pool import redis_client
 
 GEN_KEY = "portal:serving:gen"
@@ -122,54 +119,14 @@ def bump() -> None:
 
 
 # --- the listener ------------------------------------------------------------------------------
-class _Listener:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pid: int | None = None
-        self.ready = threading.Event()
-
-    def ensure(self) -> None:
-        if self.pid == os.getpid():
-            return
-        with self.lock:
-            if self.pid == os.getpid():
-                return
-            self.pid, self.ready = os.getpid(), threading.Event()
-            threading.Thread(target=self._run, args=(self.pid, self.ready), name="serving-cache", daemon=True).start()
-
-    def _run(self, pid: int, ready: threading.Event) -> None:
-        while self.pid == pid:
-            pubsub = None
-            try:
-                client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=10)
-                pubsub = client.pubsub()
-                pubsub.subscribe(CHANNEL)
-                while self.pid == pid:
-                    message = pubsub.get_message(timeout=5.0)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        STATE.invalidate()  # anything may have changed while nobody listened
-                        ready.set()
-                    elif message["type"] == "message":
-                        STATE.invalidate()
-            except Exception as exc:  # requests compare the counter until the listener is back
-                (log.warning if ready.is_set() else log.debug)("serving cache listener lost Redis (%s)", exc)
-            finally:
-                ready.clear()
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        pubsub.close()
-            time.sleep(1)
-
-
-LISTENER = _Listener()
+# Each message (and each (re)subscription: anything may have changed while nobody listened) drops
+# every cached plan, token and decision of this process.
+LISTENER = ChannelListener(CHANNEL, lambda: STATE.invalidate(), name="serving-cache")
 
 
 def check_generation() -> None:
     """Once per request: nothing while the listener is subscribed, else compare the counter."""
-    LISTENER.ensure()
-    if LISTENER.ready.is_set():
+    if LISTENER.listening():
         return
     try:
         generation = redis_client().get(GEN_KEY) or b"0"

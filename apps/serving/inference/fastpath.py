@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.signals import request_finished, request_started
 
-from apps.core import ratelimit
 from apps.core.asgi_handler import web_executor
+from apps.core.leanpath import Reply, authorization, read_body, send_json, throttle
+from apps.core.leanpath import top_up as top_up_lease
 from apps.core.permissions import token_allows
 from apps.serving.inference import cache, logbook, shadow
 from apps.serving.inference.predict import predict_call
@@ -33,16 +32,9 @@ PREFIX = "/api/v1/endpoints/"
 SUFFIX = "/predict"
 SCOPE = "predict"
 INLINE_BODY_BYTES = 32 << 10
-_JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _WWW = [(b"www-authenticate", b"Token")]
 _INVALID = "Invalid, expired or revoked token."
-_clients: dict = {}
 log = logging.getLogger(__name__)
-
-
-class _Reply(Exception):
-    def __init__(self, status: int, body: dict, headers=()):
-        self.status, self.body, self.headers = status, body, list(headers)
 
 
 def endpoint_name(path: str) -> str | None:
@@ -52,18 +44,11 @@ def endpoint_name(path: str) -> str | None:
     return name if name and "/" not in name else None
 
 
-def _authorization(scope) -> bytes | None:
-    for name, value in scope.get("headers") or ():
-        if name == b"authorization":
-            return value
-    return None
-
-
 def handles(scope) -> bool:
     """True for POST .../endpoints/{name}/predict with a Token or Bearer header (sessions: Django)."""
     if scope.get("type") != "http" or scope.get("method") != "POST" or endpoint_name(scope.get("path", "")) is None:
         return False
-    header = _authorization(scope)
+    header = authorization(scope)
     if header is None:
         return False
     start = header[:7].lower()
@@ -105,7 +90,7 @@ async def _token(header: bytes):
     keyword, _, key = header.decode("latin-1").partition(" ")
     key = key.strip()
     if not key:
-        raise _Reply(401, {"detail": f"Authorization header has no token after {keyword!r}."}, _WWW)
+        raise Reply(401, {"detail": f"Authorization header has no token after {keyword!r}."}, _WWW)
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
     cache.check_generation()
     hit = cache.token_get(digest)
@@ -113,75 +98,17 @@ async def _token(header: bytes):
         loaded = await asyncio.get_running_loop().run_in_executor(web_executor(), _load_token_with_database, key)
         if loaded is None:
             cache.token_drop(digest)
-            raise _Reply(401, {"detail": _INVALID}, _WWW)
+            raise Reply(401, {"detail": _INVALID}, _WWW)
         cache.token_put(digest, *loaded)
         token, expires = loaded
     else:
         token, expires, _ = hit
     if expires is not None and expires <= time.time():
         cache.token_drop(digest)
-        raise _Reply(401, {"detail": _INVALID}, _WWW)
+        raise Reply(401, {"detail": _INVALID}, _WWW)
     if not token_allows(token, SCOPE):
-        raise _Reply(403, {"detail": f"This token lacks the '{SCOPE}' scope; create one with it on your profile page."})
+        raise Reply(403, {"detail": f"This token lacks the '{SCOPE}' scope; create one with it on your profile page."})
     return token
-
-
-# --- the user's API rate (as apps/features/fastpath.py spends it) --------------------------------
-def _rate_script():
-    loop = asyncio.get_running_loop()
-    script = _clients.get(loop)
-    if script is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-        script = client.register_script(ratelimit.RATE_LUA)
-        _clients.clear()  # one event loop per process in production; tests may create several
-        _clients[loop] = script
-    return script
-
-
-async def _throttle(user_id: int) -> bool:
-    """Spend one request of the user's rate or refuse with 429; True when the lease wants topping up."""
-    rate = ratelimit.rate()
-    if rate is None:
-        return False
-    spent = ratelimit.spend(user_id, rate)
-    if spent is not None:
-        return spent
-    keys, args, window, frac = ratelimit.claim_args(user_id, rate)
-    reply = await _rate_script()(keys=keys, args=args)
-    try:
-        ratelimit.settle(user_id, rate, reply, window, frac)
-    except ratelimit.Throttled as exc:
-        raise _Reply(429, {"detail": str(exc)}, [(b"retry-after", str(exc.wait).encode())]) from None
-    return False
-
-
-async def _top_up(user_id: int) -> None:
-    try:
-        rate = ratelimit.rate()
-        if rate is not None:
-            keys, args, window, _ = ratelimit.claim_args(user_id, rate)
-            granted = int((await _rate_script()(keys=keys, args=args))[0])
-            if granted > 0:
-                ratelimit.keep(user_id, rate[0], window, granted, ratelimit.lease_size(rate[1]))
-    except Exception as exc:  # the next request asks Redis itself
-        log.warning("rate limit top-up failed: %s", exc)
-    finally:
-        ratelimit.top_up_done(user_id)
-
-
-async def _body(receive) -> bytes:
-    chunks, size, limit = [], 0, settings.SERVING_MAX_BODY_BYTES
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Reply(400, {"detail": "The client disconnected."})
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _Reply(413, {"detail": f"The request body is over {limit} bytes; send fewer rows."})
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _call(user, token, name, raw, client, allow_load):
@@ -203,10 +130,11 @@ class PredictFastPath:
 
 
 async def _serve(scope, receive) -> tuple[int, dict, list, int | None]:
-    token = await _token(_authorization(scope) or b"")
+    token = await _token(authorization(scope) or b"")
     user = token.user
-    raw = await _body(receive)
-    top_up = await _throttle(user.pk)
+    limit = settings.SERVING_MAX_BODY_BYTES
+    raw = await read_body(receive, limit, f"The request body is over {limit} bytes; send fewer rows.")
+    top_up = await throttle(user.pk)
     name = endpoint_name(scope["path"])
     client = (scope.get("client") or ("",))[0]
     try:
@@ -226,19 +154,11 @@ async def handle(scope, receive, send) -> None:
     top_up = None
     try:
         status, body, headers, top_up = await _serve(scope, receive)
-    except _Reply as reply:
+    except Reply as reply:
         status, body, headers = reply.status, reply.body, reply.headers
     except Exception:  # a bug, not the client's fault: JSON like the API's handler
         log.exception("predict fast path failed")
         status, body, headers = 500, {"detail": "Internal error; it has been logged."}, []
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON, (b"content-length", str(len(payload)).encode()), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_json(send, status, body, headers)
     if top_up is not None:
-        await _top_up(top_up)
+        await top_up_lease(top_up)

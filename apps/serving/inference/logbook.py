@@ -259,8 +259,8 @@ class _Flusher:
     def _run(self, pid: int) -> None:
         while self.pid == pid:
             time.sleep(max(0.05, settings.SERVING_LOG_FLUSH_S))
-            if self.paused:
-                continue
+            if self.paused or not (BUFFER.windows or BUFFER.entries):
+                continue  # nothing to write: no database round trip (and no connection) for it
             try:
                 flush()
             except Exception:

@@ -101,7 +101,7 @@ def _promotion_ref(baseline: Route, target: ModelVersion) -> str:
     return str(promotion.pk)
 
 
-def _move_weight(canary_route: Route, baseline: Route, weight: int) -> None:
+def move_weight(canary_route: Route, baseline: Route, weight: int) -> None:
     """Set the canary route to `weight`, the baseline giving or taking the difference."""
     delta = weight - canary_route.weight
     if delta:
@@ -111,7 +111,7 @@ def _move_weight(canary_route: Route, baseline: Route, weight: int) -> None:
         canary_route.save()
 
 
-def _canary_route(endpoint: Endpoint, baseline: Route, target: ModelVersion) -> Route:
+def canary_route_for(endpoint: Endpoint, baseline: Route, target: ModelVersion) -> Route:
     """The existing `canary` route re-pinned to the target at 0 %, or a new one."""
     route = Route.objects.select_for_update().filter(endpoint=endpoint, name=CANARY_ROUTE).first()
     if route is None:
@@ -158,8 +158,8 @@ def canary_start(*, actor, endpoint: Endpoint, version, steps, step_interval_s, 
             f"{steps[0]} %. Start with a smaller first step or give {baseline.name} more weight."
         )
     promotion_ref = _promotion_ref(baseline, target)
-    route = _canary_route(endpoint, baseline, target)
-    _move_weight(route, baseline, steps[0])
+    route = canary_route_for(endpoint, baseline, target)
+    move_weight(route, baseline, steps[0])
     now = timezone.now()
     canary = Canary.objects.create(
         endpoint=endpoint, version=target, route_name=route.name, baseline_route=baseline.name, steps=steps,
@@ -206,10 +206,11 @@ def canary_abort(*, actor, endpoint: Endpoint) -> Canary:
         raise Conflict(f"No canary is running on {endpoint.name}; there is nothing to abort.")
     canary_route, baseline = _routes_of(canary)
     if canary_route is not None and baseline is not None:
-        _move_weight(canary_route, baseline, 0)
+        move_weight(canary_route, baseline, 0)
     now = timezone.now()
     canary.weight = 0
-    _finish(canary, Canary.State.ABORTED, f"Aborted by {actor.username} at step {canary.step + 1}; back to 0 %.", now)
+    reason = f"Aborted by {actor.username} at step {canary.step + 1}; back to 0 %." + _pin_note(canary, baseline)
+    _finish(canary, Canary.State.ABORTED, reason, now)
     audit_event(actor=actor, event="canary.abort", obj=endpoint, data={"canary": canary.pk, "step": canary.step})
     return canary
 
@@ -217,9 +218,21 @@ def canary_abort(*, actor, endpoint: Endpoint) -> Canary:
 # --- evaluation -----------------------------------------------------------------------------
 
 
+def _pin_note(canary: Canary, baseline: Route | None) -> str:
+    """What a ramp of an alias move leaves behind when it stops short: the pinned baseline."""
+    if not canary.follow_alias or baseline is None or baseline.alias:
+        return ""
+    return (
+        f" The route {baseline.name} stays pinned to v{baseline.version.version} although the alias "
+        f"{canary.follow_alias} points to v{canary.version.version}: roll the promotion back, or move "
+        f"the route back to the alias when ready."
+    )
+
+
 def _roll_back(canary: Canary, canary_route: Route | None, baseline: Route | None, reason: str, actor, now) -> str:
+    reason += _pin_note(canary, baseline)
     if canary_route is not None and baseline is not None:
-        _move_weight(canary_route, baseline, 0)
+        move_weight(canary_route, baseline, 0)
     canary.weight = 0
     _finish(canary, Canary.State.ROLLED_BACK, reason, now)
     audit_event(
@@ -234,7 +247,13 @@ def _complete(canary: Canary, canary_route: Route, baseline: Route, actor, now) 
     target = canary.version
     weight = baseline.weight + canary_route.weight
     note = f"The baseline route {baseline.name} now serves v{target.version}"
-    if baseline.alias:
+    follow = canary.follow_alias and Alias.objects.filter(model=baseline.model, name=canary.follow_alias).first()
+    if follow:  # a ramp of an alias move: follow the alias again (it still points to the target, or moved on)
+        baseline.alias, baseline.version = follow.name, None
+        note += f" by following the alias {follow.name} again"
+        if follow.version_id != target.pk:
+            note += f", which has moved on to v{follow.version.version} meanwhile"
+    elif baseline.alias:
         alias_version = serving_version_id(baseline)
         if alias_version == target.pk:
             note += f" through the alias {baseline.alias}, which already points to it"
@@ -258,7 +277,7 @@ def _complete(canary: Canary, canary_route: Route, baseline: Route, actor, now) 
 def _advance(canary: Canary, canary_route: Route, baseline: Route, now) -> str:
     base = canary_route.weight + baseline.weight
     canary.step += 1
-    _move_weight(canary_route, baseline, min(canary.steps[canary.step], base))
+    move_weight(canary_route, baseline, min(canary.steps[canary.step], base))
     canary.weight = canary_route.weight
     canary.step_started_at = now
     canary.next_evaluation_at = now + timedelta(seconds=canary.step_interval_s)

@@ -88,6 +88,23 @@ def clean_plan(steps, step_interval_s, guards) -> tuple[list[int], int, dict]:
     return clean_steps(steps), clean_interval(step_interval_s), clean_guards(guards)
 
 
+def rollout_clean(plan) -> dict:
+    """A stored rollout plan: {} (switch at once) or {"steps", "step_interval_s", "guards"} checked
+    like a canary's (field errors under `rollout`)."""
+    if plan in (None, {}):
+        return {}
+    if not isinstance(plan, dict):
+        raise ValidationError({"rollout": ["Send {} (switch at once) or {steps, step_interval_s, guards}."]})
+    unknown = sorted(set(plan) - {"steps", "step_interval_s", "guards"})
+    if unknown:
+        raise ValidationError({"rollout": [f"Unknown field {unknown[0]!r}: use steps, step_interval_s and guards."]})
+    try:
+        steps, interval, guards = clean_plan(plan.get("steps"), plan.get("step_interval_s"), plan.get("guards"))
+    except ValidationError as exc:
+        raise ValidationError({"rollout": [m for messages in exc.message_dict.values() for m in messages]}) from None
+    return {"steps": steps, "step_interval_s": interval, "guards": guards}
+
+
 def _share(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f} %"
 

@@ -24,11 +24,12 @@ from apps.core.names import check_name
 from apps.core.queues import validate_region
 from apps.core.sharing import share_with_team_on_create, team_for_create
 from apps.serving.models import Canary, Endpoint, Route
+from apps.serving.services.canary_rules import rollout_clean
 
 # Where an endpoint's name may not be a fixed word of the routes (`/endpoints/new/`).
 NAME_ROUTE_PREFIXES = ("endpoints/", "api/v1/endpoints/")
 MODES = tuple(Route.Mode.values)
-UPDATABLE = frozenset({"description", "log_sample_rate", "routes"})
+UPDATABLE = frozenset({"description", "log_sample_rate", "routes", "rollout"})
 ROUTE_KEYS = frozenset({"name", "model", "version", "alias", "weight", "mode"})
 MAX_ROUTES = 20
 
@@ -207,9 +208,11 @@ def endpoint_create(
     routes,
     team: str | None = None,
     log_sample_rate: float | None = None,
+    rollout: dict | None = None,
 ) -> Endpoint:
     """Create an endpoint owned by `actor` (role right `add`). `team` is the slug of a team the actor
-    is in: it becomes a viewer. Raises ValidationError for bad fields or routes."""
+    is in: it becomes a viewer. `rollout` is a canary plan for moves of the alias its baseline
+    follows (services/rollouts.py); {} switches at once. Raises ValidationError for bad fields or routes."""
     permissions.require(actor, "add", Endpoint)
     check_name(name, route_prefixes=NAME_ROUTE_PREFIXES)
     found_team = team_for_create(actor=actor, slug=team)
@@ -219,6 +222,7 @@ def endpoint_create(
         "log_sample_rate": _clean_sample_rate(
             settings.SERVING_LOG_SAMPLE_RATE if log_sample_rate is None else log_sample_rate
         ),
+        "rollout": rollout_clean(rollout),
     }
     specs = clean_routes(actor=actor, routes=routes)
     if Endpoint.objects.filter(name=name).exists():
@@ -244,7 +248,7 @@ def _refuse_during_canary(endpoint: Endpoint) -> None:
 
 @transaction.atomic
 def endpoint_update(*, actor, endpoint: Endpoint, **changes) -> Endpoint:
-    """Change description, log_sample_rate and/or routes (the whole new list replaces the old one).
+    """Change description, log_sample_rate, rollout and/or routes (the whole new list replaces the old one).
     Needs `change` on the endpoint; Conflict when routes would change while a canary runs."""
     permissions.require(actor, "change", endpoint)
     unknown = set(changes) - UPDATABLE
@@ -253,8 +257,14 @@ def endpoint_update(*, actor, endpoint: Endpoint, **changes) -> Endpoint:
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     if endpoint.archived_at is not None:
         raise Conflict(f"Endpoint {endpoint.name} is archived; it cannot be changed.")
-    before = {"description": endpoint.description, "log_sample_rate": endpoint.log_sample_rate}
+    before = {
+        "description": endpoint.description,
+        "log_sample_rate": endpoint.log_sample_rate,
+        "rollout": endpoint.rollout,
+    }
     after = dict(before)
+    if "rollout" in changes:
+        after["rollout"] = rollout_clean(changes["rollout"])
     if "description" in changes:
         after["description"] = _clean_description(changes["description"])
     if "log_sample_rate" in changes:
@@ -270,6 +280,7 @@ def endpoint_update(*, actor, endpoint: Endpoint, **changes) -> Endpoint:
     if after == before and after_routes == before_routes:
         return endpoint  # nothing changed: nothing to record
     endpoint.description, endpoint.log_sample_rate = after["description"], after["log_sample_rate"]
+    endpoint.rollout = after["rollout"]
     endpoint.save()
     audit_event(
         actor=actor, event="endpoint.update", obj=endpoint,

@@ -75,7 +75,7 @@ def endpoint_create(request):
             endpoint = create_endpoint(
                 actor=request.user, name=data["name"], description=data["description"], region=data["region"],
                 log_sample_rate=data["log_sample_rate"], team=data["team"].slug if data["team"] else None,
-                routes=forms.routes_from(formset),
+                routes=forms.routes_from(formset), rollout=form.rollout(),
             )  # fmt: skip
         except ValidationError as exc:
             apply_validation_error(form, exc)
@@ -89,13 +89,14 @@ def endpoint_create(request):
 def endpoint_edit(request, name):
     endpoint = endpoint_for(request.user, name, "change")
     initial = {"description": endpoint.description, "log_sample_rate": endpoint.log_sample_rate}
+    initial |= forms.EndpointForm.ramp_initial(endpoint.rollout)
     form = forms.EndpointForm(request.POST or None, editing=True, initial=initial)
     current = [{**route_summary(r), "alias": r.alias} for r in endpoint.routes.all()]
     formset = forms.route_formset(request.POST or None, routes=current)
     if request.method == "POST" and form.is_valid() & formset.is_valid():
         try:
             endpoint_update(
-                actor=request.user, endpoint=endpoint, routes=forms.routes_from(formset), **form.cleaned_data
+                actor=request.user, endpoint=endpoint, routes=forms.routes_from(formset), **form.fields_for_service()
             )
         except ValidationError as exc:
             apply_validation_error(form, exc)
