@@ -29,10 +29,9 @@ log = logging.getLogger(__name__)
 def _ramps(alias) -> list[tuple[Endpoint, Route]]:
     """(endpoint, baseline route) for each live endpoint with a plan whose baseline follows `alias`."""
     found = []
-    endpoints = Endpoint.objects.select_for_update().filter(
-        archived_at__isnull=True, routes__model_id=alias.model_id, routes__alias=alias.name
-    )
-    for endpoint in endpoints.distinct().order_by("pk"):
+    following = Route.objects.filter(model_id=alias.model_id, alias=alias.name).values("endpoint_id")
+    endpoints = Endpoint.objects.select_for_update().filter(archived_at__isnull=True, pk__in=following)
+    for endpoint in endpoints.order_by("pk"):
         live = list(
             Route.objects.select_for_update(of=("self",))
             .filter(endpoint=endpoint, mode=Route.Mode.LIVE)
