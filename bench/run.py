@@ -45,6 +45,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], list[str]]] = {
         [],
     ),
     "vault_crypto": (["-m", "bench.vault_crypto"], ["10"], []),
+    "serving": (["-m", "bench.serving"], ["--smoke"], []),
 }
 
 
