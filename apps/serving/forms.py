@@ -47,8 +47,9 @@ class EndpointForm(BootstrapFormMixin, forms.Form):
     )  # fmt: skip
     ramp_interval_s = forms.IntegerField(required=False, min_value=10, initial=600, label="Seconds per step")
     ramp_error_rate = forms.FloatField(
-        required=False, min_value=0.0, max_value=1.0, initial=0.02, label="Roll back when the error rate is higher by"
-    )
+        required=False, min_value=0.0, max_value=1.0, initial=0.02, label="Roll back when the error rate is higher by",
+        help_text="A share of requests: 0.02 is 2 points above the route it replaces.",
+    )  # fmt: skip
     ramp_p95_ms = forms.FloatField(required=False, min_value=0.0, label="…or p95 latency higher by (ms)")
     ramp_min_samples = forms.IntegerField(required=False, min_value=1, initial=100, label="Requests per side first")
 

@@ -14,12 +14,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.catalog.models import ModelVersion
-from apps.core.forms import apply_validation_error
+from apps.core.forms import BootstrapFormMixin, apply_validation_error
 from apps.core.permissions import can
 from apps.serving.api.canary_serializers import AbReportQuerySerializer, CanarySerializer
 from apps.serving.models import Canary, Route
 from apps.serving.selectors import endpoint_for
-from apps.serving.services.canaries import baseline_of
+from apps.serving.services.canaries import baseline_of, serving_version_id
 from apps.serving.services.canaries import canary_abort as abort_canary
 from apps.serving.services.canaries import canary_start as start_canary
 from apps.serving.services.canary_rules import DEFAULT_MIN_SAMPLES
@@ -28,7 +28,7 @@ from apps.serving.traffic_selectors import ab_report_of, canary_latest
 VERSION_CHOICES = 50
 
 
-class CanaryStartForm(forms.Form):
+class CanaryStartForm(BootstrapFormMixin, forms.Form):
     version = forms.TypedChoiceField(coerce=int, help_text="The version to ramp up (of the baseline route's model).")
     steps = forms.CharField(initial="5, 25, 50, 100", help_text="Traffic percentages, rising, ending at 100.")
     step_interval_s = forms.IntegerField(
@@ -76,10 +76,12 @@ class CanaryStartForm(forms.Form):
 
 
 def _versions(endpoint) -> list[ModelVersion]:
+    """The baseline model's versions, newest first, without the one the baseline serves now."""
     baseline = baseline_of([r for r in endpoint.routes.all() if r.mode == Route.Mode.LIVE])
     if baseline is None:
         return []
-    return list(ModelVersion.objects.filter(model=baseline.model).order_by("-version")[:VERSION_CHOICES])
+    versions = ModelVersion.objects.filter(model=baseline.model).exclude(pk=serving_version_id(baseline))
+    return list(versions.order_by("-version")[:VERSION_CHOICES])
 
 
 def _page(request, endpoint, form=None, status: int = 200):
