@@ -165,25 +165,8 @@ def _predict(*, user, token, endpoint_name, body, allow_load: bool) -> tuple[int
     sample = plan.log_sample_rate > 0 and _random.random() < plan.log_sample_rate
     caller_id = getattr(user, "pk", None)
     token_prefix = getattr(token, "prefix", "") if token is not None else ""
-    logbook.record(
-        endpoint_id=plan.id,
-        route=route.name,
-        mode="live",
-        version_id=route.version_id,
-        rows=rows,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        entry=logbook.entry_of(
-            prediction_id=prediction_id,
-            key=key,
-            caller_id=caller_id,
-            token_prefix=token_prefix,
-            rows=rows,
-            inputs=inputs,
-            outputs=answer,
-        )
-        if sample
-        else None,
-    )
+    _record(plan, route, caller_id, token_prefix, key, inputs, started, rows, sample=sample,
+            prediction_id=prediction_id, outputs=answer)  # fmt: skip
     if plan.shadows:
         for copy_to in traffic.shadows_for(plan):
             shadow.submit(
@@ -214,7 +197,9 @@ def _predict(*, user, token, endpoint_name, body, allow_load: bool) -> tuple[int
     )
 
 
-def _record_failure(plan, route, user, token, key, inputs, started, error: str, rows: int = 0) -> None:
+def _record(plan, route, caller_id, token_prefix, key, inputs, started, rows: int, *, sample: bool,
+            prediction_id: str = "", outputs=None, status: int = 200, error: str = "") -> None:  # fmt: skip
+    """Count the request in its traffic window; keep the sampled entry (failures: always)."""
     logbook.record(
         endpoint_id=plan.id,
         route=route.name,
@@ -222,18 +207,26 @@ def _record_failure(plan, route, user, token, key, inputs, started, error: str, 
         version_id=route.version_id,
         rows=rows,
         latency_ms=(time.perf_counter() - started) * 1000,
-        status=500,
+        status=status,
         error=error,
         entry=logbook.entry_of(
-            prediction_id="",
+            prediction_id=prediction_id,
             key=key,
-            caller_id=getattr(user, "pk", None),
-            token_prefix=getattr(token, "prefix", "") if token is not None else "",
+            caller_id=caller_id,
+            token_prefix=token_prefix,
             rows=rows,
             inputs=inputs,
-            outputs=None,
-        ),
+            outputs=outputs,
+        )  # fmt: skip
+        if sample
+        else None,
     )
+
+
+def _record_failure(plan, route, user, token, key, inputs, started, error: str, rows: int = 0) -> None:
+    token_prefix = getattr(token, "prefix", "") if token is not None else ""
+    _record(plan, route, getattr(user, "pk", None), token_prefix, key, inputs, started, rows, sample=True,
+            status=500, error=error)  # fmt: skip
 
 
 def predict_call(
