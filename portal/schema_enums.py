@@ -27,3 +27,13 @@ from apps.serving.models import Route, ScoringJob  # noqa: E402
 ROUTE_MODE = Route.Mode.values  # the API offers the values as their own labels
 SWEEP_MODE = Sweep._meta.get_field("mode").choices
 RESOURCE_CLASS = ScoringJob.ResourceClass
+
+from apps.monitoring.models import Alert, DriftReport, ReferenceProfile, WebhookDelivery  # noqa: E402
+
+ALERT_STATE = Alert.State
+ALERT_SEVERITY = Alert.Severity
+ALERT_KIND = Alert.Kind
+DRIFT_REPORT_STATE = DriftReport.State
+DRIFT_REPORT_STATUS = DriftReport.Status
+PROFILE_STATE = ReferenceProfile.State
+WEBHOOK_DELIVERY_STATE = WebhookDelivery.State

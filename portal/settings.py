@@ -74,6 +74,7 @@ INSTALLED_APPS += sorted(
 )
 
 MIDDLEWARE = [
+    "apps.core.metrics.RequestMetricsMiddleware",  # first: its time covers the whole chain
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -291,6 +292,13 @@ SPECTACULAR_SETTINGS = {
         "RouteModeEnum": "portal.schema_enums.ROUTE_MODE",
         "SweepModeEnum": "portal.schema_enums.SWEEP_MODE",
         "ResourceClassEnum": "portal.schema_enums.RESOURCE_CLASS",
+        "AlertStateEnum": "portal.schema_enums.ALERT_STATE",
+        "AlertSeverityEnum": "portal.schema_enums.ALERT_SEVERITY",
+        "AlertKindEnum": "portal.schema_enums.ALERT_KIND",
+        "DriftReportStateEnum": "portal.schema_enums.DRIFT_REPORT_STATE",
+        "DriftReportStatusEnum": "portal.schema_enums.DRIFT_REPORT_STATUS",
+        "ProfileStateEnum": "portal.schema_enums.PROFILE_STATE",
+        "WebhookDeliveryStateEnum": "portal.schema_enums.WEBHOOK_DELIVERY_STATE",
     },
 }
 
@@ -300,7 +308,13 @@ AUDITLOG_INCLUDE_ALL_MODELS = True
 # VaultBlob rows are storage bookkeeping under audited owners (model versions, training jobs,
 # datasets); auditing them too wrote two hash-chained entries per training checkpoint. Downloads
 # and key rotation are audited as events (apps.core.vault).
-AUDITLOG_EXCLUDE_TRACKING_MODELS = ("sessions", "contenttypes", "admin", "auditlog", "core.VaultBlob")
+# Webhook delivery attempts and alert history lines are the delivery log and the alert's own
+# history (a retry storm would write a chained entry per attempt); the alert and webhook rows
+# they belong to are audited.
+AUDITLOG_EXCLUDE_TRACKING_MODELS = (
+    "sessions", "contenttypes", "admin", "auditlog", "core.VaultBlob", "monitoring.WebhookAttempt",
+    "monitoring.AlertEvent",
+)  # fmt: skip
 AUDITLOG_EXCLUDE_TRACKING_FIELDS = ("last_login", "last_used_at", "updated_at")
 AUDITLOG_MASK_TRACKING_FIELDS = ("password", "key_hash", "wrapped_key")
 AUDITLOG_STORE_JSON_CHANGES = True
@@ -384,11 +398,18 @@ if PRODUCTION:
     X_FRAME_OPTIONS = "DENY"
 X_FRAME_OPTIONS = "DENY"
 
+# LOG_FORMAT=json: one JSON object per line (apps/core/logjson.py) for log shippers; text otherwise.
+LOG_FORMAT = env_choice("LOG_FORMAT", ("text", "json"), "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "apps.core.logjson.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # Libraries whose INFO lines nobody can act on (the ONNX exporter narrates every optimizer pass).
     "loggers": {
@@ -398,6 +419,16 @@ LOGGING = {
     # "torchvision is not installed. Skipping torchvision::nms", four times per export: not ours to fix.
     | {"torch.onnx": {"level": "ERROR"}},
 }
+if LOG_FORMAT == "json":  # uvicorn set up its own text loggers before Django started: JSON for them too
+    LOGGING["loggers"] |= {
+        name: {"handlers": ["console"], "level": "INFO", "propagate": False} for name in ("uvicorn", "uvicorn.access")
+    }
+# Celery workers replace the root logger's handlers with their own text ones unless told not to.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+
+# --- Metrics (Prometheus /metrics: apps/core/metrics.py, apps/monitoring/metrics) --------------
+# Off: the request, predict and online-read instruments stop counting (the scrape-time gauges stay).
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 
 # --- E-mail ---------------------------------------------------------------------------------------
 # Notifications (apps/notifications) also go out by e-mail. Embedded mode prints them on the
@@ -476,4 +507,38 @@ CELERY_BEAT_SCHEDULE |= {
         "options": {"queue": "default"},
     },
     "serving-log-retention": {"task": "serving.retention_sweep", "schedule": 86400.0, "options": {"queue": "default"}},
+}
+
+# --- Monitoring (issue #16; owned by the monitoring app) -------------------------------------------
+# Rows a reference profile is built from (an even sample beyond) and a drift check reads from the
+# logs or a feature view's window (the newest beyond); fewer rows than MONITORING_MIN_ROWS give no
+# verdict. A reference file uploaded for a model trained elsewhere may be this large.
+MONITORING_PROFILE_MAX_ROWS = env_int("MONITORING_PROFILE_MAX_ROWS", 1_000_000, minimum=100, maximum=100_000_000)
+MONITORING_WINDOW_MAX_ROWS = env_int("MONITORING_WINDOW_MAX_ROWS", 1_000_000, minimum=100, maximum=100_000_000)
+MONITORING_MIN_ROWS = env_int("MONITORING_MIN_ROWS", 30, minimum=1, maximum=1_000_000)
+MONITORING_PROFILE_MAX_UPLOAD_BYTES = env_int("MONITORING_PROFILE_MAX_UPLOAD_BYTES", 512 << 20, minimum=1024)
+# Beat looks for due drift checks this often; a worker silent this long is reported offline.
+MONITORING_CHECK_EVERY_S = env_float("MONITORING_CHECK_EVERY_S", 60.0)
+MONITORING_WORKER_OFFLINE_S = env_int("MONITORING_WORKER_OFFLINE_S", 60, minimum=15, maximum=86400)
+CELERY_BEAT_SCHEDULE |= {
+    "monitoring-drift-checks": {
+        "task": "monitoring.checks_due",
+        "schedule": MONITORING_CHECK_EVERY_S,
+        "options": {"queue": "default"},
+    },
+    "monitoring-workers": {"task": "monitoring.watch_workers", "schedule": 30.0, "options": {"queue": "default"}},
+}
+# Incident webhooks: each POST's timeout; retries wait uniform(0, min(cap, base * 2^(attempt-1))) s
+# (full jitter); after MAX_ATTEMPTS a delivery is dead-lettered. Beat sweeps overdue retries this often.
+MONITORING_WEBHOOK_TIMEOUT_S = env_float("MONITORING_WEBHOOK_TIMEOUT_S", 5.0)
+MONITORING_WEBHOOK_BACKOFF_BASE_S = env_float("MONITORING_WEBHOOK_BACKOFF_BASE_S", 2.0)
+MONITORING_WEBHOOK_BACKOFF_CAP_S = env_float("MONITORING_WEBHOOK_BACKOFF_CAP_S", 600.0)
+MONITORING_WEBHOOK_MAX_ATTEMPTS = env_int("MONITORING_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
+MONITORING_WEBHOOK_SWEEP_S = env_float("MONITORING_WEBHOOK_SWEEP_S", 15.0)
+CELERY_BEAT_SCHEDULE |= {
+    "monitoring-webhooks-due": {
+        "task": "monitoring.webhooks_due",
+        "schedule": MONITORING_WEBHOOK_SWEEP_S,
+        "options": {"queue": "default"},
+    },
 }

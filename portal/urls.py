@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -23,6 +24,10 @@ urlpatterns = [
     path("api/v1/", include((api_patterns, "api-v1"), namespace="api-v1")),
     *browser_patterns,
 ]
+if apps.is_installed("apps.monitoring"):  # PORTAL_DISABLED_APPS may leave it out
+    from apps.monitoring.metrics import metrics_view
+
+    urlpatterns.insert(1, path("metrics", metrics_view, name="metrics"))  # Prometheus, beside /healthz
 handler400 = "apps.core.views.bad_request"
 handler403 = "apps.core.views.forbidden"
 handler404 = "apps.core.views.not_found"

@@ -348,6 +348,62 @@ def _scoring_jobs(w, start, stop):
         grant_owner(job)
 
 
+def _alerts(w, start, stop):
+    from django.utils import timezone
+
+    from apps.monitoring.models import Alert
+
+    endpoint, model, now = _endpoint(w), _model(w), timezone.now()
+    for i in range(start, stop):
+        about = [{"endpoint": endpoint}, {"model": model}, {"owner": w.owner}][i % 3]
+        Alert.objects.create(
+            kind="drift", severity=["info", "warning", "critical"][i % 3], dedup_key=f"list-costs:{i}",
+            title=f"alert {i}", object_url=f"/endpoints/{endpoint.name}/", first_seen=now, last_seen=now,
+            assignee=w.owner if i % 2 else None, **about,
+        )  # fmt: skip
+
+
+def _drift_reports(w, start, stop):
+    from django.utils import timezone
+
+    from apps.monitoring.models import DriftReport
+
+    endpoint, now = _endpoint(w), timezone.now()
+    for i in range(start, stop):
+        DriftReport.objects.create(
+            subject="endpoint", endpoint=endpoint, route="main", version=w.first, start=now, end=now,
+            state="succeeded", status="ok", quality_status="ok", rows_current=100 + i, requested_by=w.owner,
+        )  # fmt: skip
+
+
+def _webhooks(w, start, stop):
+    from apps.monitoring.webhooks import webhook_create
+
+    for i in range(start, stop):
+        webhook_create(actor=w.admin, name=f"hook-{i:03d}", url=f"https://example.com/{i}", events=["alert.opened"])
+
+
+def _webhook(w):
+    from apps.monitoring.webhooks import webhook_create
+
+    if not hasattr(w, "webhook"):
+        w.webhook = webhook_create(
+            actor=w.admin, name="list-costs", url="https://example.com/hook", events=["alert.opened"]
+        ).webhook
+    return w.webhook
+
+
+def _webhook_attempts(w, start, stop):
+    from apps.monitoring.models import WebhookAttempt, WebhookDelivery
+
+    hook = _webhook(w)
+    for i in range(start, stop):
+        d = WebhookDelivery.objects.create(webhook=hook, event="alert.opened", body="{}", state="retrying", attempts=1)
+        WebhookAttempt.objects.create(
+            delivery=d, attempt=1, status_code=500 + i % 4, error="HTTP 500", state="retrying"
+        )
+
+
 def _shares(target: Callable) -> Callable:
     """Rows of an object's sharing list: `target(w)` shared with one more user per row."""
 
@@ -395,6 +451,12 @@ REGISTRY: dict[str, Rows] = {
     "api-v1:serving:endpoint-list": Rows(_endpoints, "?page_size=100"),
     "api-v1:serving:scoring-list": Rows(_scoring_jobs, "?page_size=100"),
     "api-v1:features:view-materialize": Rows(_materializations, args=lambda w: [_feature_view(w).name]),
+    "api-v1:monitoring:alert-list": Rows(_alerts, "?page_size=100"),
+    "api-v1:monitoring:report-list": Rows(_drift_reports, "?page_size=100"),
+    "api-v1:monitoring:webhook-list": Rows(_webhooks, "?page_size=100", persona="admin"),
+    "api-v1:monitoring:webhook-deliveries": Rows(
+        _webhook_attempts, "?page_size=100", persona="admin", args=lambda w: [_webhook(w).pk]
+    ),
     # sharing lists: who has access to one object
     "api-v1:catalog:model-sharing": Rows(_shares(_model), args=lambda w: [_model(w).name]),
     "api-v1:experiments:experiment-sharing": Rows(_shares(_experiment), args=lambda w: [_experiment(w).pk]),
@@ -431,9 +493,13 @@ REGISTRY: dict[str, Rows] = {
     "training:sweep-list": Rows(_sweeps),
     "serving:endpoint-list": Rows(_endpoints),
     "serving:scoring-list": Rows(_scoring_jobs),
+    "monitoring:alert-list": Rows(_alerts),
+    "monitoring:report-list": Rows(_drift_reports),
 }
 
 # Routes the discovery below takes for lists that are not lists of stored rows, with the reason.
 NOT_ROW_LISTS = {
     "api-v1:training:template-list": "the training templates are code (a fixed registry), not rows",
+    "api-v1:monitoring:endpoint-monitoring": "an overview: at most 20 open alerts beside traffic and verdicts "
+    "(the paged list is /api/v1/monitoring/alerts/?endpoint=)",
 }

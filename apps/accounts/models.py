@@ -34,6 +34,7 @@ class ApiToken(models.Model):
         ("write", "Write: create, change and delete"),
         ("predict", "Predict: call serving endpoints"),
         ("features", "Features: online feature reads and pushes"),
+        ("metrics", "Metrics: scrape /metrics (platform admins' tokens only)"),
     )
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")

@@ -42,6 +42,10 @@ def token_create(
     unknown = sorted(set(scopes) - VALID_SCOPES)
     if unknown or not scopes:
         raise ValidationError({"scopes": f"Choose one or more of: {', '.join(sorted(VALID_SCOPES))}."})
+    if "metrics" in scopes and not is_platform_admin(user):
+        raise ValidationError(
+            {"scopes": "Only platform admins' tokens may scrape /metrics (it covers every endpoint)."}
+        )
     if expires_days is not None and not (1 <= expires_days <= settings.API_TOKEN_MAX_DAYS):
         raise ValidationError({"expires_days": f"Expiry must be between 1 and {settings.API_TOKEN_MAX_DAYS} days."})
     endpoints = sorted(set(endpoints or ()))

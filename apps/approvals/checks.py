@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps as django_apps
+from django.db.models import Q
 
 from apps.catalog.models import CARD_SECTIONS, ModelCard, ModelVersion
 from apps.core import vault
@@ -152,12 +153,31 @@ def residency(subject: Subject, params: dict) -> Result:
     return Result(PASSED, rule, evidence)
 
 
+ALERT_SEVERITIES = ("info", "warning", "critical")
+
+
 def open_alerts(subject: Subject, params: dict) -> Result:
-    """No open critical alert on the model. Monitoring is not built yet: say so, never pass."""
-    rule = "no open critical alert on the model"
+    """No unresolved alert of at least `severity` (default critical) on the model or on an
+    endpoint that serves it (drift, data quality, a rolled-back canary, failed training)."""
+    severity = params.get("severity", "critical")
+    if severity not in ALERT_SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(ALERT_SEVERITIES)}")
+    rule = f"no open {severity} alert (or worse) on the model or its endpoints"
     if not django_apps.is_installed("apps.monitoring"):
         return Result(NO_DATA, rule, {"reason": "monitoring is not installed"})
-    return Result(NO_DATA, rule, {"reason": "monitoring exposes no alerts to approvals yet"})
+    alert_model = django_apps.get_model("monitoring", "Alert")
+    route_model = django_apps.get_model("serving", "Route")
+    model = subject.candidate.model
+    endpoints = route_model.objects.filter(model=model).values("endpoint_id")
+    wanted = ALERT_SEVERITIES[ALERT_SEVERITIES.index(severity) :]
+    found = list(
+        alert_model.objects.exclude(state="resolved")
+        .filter(Q(model=model) | Q(endpoint__in=endpoints), severity__in=wanted)
+        .order_by("-last_seen")
+        .values("id", "kind", "severity", "title", "count", "state")[:20]
+    )
+    evidence = {"open": found, "severity_at_least": severity}
+    return Result(FAILED if found else PASSED, rule, evidence)
 
 
 CHECKS: dict[str, Callable[[Subject, dict], Result]] = {

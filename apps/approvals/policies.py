@@ -28,7 +28,7 @@ CHECK_PARAMS = {
     "artifact_digest": set(),
     "lineage": set(),
     "residency": {"allowed_regions"},
-    "open_alerts": set(),
+    "open_alerts": {"severity"},
 }
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 

@@ -8,6 +8,8 @@
 - `can_view_pii(user, view)`, `token_allows(token, scopes)`, `token_allows_endpoint(token, name)`
   (predict tokens name their endpoints), `team_member(user, team)`.
 - `capabilities(user)`: what templates ask (``{% if can_add.trainingjob %}``).
+- Monitoring's drift reports and alerts take their rights from their endpoint, model or feature
+  view; incident webhooks are platform admins' (`_DERIVED`, below).
 - Promotion requests and gate policies (apps.approvals) have no guardian rows: their rights are
   derived from the model and the policy's approver groups (`_DERIVED`, below); actions `decide`,
   `withdraw` and `rollback` besides `view`.
@@ -140,6 +142,13 @@ def is_platform_admin(user) -> bool:
     """Superusers (the platform-admins role) pass every object check but one: deciding a promotion
     request needs membership of its policy's approver groups (N-of-M means N people of them)."""
     return is_active_user(user) and user.is_superuser
+
+
+def platform_admins() -> QuerySet:
+    """The active platform admins (who hear of platform-wide problems: a worker gone, the audit chain)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(is_active=True, is_superuser=True)
 
 
 def _role_allows(user, model: type[models.Model] | models.Model, action: str) -> bool:
@@ -307,9 +316,70 @@ def _restrict_policies(user, action: str, queryset: QuerySet) -> QuerySet:
     return queryset.filter(Q(model__isnull=True) | Q(model__in=visible_models))
 
 
+# --- monitoring: reports and alerts take their rights from what they are about ---------------------
+# A drift report is seen by whoever may view its endpoint or feature view. An alert is seen by
+# whoever may view its endpoint, model or feature view, and acted on (acknowledged, resolved,
+# assigned: action "change") by whoever may change that object, and by the person it concerns
+# (`owner`: a failed job's); an alert about none of them (a worker gone, the audit chain) belongs
+# to platform admins. Auditors' role reads every report and
+# alert. Incident webhooks are the platform admins' alone.
+
+_ALERT_SUBJECTS = ("endpoint", "model", "feature_view")
+
+
+def _subject_of(obj: models.Model, fields: tuple[str, ...]) -> models.Model | None:
+    for field in fields:
+        if getattr(obj, f"{field}_id", None) is not None:
+            return getattr(obj, field)
+    return None
+
+
+def _can_monitored(user, action: str, obj: models.Model) -> bool:
+    if user.is_superuser:
+        return True
+    if action not in ("view", "change"):
+        return False
+    fields = _ALERT_SUBJECTS if obj._meta.model_name == "alert" else ("endpoint", "feature_view")
+    if action == "change" and obj._meta.model_name != "alert":
+        return False
+    subject = _subject_of(obj, fields)
+    if action == "view" and _role_allows(user, obj, "view"):
+        return True
+    if getattr(obj, "owner_id", None) == user.pk:  # the person an alert concerns (a failed job's owner)
+        return True
+    return subject is not None and can(user, action, subject)
+
+
+def _restrict_monitored(user, action: str, queryset: QuerySet) -> QuerySet:
+    model = queryset.model
+    if user.is_superuser:
+        return queryset
+    is_alert = model._meta.model_name == "alert"
+    if action not in ("view", "change") or (action == "change" and not is_alert):
+        return queryset.none()
+    if action == "view" and _role_allows(user, model, "view"):
+        return queryset
+    visible = Q(owner=user) if is_alert else Q(pk__in=[])
+    for field in _ALERT_SUBJECTS if is_alert else ("endpoint", "feature_view"):
+        related = model._meta.get_field(field).related_model
+        visible |= Q(**{f"{field}__in": restrict(user, action, related.objects.all()).values("pk")})
+    return queryset.filter(visible)
+
+
+def _can_admin_only(user, action: str, obj: models.Model) -> bool:
+    return user.is_superuser
+
+
+def _restrict_admin_only(user, action: str, queryset: QuerySet) -> QuerySet:
+    return queryset if user.is_superuser else queryset.none()
+
+
 _DERIVED = {
     "approvals.promotionrequest": (_can_promotion, _restrict_promotions),
     "approvals.gatepolicy": (_can_policy, _restrict_policies),
+    "monitoring.driftreport": (_can_monitored, _restrict_monitored),
+    "monitoring.alert": (_can_monitored, _restrict_monitored),
+    "monitoring.incidentwebhook": (_can_admin_only, _restrict_admin_only),
 }
 
 

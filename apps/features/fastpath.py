@@ -21,6 +21,7 @@ import types
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 
+from apps.core import metrics
 from apps.core.errors import DomainError, error_body
 from apps.core.leanpath import Reply, async_script, read_body, send_json, throttle
 from apps.core.leanpath import top_up as top_up_lease
@@ -30,6 +31,7 @@ from apps.features import nearcache, offline, online, reader
 PATH = "/api/v1/features/online"
 MAX_BODY = 1 << 20
 SCOPES = ("features", "read")
+ROUTE = "/api/v1/features/online"  # the route pattern Django names it by (platform metrics)
 log = logging.getLogger(__name__)
 
 
@@ -108,6 +110,7 @@ async def _serve(scope, receive) -> tuple[dict, int | None]:
     user = await _user_for(header)
     raw = await read_body(receive, MAX_BODY, f"The request body is over {MAX_BODY} bytes; ask for fewer entities.")
     top_up = await throttle(user.pk)
+    started = time.perf_counter()
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -156,10 +159,12 @@ async def _serve(scope, receive) -> tuple[dict, int | None]:
     if unmasked:
         request = types.SimpleNamespace(META={"REMOTE_ADDR": (scope.get("client") or ("",))[0]})
         await sync_to_async(reader.audit_pii_read)(user, metas, unmasked, n, request=request)
+    metrics.ONLINE_READ.observe(("lean",), time.perf_counter() - started)
     return out, (user.pk if top_up else None)
 
 
 async def handle(scope, receive, send) -> None:
+    started = time.perf_counter()
     top_up = None
     try:
         (body, top_up), status, headers = await _serve(scope, receive), 200, []
@@ -169,5 +174,6 @@ async def handle(scope, receive, send) -> None:
         log.exception("online features fast path failed")
         status, body, headers = 500, {"detail": "Internal error; it has been logged."}, []
     await send_json(send, status, body, headers)
+    metrics.HTTP.observe((ROUTE, "POST", status), time.perf_counter() - started)
     if top_up is not None:
         await top_up_lease(top_up)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 
+from apps.core import metrics
 from apps.core.audit import audit_event
 from apps.core.errors import NotFound
 from apps.core.permissions import can, can_view_pii
@@ -297,6 +298,7 @@ def now_micros() -> int:
 
 def read_sync(*, user, body, request=None) -> dict:
     """The whole online read for Django code (DRF view, pages, services, in-process callers)."""
+    started = time.perf_counter()
     refs, entities, n = parse_request(body)
     names = list(dict.fromkeys(r[1] for r in refs))
     for attempt in (0, 1):
@@ -316,6 +318,7 @@ def read_sync(*, user, body, request=None) -> dict:
     out, unmasked = assemble(refs, entities, n, metas, fields, res[1:], pii_ok, now_micros())
     if unmasked:
         audit_pii_read(user, metas, unmasked, n, request=request)
+    metrics.ONLINE_READ.observe(("django",), time.perf_counter() - started)
     return out
 
 

@@ -84,7 +84,7 @@ def test_approver_on_a_phone_decides_from_the_evidence_page(portal_server, phone
     phone.wait_for_url(f"{portal_server}/approvals/requests/{promotion.pk}/")
     assert phone.locator("#metric-table").is_visible()
     phone.locator("#metric-chart .main-svg").first.wait_for(state="attached")
-    assert phone.locator("[data-check=open_alerts]").inner_text().count("monitoring is not installed") == 1
+    assert phone.locator("[data-check=open_alerts]").inner_text().count("severity at least") == 1
     assert _fits(phone), "the evidence page is wider than a 360 px screen"
     screenshot(phone, "approvals-phone-evidence")
     _view(phone, "approvals-phone-evidence-top")

@@ -72,9 +72,20 @@ def test_residency_compares_the_data_regions_with_the_allowed_ones(model, owner,
     assert checks.residency(subject, {}).status == "no_data"
 
 
-def test_open_alerts_has_nothing_to_read_yet(subject):
-    result = checks.open_alerts(subject, {})
-    assert result.status == "no_data" and result.evidence == {"reason": "monitoring is not installed"}
+def test_open_alerts_fail_the_gate_until_resolved(subject):
+    from apps.monitoring.services.alerts import alert_raise, alert_resolve
+
+    assert checks.open_alerts(subject, {}).status == "passed"
+    model = subject.candidate.model
+    warning, _ = alert_raise(kind="drift", dedup_key="gate:w", title="Drift", model=model)
+    assert checks.open_alerts(subject, {}).status == "passed"  # critical only, by default
+    result = checks.open_alerts(subject, {"severity": "warning"})
+    assert result.status == "failed" and result.evidence["open"][0]["id"] == warning.pk
+    critical, _ = alert_raise(kind="job_failed", dedup_key="gate:c", title="Failed", severity="critical", model=model)
+    assert checks.open_alerts(subject, {}).status == "failed"
+    alert_resolve(alert=critical, actor=model.owner)
+    assert checks.open_alerts(subject, {}).status == "passed"
+    assert checks.run_check("open_alerts", subject, {"severity": "loud"}).status == "failed"  # a typo blocks
 
 
 def test_a_broken_check_fails_with_its_error(subject):

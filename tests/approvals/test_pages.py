@@ -90,9 +90,9 @@ def test_evidence_page_shows_metrics_checks_card_change_lineage_history(world, b
     # the metric table: candidate against the version behind the alias, with the delta
     assert "val_auc" in html and "0.9187" in html and "0.9012" in html and "+0.0175" in html
     assert 'id="metric-chart"' in html and 'id="chart-data"' in html and "plotly.min.js" in html
-    # every check with its rule and evidence; open_alerts says why it has no data
+    # every check with its rule and evidence; open_alerts names the severity it looked for
     assert 'data-check="metric_threshold"' in html and 'data-check="open_alerts"' in html
-    assert "monitoring is not installed" in html
+    assert "no open critical alert (or worse) on the model or its endpoints" in html
     assert "Better AUC on the March 2026 holdout." in html and "Roll back to v1." in html
     assert "loans-2024" in html and "Model card" in html and "promotion.request" in html
     assert digest_on(page) == p.evidence_digest
@@ -173,7 +173,7 @@ def test_failed_check_blocks_and_shows_its_evidence(owner, boss):
     # at a glance, at the top: how many failed, and which, in words
     summary = re.search(r'data-role="check-summary">(.*?)</dd>', html, re.S).group(1)
     assert "1 failed" in summary and "Model card complete" in summary
-    assert "no data:</span> No open critical alert (monitoring is not installed)" in summary
+    assert '<span class="text-success">3 passed</span>' in summary  # lineage, metric, no open alert
 
 
 def test_no_rollback_form_where_the_rollback_would_be_refused(owner, boss):

@@ -50,8 +50,8 @@ def test_request_starts_checks_then_awaits_approval_with_evidence(v2, requester,
     assert checks["artifact_digest"].evidence["computed"] == v2.artifact.sha256
     assert checks["onnx_parity"].status == "passed" and checks["onnx_parity"].evidence["max_abs_diff"] == 2e-6
     assert checks["model_card"].status == "passed" and checks["lineage"].status == "passed"
-    assert checks["open_alerts"].status == "no_data"
-    assert checks["open_alerts"].evidence["reason"] == "monitoring is not installed"
+    assert checks["open_alerts"].status == "passed"  # no open critical alert on the model or its endpoints
+    assert checks["open_alerts"].evidence == {"open": [], "severity_at_least": "critical"}
     assert checks["residency"].status == "no_data"  # no feature views named: never a silent pass
     told = Notification.objects.filter(kind="promotion.requested", object_id=promotion.pk)
     assert sorted(told.values_list("recipient__username", flat=True)) == ["approver1", "approver2", "approver3"]

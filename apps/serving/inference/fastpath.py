@@ -21,6 +21,7 @@ import time
 from django.conf import settings
 from django.core.signals import request_finished, request_started
 
+from apps.core import metrics
 from apps.core.asgi_handler import web_executor
 from apps.core.leanpath import Reply, authorization, read_body, send_json, throttle
 from apps.core.leanpath import top_up as top_up_lease
@@ -31,6 +32,7 @@ from apps.serving.inference.predict import predict_call
 PREFIX = "/api/v1/endpoints/"
 SUFFIX = "/predict"
 SCOPE = "predict"
+ROUTE = "/api/v1/endpoints/<str:name>/predict"  # the route pattern Django names it by (platform metrics)
 INLINE_BODY_BYTES = 32 << 10
 _WWW = [(b"www-authenticate", b"Token")]
 _INVALID = "Invalid, expired or revoked token."
@@ -151,6 +153,7 @@ async def _serve(scope, receive) -> tuple[int, dict, list, int | None]:
 
 
 async def handle(scope, receive, send) -> None:
+    started = time.perf_counter()
     top_up = None
     try:
         status, body, headers, top_up = await _serve(scope, receive)
@@ -160,5 +163,6 @@ async def handle(scope, receive, send) -> None:
         log.exception("predict fast path failed")
         status, body, headers = 500, {"detail": "Internal error; it has been logged."}, []
     await send_json(send, status, body, headers)
+    metrics.HTTP.observe((ROUTE, "POST", status), time.perf_counter() - started)
     if top_up is not None:
         await top_up_lease(top_up)

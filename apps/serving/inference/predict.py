@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from rest_framework.exceptions import ParseError
 
-from apps.core import ratelimit
+from apps.core import metrics, ratelimit
 from apps.core.api.parsers import loads as json_loads
 from apps.core.errors import DomainError, error_body
 from apps.core.permissions import token_allows_endpoint
@@ -199,14 +199,17 @@ def _predict(*, user, token, endpoint_name, body, allow_load: bool) -> tuple[int
 
 def _record(plan, route, caller_id, token_prefix, key, inputs, started, rows: int, *, sample: bool,
             prediction_id: str = "", outputs=None, status: int = 200, error: str = "") -> None:  # fmt: skip
-    """Count the request in its traffic window; keep the sampled entry (failures: always)."""
+    """Count the request in its traffic window and the platform metrics; keep the sampled entry
+    (failures: always)."""
+    elapsed = time.perf_counter() - started
+    metrics.PREDICT.observe((plan.name, route.name, status), elapsed)
     logbook.record(
         endpoint_id=plan.id,
         route=route.name,
         mode="live",
         version_id=route.version_id,
         rows=rows,
-        latency_ms=(time.perf_counter() - started) * 1000,
+        latency_ms=elapsed * 1000,
         status=status,
         error=error,
         entry=logbook.entry_of(
