@@ -92,27 +92,15 @@ for rep in range(REPEATS):
 print(json.dumps({"version": feast.__version__, "runs": reps}))
 """
 
-# Fixed-rate load for wrk (LuaJIT): `delay()` hands each connection the next slot of one global
-# schedule (RATE per second); wrk's timers are whole milliseconds, so a send may be up to ~1 ms off
-# its slot, but the schedule is absolute and the offered rate exact over the window. `behind`
-# counts sends whose slot had already passed by over 1 ms (the generator falling behind, e.g. when
-# every connection waited on a stalled server).
+# The requests and the summary of a fixed-rate window (wrk's LuaJIT). The pacing is bench/wrk.py's
+# `PACED`, put in front when a rate is given: one global schedule of RATE sends per second over all
+# connections (whole-millisecond timers, so a send may be ~1 ms off its slot; the offered rate is
+# exact over the window). `behind` counts sends over 1 ms late (the generator falling behind, e.g.
+# when every connection waited on a stalled server).
 FIXED_RATE = r"""
-local ffi = require("ffi")
-ffi.cdef[[
-typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-int clock_gettime(int clk, bench_timespec *ts);
-]]
-local ts = ffi.new("bench_timespec")
-local function now_ms()
-  ffi.C.clock_gettime(1, ts)
-  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
-end
-local RATE = __RATE__
 local BODIES = __BODIES__
 local requests_ = {}
-local i, next_slot = 0, nil
-behind = 0
+local i = 0
 local threads = {}
 
 setup = function(thread) table.insert(threads, thread) end
@@ -124,19 +112,6 @@ end
 request = function()
   i = i % #requests_ + 1
   return requests_[i]
-end
-
-if RATE > 0 then
-  delay = function()
-    local now = now_ms()
-    if next_slot == nil then next_slot = now end
-    local slot = next_slot
-    next_slot = next_slot + 1000 / RATE
-    if now - slot > 1 then behind = behind + 1 end
-    local wait = slot - now
-    if wait < 0.5 then return 0 end
-    return math.floor(wait + 0.5)
-  end
 end
 
 done = function(summary, latency, requests)
@@ -154,9 +129,9 @@ end
 
 def fixed_rate(url: str, headers: dict, bodies: list[str], *, rate: float, seconds: int, connections: int) -> dict:
     """One wrk window on the load core (rate 0: back to back). Latencies in milliseconds."""
-    script = FIXED_RATE.replace("__RATE__", repr(float(rate))).replace(
-        "__BODIES__", "{" + ",".join(json.dumps(b) for b in bodies) + "}"
-    )
+    script = FIXED_RATE.replace("__BODIES__", "{" + ",".join(json.dumps(b) for b in bodies) + "}")
+    if rate:  # wrk's pacing (bench/wrk.py) before this script's requests and summary
+        script = wrk.PACED.replace("__RATE__", repr(float(rate))) + script
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="features-online-", delete=False) as lua:
         lua.write(script)
     try:

@@ -33,6 +33,37 @@ end
 """
 
 
+# Paced sending (`run(..., rate=R)`): wrk's one thread spaces its requests 1/R apart over all its
+# connections, so the server sees R requests/s (if it keeps up) instead of as many as it can take.
+# A server that cannot keep up shows as an achieved rate below R; `behind` (a per-thread global)
+# counts requests sent over 1 ms later than their slot.
+PACED = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk, bench_timespec *ts);
+]]
+local ts = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local RATE = __RATE__
+local next_slot = nil
+behind = 0
+delay = function()
+  local now = now_ms()
+  if next_slot == nil then next_slot = now end
+  local slot = next_slot
+  next_slot = next_slot + 1000 / RATE
+  if now - slot > 1 then behind = behind + 1 end
+  local wait = slot - now
+  if wait < 0.5 then return 0 end
+  return math.floor(wait + 0.5)
+end
+"""
+
+
 def available() -> bool:
     return shutil.which("wrk") is not None and shutil.which("taskset") is not None
 
@@ -48,10 +79,11 @@ def pinned(cmd: list[str], cpu: str = SERVER_CPU) -> list[str]:
 
 
 def run(url: str, *, seconds: int = 30, connections: int = 8, headers: dict | None = None,
-        method: str = "GET", body: bytes | None = None, timeout_s: int = 5) -> dict:  # fmt: skip
-    """One wrk window on the load core: requests/s and latency percentiles in milliseconds."""
+        method: str = "GET", body: bytes | None = None, timeout_s: int = 5, rate: float | None = None) -> dict:  # fmt: skip
+    """One wrk window on the load core: requests/s and latency percentiles in milliseconds; with
+    `rate`, requests are paced to that many per second (see `PACED`)."""
     require()
-    script = _DONE
+    script = _DONE if rate is None else PACED.replace("__RATE__", repr(float(rate))) + _DONE
     if method != "GET" or body is not None:
         payload = json.dumps((body or b"").decode())
         script = f"wrk.method = {json.dumps(method)}\nwrk.body = {payload}\n" + script

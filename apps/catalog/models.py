@@ -8,7 +8,7 @@ from django.db import models
 
 from apps.core.models import OwnedModel, VaultBlob
 from apps.core.names import name_validator
-from apps.core.permissions import object_permission_models
+from apps.core.permission_tables import object_permission_models
 
 ALIAS_RE = r"^[a-z][a-z0-9_-]{0,39}$"
 alias_validator = RegexValidator(ALIAS_RE, "Start with a letter; then up to 39 lowercase letters, digits, - or _.")

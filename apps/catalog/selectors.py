@@ -14,8 +14,9 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from apps.catalog.models import Alias, ModelVersion, RegisteredModel
+from apps.core import sqltemplates
 from apps.core.errors import NotFound
-from apps.core.permissions import Action, require, restrict, visible_one
+from apps.core.permissions import Action, apply_scope, require, restrict, scope, visible_one
 
 
 class AliasRow(NamedTuple):
@@ -27,6 +28,9 @@ class AliasRow(NamedTuple):
 # What lists show of a model (the API row and the page): owner and team are joined for their names only.
 LIST_FIELDS = ("name", "description", "tags", "owner", "team", "latest_version", "latest_version_at", "framework",
                "archived_at", "created_at", "updated_at")  # fmt: skip
+# The same as values, in `ModelRow`'s order (its attributes are these names with "__" as "_").
+ROW_COLUMNS = ("pk", "name", "description", "tags", "owner__username", "team__slug", "team__name", "latest_version",
+               "latest_version_at", "framework", "archived_at", "created_at", "updated_at")  # fmt: skip
 
 # `sort` values of the model list (API and page) and the ordering each one means.
 SORTS = {
@@ -47,42 +51,103 @@ def _has_tag(tag: str) -> Q:
     return Q(tags__icontains=f'"{tag}"')
 
 
-def models_visible(user, filters: dict) -> QuerySet[RegisteredModel]:
-    """The catalog list for `user`. `filters` is a validated query string (ModelFiltersSerializer
-    or the page's ModelFiltersForm): q, tag, owner, alias, framework, archived, sort; absent keys
-    do not filter. `with_aliases` adds a page's aliases in one query."""
-    models = restrict(user, "view", RegisteredModel.objects.all())
-    if not filters.get("archived"):
+def _normalized(filters: dict) -> dict:
+    return {
+        "q": (filters.get("q") or "").strip(),
+        "tag": (filters.get("tag") or "").strip().lower(),
+        "owner": (filters.get("owner") or "").strip(),
+        "alias": (filters.get("alias") or "").strip(),
+        "framework": filters.get("framework") or "",
+        "archived": bool(filters.get("archived")),
+        "order": SORTS.get(filters.get("sort") or "name", "name"),
+    }
+
+
+def _filtered(models: QuerySet, f: dict) -> QuerySet:
+    """`models` filtered and ordered by normalized filters `f` (empty values do not filter)."""
+    if not f["archived"]:
         models = models.filter(archived_at__isnull=True)
-    if q := (filters.get("q") or "").strip():
-        models = models.filter(Q(name__icontains=q) | Q(description__icontains=q))
-    if tag := (filters.get("tag") or "").strip().lower():
-        models = models.filter(_has_tag(tag))
-    if owner := (filters.get("owner") or "").strip():
-        models = models.filter(owner__username=owner)
-    if alias := (filters.get("alias") or "").strip():
-        models = models.filter(pk__in=Alias.objects.filter(name=alias).values("model_id"))
-    if framework := filters.get("framework"):
-        models = models.filter(framework=framework)
-    order = SORTS.get(filters.get("sort") or "name", "name")
-    return (
-        models.select_related("owner", "team")
-        .only(*LIST_FIELDS, "owner__username", "team__slug", "team__name")
-        .order_by(order, "pk")
-    )
+    if f["q"]:
+        models = models.filter(Q(name__icontains=f["q"]) | Q(description__icontains=f["q"]))
+    if f["tag"]:
+        models = models.filter(_has_tag(f["tag"]))
+    if f["owner"]:
+        models = models.filter(owner__username=f["owner"])
+    if f["alias"]:
+        models = models.filter(pk__in=Alias.objects.filter(name=f["alias"]).values("model_id"))
+    if f["framework"]:
+        models = models.filter(framework=f["framework"])
+    return models.order_by(f["order"], "pk")
 
 
-def with_aliases(models: list[RegisteredModel]) -> list[RegisteredModel]:
-    """Set `alias_list` ([AliasRow(name, version, protected)], by name) on a page of models: one
-    query for the page, no queryset per model (Django's prefetch builds one for each)."""
+def models_visible(user, filters: dict) -> QuerySet[RegisteredModel]:
+    """The catalog list for `user` as a QuerySet. `filters` is a validated query string
+    (ModelFiltersSerializer or the page's ModelFiltersForm): q, tag, owner, alias, framework,
+    archived, sort; absent keys do not filter. Lists use `model_rows`, the same query as rows."""
+    models = _filtered(restrict(user, "view", RegisteredModel.objects.all()), _normalized(filters))
+    return models.select_related("owner", "team").only(*LIST_FIELDS, "owner__username", "team__slug", "team__name")
+
+
+class ModelRow:
+    """A model as lists show it (API rows and the page), read as values rather than instances."""
+
+    __slots__ = (*(c.replace("__", "_") for c in ROW_COLUMNS), "alias_list")
+
+    def __init__(self, *values) -> None:
+        for name, value in zip(self.__slots__, values, strict=False):
+            setattr(self, name, value)
+
+    @classmethod
+    def of(cls, model: RegisteredModel) -> ModelRow:
+        """The row of one model instance (detail answers share the list's row shape)."""
+        team = model.team if model.team_id else None
+        return cls(
+            model.pk, model.name, model.description, model.tags, model.owner.username,
+            team and team.slug, team and team.name, model.latest_version, model.latest_version_at,
+            model.framework, model.archived_at, model.created_at, model.updated_at,
+        )  # fmt: skip
+
+
+def model_rows(user, filters: dict) -> sqltemplates.Lazy:
+    """`models_visible` as a sliceable list of `ModelRow` with `count()`, for paginators: its SQL
+    is compiled once per shape (which filters, the caller's kind of access, the sort) and run with
+    this request's values (apps/core/sqltemplates.py)."""
+    f, p = _normalized(filters), sqltemplates.Params()
+    decided = p.scope(scope(user, "view", RegisteredModel))
+    marked = {
+        "q": p.str(f["q"]) if f["q"] else p.literal(""),
+        "tag": p.literal(f["tag"]),  # a JSON value on PostgreSQL: part of the shape, not a parameter
+        "owner": p.str(f["owner"]) if f["owner"] else p.literal(""),
+        "alias": p.str(f["alias"]) if f["alias"] else p.literal(""),
+        "framework": p.literal(f["framework"]),
+        "archived": p.literal(f["archived"]),
+        "order": p.literal(f["order"]),
+    }
+
+    def build() -> QuerySet:
+        return _filtered(apply_scope(decided, RegisteredModel.objects.all()), marked).values_list(*ROW_COLUMNS)
+
+    return sqltemplates.Lazy(p.key("catalog.models"), p, build, ModelRow)
+
+
+def with_aliases(models: list) -> list:
+    """Set `alias_list` ([AliasRow(name, version, protected)], by name) on a page of models or
+    model rows: one query for the page, compiled once per page length."""
     by_model: dict[int, list[AliasRow]] = {m.pk: [] for m in models}
-    rows = (
-        Alias.objects.filter(model_id__in=list(by_model))
-        .order_by("name")
-        .values_list("model_id", "name", "version__version", "protected")
-    )
-    for model_id, name, version, protected in rows:
-        by_model[model_id].append(AliasRow(name, version, protected))
+    if by_model:
+        p = sqltemplates.Params()
+        ids = [p.int(pk) for pk in by_model]
+        rows = sqltemplates.rows(
+            p.key("catalog.aliases"),
+            p,
+            lambda: (
+                Alias.objects.filter(model_id__in=ids)
+                .order_by("name")
+                .values_list("model_id", "name", "version__version", "protected")
+            ),
+        )
+        for model_id, name, version, protected in rows:
+            by_model[model_id].append(AliasRow(name, version, protected))
     for m in models:
         m.alias_list = by_model[m.pk]
     return models

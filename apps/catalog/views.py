@@ -30,7 +30,7 @@ PAGE_SIZE = 25
 
 def model_list(request):
     filters = forms.ModelFiltersForm(request.GET).filters()
-    page = Paginator(selectors.models_visible(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.model_rows(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = selectors.with_aliases(list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)

@@ -13,8 +13,10 @@ class CoreConfig(AppConfig):
 
         from apps.core import (
             signals,  # noqa: F401
+            sqltemplates,
             workers,  # noqa: F401
         )
         from apps.core.permissions import clear_caches
 
         post_migrate.connect(clear_caches, dispatch_uid="core.permissions.clear_caches")
+        post_migrate.connect(sqltemplates.clear, dispatch_uid="core.sqltemplates.clear")

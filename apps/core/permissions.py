@@ -1,6 +1,7 @@
 """The one decision point: every "may this user ..." in the portal is answered here.
 
-- `restrict(user, action, qs)`: the objects of `qs` the user may `action`, as one SQL query.
+- `restrict(user, action, qs)`: the objects of `qs` the user may `action`, as one SQL query;
+  `scope` is its decision alone, for lists compiled once per shape (`apply_scope` applies it).
 - `can(user, action, target)`: one object (object permission, or the role's global permission),
   or a model class (the role's model permission, e.g. ``can(user, "add", TrainingJob)``).
 - `require(user, action, target)`: raise `NotFound` when an object is invisible (strangers learn
@@ -23,7 +24,7 @@ Deny by default: anonymous and inactive users may do nothing; an unknown action 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from django.apps import apps as django_apps
 from django.contrib.auth.models import AnonymousUser, Group, Permission
@@ -31,7 +32,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Cast
-from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from guardian.shortcuts import assign_perm, remove_perm
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
@@ -56,25 +56,6 @@ def codename(model: type[models.Model] | models.Model, action: str) -> str:
 
 def full_perm(model: type[models.Model] | models.Model, action: str) -> str:
     return f"{model._meta.app_label}.{codename(model, action)}"
-
-
-def object_permission_models(model: type[models.Model]) -> tuple[type, type]:
-    """Declare guardian's direct foreign-key permission tables for `model` (fast joins, real FKs).
-
-    Call once in the app's models.py: ``ModelUserPerm, ModelGroupPerm = object_permission_models(M)``.
-    """
-    attrs = {"__module__": model.__module__, "Meta": type("Meta", (), {"app_label": model._meta.app_label})}
-    user_perm = type(
-        f"{model.__name__}UserObjectPermission",
-        (UserObjectPermissionBase,),
-        {**attrs, "content_object": models.ForeignKey(model, on_delete=models.CASCADE)},
-    )
-    group_perm = type(
-        f"{model.__name__}GroupObjectPermission",
-        (GroupObjectPermissionBase,),
-        {**attrs, "content_object": models.ForeignKey(model, on_delete=models.CASCADE)},
-    )
-    return user_perm, group_perm
 
 
 def grant_owner(obj: models.Model) -> None:
@@ -156,29 +137,59 @@ def _role_allows(user, model: type[models.Model] | models.Model, action: str) ->
     return user.has_perm(full_perm(model, action))
 
 
-def restrict(user, action: Action, queryset: QuerySet) -> QuerySet:
-    """The objects in `queryset` that `user` may `action`, as one SQL query (no id lists)."""
+class Scope(NamedTuple):
+    """What `restrict` keeps of a model's rows for one user: `kind` "none", "all", "derived" (the
+    model's rule in `_DERIVED`) or "objects" (the user's and their groups' object permissions:
+    `permission` id, `user_id`, `group_ids`, None when the groups are not cached)."""
+
+    kind: str
+    permission: int | None = None
+    user_id: int | None = None
+    group_ids: tuple[int, ...] | None = None
+
+
+def scope(user, action: Action, model: type[models.Model]) -> Scope:
+    """The decision behind `restrict(user, action, model.objects...)`, for selectors that compile
+    their list query once per shape (apps/core/sqltemplates.py) and apply it with `apply_scope`."""
     if not is_active_user(user):
-        return queryset.none()
-    model = queryset.model
-    derived = _DERIVED.get(model._meta.label_lower)
-    if derived is not None:
-        return derived[1](user, action, queryset)
+        return Scope("none")
+    if model._meta.label_lower in _DERIVED:
+        return Scope("derived")
     if user.is_superuser or _role_allows(user, model, action):
-        return queryset
+        return Scope("all")
     permission = _permission_id(model, action)
     if permission is None:
-        return queryset.none()
-    user_model = get_user_obj_perms_model(model)
-    group_model = get_group_obj_perms_model(model)
+        return Scope("none")
     # The caller cache knows the user's groups (apps/accounts/principals.py): the group rows are
     # then matched by id, without joining the membership table (and skipped for no groups).
-    group_ids = getattr(user, "_portal_group_ids", None)
-    by_user = user_model.objects.filter(user_id=user.pk, permission_id=permission)
-    if group_ids is None:
-        by_group = group_model.objects.filter(group__user=user, permission_id=permission)
+    groups = getattr(user, "_portal_group_ids", None)
+    return Scope("objects", permission, user.pk, None if groups is None else tuple(groups))
+
+
+def restrict(user, action: Action, queryset: QuerySet) -> QuerySet:
+    """The objects in `queryset` that `user` may `action`, as one SQL query (no id lists)."""
+    decided = scope(user, action, queryset.model)
+    if decided.kind == "derived":
+        return _DERIVED[queryset.model._meta.label_lower][1](user, action, queryset)
+    return apply_scope(decided, queryset)
+
+
+def apply_scope(decided: Scope, queryset: QuerySet) -> QuerySet:
+    """`queryset` filtered as `decided` says (a "derived" scope goes through `restrict` only)."""
+    if decided.kind == "all":
+        return queryset
+    if decided.kind != "objects":
+        return queryset.none()
+    model = queryset.model
+    user_model = get_user_obj_perms_model(model)
+    group_model = get_group_obj_perms_model(model)
+    by_user = user_model.objects.filter(user_id=decided.user_id, permission_id=decided.permission)
+    if decided.group_ids is None:
+        by_group = group_model.objects.filter(group__user=decided.user_id, permission_id=decided.permission)
+    elif decided.group_ids:
+        by_group = group_model.objects.filter(group_id__in=decided.group_ids, permission_id=decided.permission)
     else:
-        by_group = group_model.objects.filter(group_id__in=group_ids, permission_id=permission) if group_ids else None
+        by_group = None
     if _is_direct(user_model):
         column = "content_object_id"
     else:  # generic tables: object_pk is a string column; PostgreSQL needs it cast to the pk type

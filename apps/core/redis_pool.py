@@ -57,6 +57,10 @@ class _PooledClient(RedisCacheClient):
     def _get_connection_pool(self, write):
         return connection_pool(self._servers[self._get_connection_pool_index(write)])
 
+    def get_client(self, key=None, *, write=False):
+        # Django builds a new `redis.Redis` (and its table of ~170 response callbacks) per call.
+        return redis_client(self._servers[self._get_connection_pool_index(write)])
+
 
 class PooledRedisCache(RedisCache):
     """Django's Redis cache on the process's shared pool."""

@@ -18,7 +18,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from apps.core.models import OwnedModel, VaultBlob
-from apps.core.permissions import object_permission_models
+from apps.core.permission_tables import object_permission_models
 
 slug_validator = RegexValidator(
     r"^[a-z0-9]+(?:-[a-z0-9]+)*$", "Use lowercase letters, digits and single hyphens, e.g. churn-model."

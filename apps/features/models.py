@@ -7,7 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from apps.core.models import OwnedModel
-from apps.core.permissions import object_permission_models
+from apps.core.permission_tables import object_permission_models
 
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 slug_validator = RegexValidator(SLUG_RE, "Use 1-100 lowercase letters, digits and inner hyphens, e.g. customer-risk.")

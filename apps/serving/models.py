@@ -15,7 +15,7 @@ from django.db.models import Q
 from apps.catalog.models import ModelVersion, RegisteredModel, alias_validator
 from apps.core.models import OwnedModel, VaultBlob
 from apps.core.names import name_validator
-from apps.core.permissions import object_permission_models
+from apps.core.permission_tables import object_permission_models
 
 
 class Endpoint(OwnedModel):

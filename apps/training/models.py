@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from apps.core.models import OwnedModel
-from apps.core.permissions import object_permission_models
+from apps.core.permission_tables import object_permission_models
 
 
 class Sweep(OwnedModel):

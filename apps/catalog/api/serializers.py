@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.catalog.models import CARD_SECTIONS, FRAMEWORKS, Alias, ModelCard, ModelVersion, RegisteredModel
-from apps.catalog.selectors import SORTS
+from apps.catalog.selectors import SORTS, ModelRow
 from apps.catalog.validation import LINEAGE_FIELDS
 from apps.core.api.rows import iso
 from apps.core.permissions import can
@@ -70,22 +70,24 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, obj) -> dict:
-        """The same dict as DRF's field-by-field rendering, built directly (apps/core/api/rows.py)."""
-        tz = timezone.get_current_timezone()
+        """The same dict as DRF's field-by-field rendering, built directly from a list's
+        `ModelRow` or a model instance (apps/core/api/rows.py)."""
+        row = obj if isinstance(obj, ModelRow) else ModelRow.of(obj)
+        tz = self.__dict__.get("_tz") or self.__dict__.setdefault("_tz", timezone.get_current_timezone())
         return {
-            "name": obj.name,
-            "description": obj.description,
-            "tags": obj.tags,
-            "owner": obj.owner.username,
-            "team": self.get_team(obj),
-            "latest_version": obj.latest_version,
-            "latest_version_at": iso(obj.latest_version_at, tz),
-            "framework": obj.framework,
+            "name": row.name,
+            "description": row.description,
+            "tags": row.tags,
+            "owner": row.owner_username,
+            "team": row.team_slug,
+            "latest_version": row.latest_version,
+            "latest_version_at": iso(row.latest_version_at, tz),
+            "framework": row.framework,
             "aliases": self.get_aliases(obj),
-            "archived": obj.archived_at is not None,
-            "created_at": iso(obj.created_at, tz),
-            "updated_at": iso(obj.updated_at, tz),
-            "url": model_api_url(obj.name),
+            "archived": row.archived_at is not None,
+            "created_at": iso(row.created_at, tz),
+            "updated_at": iso(row.updated_at, tz),
+            "url": model_api_url(row.name),
         }
 
     def get_team(self, obj) -> str | None:

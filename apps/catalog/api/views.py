@@ -32,9 +32,9 @@ UPLOAD_ENVELOPE_BYTES = 1 << 20
 class ModelListView(generics.ListAPIView):
     serializer_class = s.RegisteredModelSerializer
 
-    def get_queryset(self):
+    def get_queryset(self):  # rows, not a QuerySet: compiled once per shape (selectors.model_rows)
         filters = validated_query(s.ModelFiltersSerializer, self.request.query_params)
-        return selectors.models_visible(self.request.user, filters)
+        return selectors.model_rows(self.request.user, filters)
 
     def paginate_queryset(self, queryset):
         return selectors.with_aliases(super().paginate_queryset(queryset))

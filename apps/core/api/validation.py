@@ -8,6 +8,7 @@ names are ignored (caches and tracing add their own), bad values a 400 naming th
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 from rest_framework import serializers
@@ -44,8 +45,34 @@ def _within_database_range(data: dict) -> dict:
 
 
 def validated_query(serializer_class: type[serializers.Serializer], params, *, context=None) -> dict:
-    """The validated query string (unknown names ignored), or a 400 naming each bad parameter."""
+    """The validated query string (unknown names ignored), or a 400 naming each bad parameter.
+
+    Most list calls name none of the filters (only `page` or nothing): without a context, those
+    get the serializer's own answer for an empty query, worked out once per process (building a
+    serializer and its fields costs ~0.15 ms)."""
+    if context is None:
+        names, defaults = _empty_query(serializer_class)
+        if defaults is not None and not any(name in params for name in names):
+            return copy.deepcopy(defaults)
     serializer = serializer_class(data=params, context=context or {})
     if not serializer.is_valid():
         raise ValidationError(serializer.errors)
     return _within_database_range(dict(serializer.validated_data))
+
+
+_EMPTY: dict[type, tuple[frozenset, dict | None]] = {}
+
+
+def _empty_query(serializer_class: type[serializers.Serializer]) -> tuple[frozenset, dict | None]:
+    """The serializer's field names, and what an empty query validates to (None: it is invalid,
+    or the serializer reads the raw query itself, e.g. to refuse unknown names)."""
+    found = _EMPTY.get(serializer_class)
+    if found is None:
+        serializer = serializer_class(data={}, context={})
+        own_reading = serializer_class.to_internal_value is not serializers.Serializer.to_internal_value
+        valid = not own_reading and serializer.is_valid()
+        found = _EMPTY[serializer_class] = (
+            frozenset(serializer.fields),
+            _within_database_range(dict(serializer.validated_data)) if valid else None,
+        )
+    return found
