@@ -45,6 +45,7 @@ def portal_env():
            "PORTAL_DEBUG": "false", "API_THROTTLE_RATE": "1000000/min"}  # load generators are one user  # fmt: skip
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        _create_postgres_database(env["DATABASE_URL"])
     os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
@@ -61,6 +62,23 @@ def portal_env():
         redis.terminate()
         redis.wait()
         shutil.rmtree(var, ignore_errors=True)  # the database, vault and logs of this run
+
+
+def _create_postgres_database(url: str) -> None:
+    """The services-mode database named in `url`, created when missing (a fresh machine has none)."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not parts.scheme.startswith("postgres") or not name:
+        return
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _exit_on_sigterm(signum, frame):

@@ -332,9 +332,9 @@ WHITENOISE_AUTOREFRESH = env_bool("WHITENOISE_AUTOREFRESH", False)  # rescans fi
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "apps.core.staticfiles.PortalManifestStorage"  # WhiteNoise's, URLs kept per process
         if PRODUCTION
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        else "apps.core.staticfiles.PortalStaticFilesStorage"
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"

@@ -14,19 +14,23 @@ SQL; nothing is formatted into the SQL text. A marker that does not come out as 
 literal instead (`Params.literal`).
 
 Rows come back through the compiler's own converters (datetimes, JSON), exactly as
-`values_list()` returns them. `Lazy` wraps one query shape as a sliceable list with `count()`, so
+`values_list()` returns them, as lists. `Lazy` wraps one query shape as a sliceable list with `count()`, so
 Django's and the API's paginators page it without knowing.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import JSONField, QuerySet
+from django.db.models.expressions import Col
 
 from apps.core.permissions import Scope
 
@@ -79,19 +83,22 @@ class Params:
 
 
 class _Compiled:
-    __slots__ = ("sql", "params", "slots", "compiler", "using", "empty")
+    __slots__ = ("sql", "params", "slots", "converters", "using", "empty")
 
     def __init__(self, queryset: QuerySet, n_values: int, *, count: bool = False) -> None:
         self.using = queryset.db
-        self.compiler = queryset.query.get_compiler(self.using)
+        compiler = queryset.query.get_compiler(self.using)
+        self.converters = ()
         try:
-            sql, params = self.compiler.as_sql()
+            sql, params = compiler.as_sql()
         except EmptyResultSet:  # `none()`: no SQL to run, whatever the values
             self.sql, self.params, self.slots, self.empty = "", (), (), [(0,)] if count else []
             return
         self.empty = None
         if count:
-            sql, self.compiler = f"SELECT COUNT(*) FROM ({sql}) counted", None
+            sql = f"SELECT COUNT(*) FROM ({sql}) counted"
+        else:
+            self.converters = _converters(compiler)
         self.sql = sql
         self.params = tuple(params)
         self.slots = tuple(_slot(p, n_values) for p in self.params)
@@ -110,9 +117,67 @@ class _Compiled:
         with connections[self.using].cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()
-        if self.compiler is None:
+        if not self.converters:
             return rows
-        return list(self.compiler.results_iter(results=[rows], tuple_expected=True))
+        out = []
+        for row in rows:
+            row = list(row)
+            for pos, funcs in self.converters:
+                value = row[pos]
+                for func in funcs:
+                    value = func(value)
+                row[pos] = value
+            out.append(row)
+        return out
+
+
+def _converters(compiler) -> tuple:
+    """The compiler's own value converters per column (what `values_list()` applies), bound once.
+    Two of them, which every list row meets, are replaced by equivalents that skip Django's
+    per-value lookups: SQLite's datetime text (Django's parse_datetime tries `fromisoformat`
+    first too) and a plain JSONField's `json.loads`."""
+    connection = compiler.connection
+    fields = [s[0] for s in compiler.select[: compiler.col_count]]
+    bound = []
+    for pos, (funcs, expression) in compiler.get_converters(fields).items():
+        bound.append((pos, tuple(_bind(func, expression, connection) for func in funcs)))
+    return tuple(bound)
+
+
+def _bind(func, expression, connection) -> Callable:
+    name = getattr(func, "__name__", "")
+    if connection.vendor == "sqlite" and name == "convert_datetimefield_value":
+        tz = connection.timezone if settings.USE_TZ else None
+
+        def sqlite_datetime(value):
+            if value is None:
+                return None
+            if not isinstance(value, datetime.datetime):
+                try:
+                    value = datetime.datetime.fromisoformat(value)
+                except ValueError:
+                    return func(value, expression, connection)
+            return value if tz is None or value.tzinfo is not None else value.replace(tzinfo=tz)
+
+        return sqlite_datetime
+    field = getattr(expression, "target", None)
+    if (
+        name == "from_db_value"
+        and isinstance(field, JSONField)
+        and field.decoder is None
+        and isinstance(expression, Col)
+    ):
+
+        def plain_json(value):
+            if not isinstance(value, str):
+                return value
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                return value
+
+        return plain_json
+    return lambda value: func(value, expression, connection)
 
 
 def _slot(param, n_values: int) -> tuple | None:
