@@ -12,7 +12,6 @@ import json
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -23,6 +22,7 @@ from apps.core import format as fmt
 from apps.core import sharing, vault
 from apps.core.forms import apply_validation_error
 from apps.core.pages import page_requires
+from apps.core.paginator import Paginator
 from apps.core.permissions import can, require
 
 PAGE_SIZE = 25
@@ -30,7 +30,8 @@ PAGE_SIZE = 25
 
 def model_list(request):
     filters = forms.ModelFiltersForm(request.GET).filters()
-    page = Paginator(selectors.model_rows(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = selectors.model_rows(request.user, filters)  # a page and its count in one query
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = selectors.with_aliases(list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)

@@ -15,7 +15,8 @@ literal instead (`Params.literal`).
 
 Rows come back through the compiler's own converters (datetimes, JSON), exactly as
 `values_list()` returns them, as lists. `Lazy` wraps one query shape as a sliceable list with `count()`, so
-Django's and the API's paginators page it without knowing.
+Django's and the API's paginators page it without knowing; `apps.core.paginator.Paginator` also
+asks `Lazy.with_count` for a page and the list's size in one statement.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import JSONField, QuerySet
+from django.db.models import Count, JSONField, QuerySet, Window
 from django.db.models.expressions import Col
 
 from apps.core.permissions import Scope
@@ -234,6 +235,21 @@ class Lazy:
 
     def count(self) -> int:
         return count(self.key[1:], self.params, self.build)
+
+    def with_count(self, start: int, stop: int) -> tuple[list, int | None]:
+        """Rows `[start:stop]` and how many rows the whole list has, in one statement (a
+        `COUNT(*) OVER ()` window, evaluated before LIMIT): a paginator's COUNT and page query in
+        one. None as the count when the slice is past the end (no row to carry it)."""
+        compiled = _compiled(
+            (*self.key, "with-count", start, stop),
+            lambda: self.build().annotate(_rows_in_list=Window(Count("*")))[start:stop],
+            len(self.params.values),
+            False,
+        )
+        rows = compiled.run(self.params.values)
+        if not rows:
+            return [], (0 if start == 0 else None)
+        return [self.row(*r[:-1]) for r in rows], rows[0][-1]
 
     def __getitem__(self, index):
         if not isinstance(index, slice) or index.step is not None or (index.start or 0) < 0 or index.stop is None:

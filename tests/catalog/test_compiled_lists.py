@@ -169,3 +169,30 @@ def test_api_rows_from_compiled_rows_equal_rows_from_instances(catalog, owner):
         instances = selectors.with_aliases(list(selectors.models_visible(owner, filters)))
         rows = selectors.with_aliases(selectors.model_rows(owner, filters)[0:50])
         assert RegisteredModelSerializer(rows, many=True).data == RegisteredModelSerializer(instances, many=True).data
+
+
+def test_a_page_and_the_list_size_come_in_one_query(catalog, owner, stranger, django_assert_num_queries):
+    from apps.core.paginator import Paginator
+
+    expected = _names(selectors.models_visible(owner, {"archived": True}))
+    assert len(expected) > 4
+    rows = selectors.model_rows(owner, {"archived": True})
+    with django_assert_num_queries(1):
+        page = Paginator(rows, 2).get_page(2)
+        assert page.paginator.count == len(expected) and _names(page) == expected[2:4]
+    last = Paginator(selectors.model_rows(owner, {"archived": True}), 2).get_page(99)  # past the end: the last page
+    assert last.number == last.paginator.num_pages and _names(last) == expected[(last.number - 1) * 2 :]
+    nothing = selectors.model_rows(stranger, {})  # the stranger's permissions are read here
+    with django_assert_num_queries(1):
+        empty = Paginator(nothing, 2).get_page(1)
+        assert empty.paginator.count == 0 and list(empty) == []
+
+
+def test_the_api_list_counts_every_page(catalog, owner):
+    from tests.conftest import api_client_for
+
+    client = api_client_for(owner)
+    expected = _names(selectors.models_visible(owner, {}))
+    second = client.get("/api/v1/models/?page_size=2&page=2").json()
+    assert second["count"] == len(expected) and [r["name"] for r in second["results"]] == expected[2:4]
+    assert client.get("/api/v1/models/?page_size=2&page=99").status_code == 404
