@@ -45,6 +45,8 @@ class Paginator(paginator.Paginator):
         if number < 1:
             return None
         bottom = (number - 1) * self.per_page
+        if bottom + self.per_page + self.orphans > _MAX_OFFSET:  # no database takes such an OFFSET
+            return None  # the usual path: counted, then past the end
         rows, total = with_count(bottom, bottom + self.per_page + self.orphans)
         if total is None:
             return None
@@ -55,6 +57,9 @@ class Paginator(paginator.Paginator):
         if top + self.orphans >= total:
             top = total
         return self._get_page(rows[: top - bottom], number, self)
+
+
+_MAX_OFFSET = 2**63 - 1  # LIMIT and OFFSET are signed 64-bit integers in SQLite and PostgreSQL
 
 
 def _is_first(number) -> bool:
