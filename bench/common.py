@@ -23,8 +23,8 @@ def ensure_venv(name: str, packages: list[str]) -> Path:
     venv = ROOT / "bench" / ".venvs" / name
     python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # noqa: S603  fixed argv, no shell
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)  # noqa: S603  fixed argv (bench's own package pins), no shell
     return python
 
 
@@ -88,7 +88,7 @@ def _exit_on_sigterm(signum, frame):
 @contextmanager
 def server(args: list[str], env: dict, port: int, path: str = "/healthz"):
     log = open(Path(env.get("PORTAL_VAR_DIR") or tempfile.gettempdir()) / f"server-{port}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603  argv from the calling bench, no shell
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -59,7 +59,7 @@ def generate(folder: Path, rows: int, features: int, shifted: int, shift: float)
 
 
 def child(args: list[str], python: str = sys.executable) -> dict:
-    out = subprocess.run([python, *args], check=True, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([python, *args], check=True, capture_output=True, text=True, cwd=ROOT)  # noqa: S603  argv from the calling bench, no shell
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

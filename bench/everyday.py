@@ -185,11 +185,11 @@ def profile(seconds: int = 10) -> dict:
                 url = f"http://127.0.0.1:{port}{path}"
                 wrk.run(url, seconds=5, headers=headers)
                 raw = Path(tmp) / f"{name}.txt"
-                load = subprocess.Popen(wrk.pinned(["wrk", "-t1", "-c8", f"-d{seconds + 4}s",
+                load = subprocess.Popen(wrk.pinned(["wrk", "-t1", "-c8", f"-d{seconds + 4}s",  # noqa: S603  fixed wrk argv, no shell
                                                     *[x for k, v in headers.items() for x in ("-H", f"{k}: {v}")],
                                                     url], wrk.LOAD_CPU), stdout=subprocess.DEVNULL)  # fmt: skip
                 time.sleep(2)
-                subprocess.run([str(spy), "record", "-p", str(proc.pid), "-d", str(seconds), "-r", "200", "-f", "raw",
+                subprocess.run([str(spy), "record", "-p", str(proc.pid), "-d", str(seconds), "-r", "200", "-f", "raw",  # noqa: S603  fixed py-spy argv, no shell
                                 "-o", str(raw)], check=True, capture_output=True)  # fmt: skip
                 load.wait()
                 out[name] = _top_frames(raw)

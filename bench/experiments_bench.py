@@ -100,7 +100,7 @@ def portal_setup(n_runs: int) -> dict:
         )
         params, summaries, points = [], [], []
         for i, run in zip(idx, runs, strict=True):
-            rng = random.Random(i)
+            rng = random.Random(i)  # noqa: S311  seeded synthetic bench data, not a secret
             run.params = {"p0": str(i % 10), **{f"p{k}": f"v{rng.randrange(100)}" for k in range(1, 5)}}
             params += [RunParam(run=run, key=k, value=v, value_num=as_number(v)) for k, v in run.params.items()]
             for k in range(5):
@@ -163,7 +163,7 @@ def in_process_table(setup: dict, calls: int) -> dict:
             t0 = time.perf_counter()
             response = c.get(url, extra)
             times.append((time.perf_counter() - t0) * 1000)
-        assert response.status_code == 200, (label, response.status_code, response.content[:300])
+        assert response.status_code == 200, (label, response.status_code, response.content[:300])  # noqa: S101  benchmark sanity check; benches never run under -O
         with CaptureQueriesContext(connection) as ctx:
             c.get(url, extra)
         out[label] = {
@@ -230,7 +230,7 @@ def ws_latency(base: str, setup: dict, samples: int) -> dict:
     lat = []
     ws_url = base.replace("http://", "ws://") + f"/ws/runs/{run_id}/"
     with connect(ws_url, additional_headers={"Authorization": f"Token {setup['token']}"}) as ws:
-        assert json.loads(ws.recv(timeout=5))["type"] == "subscribed"
+        assert json.loads(ws.recv(timeout=5))["type"] == "subscribed"  # noqa: S101  benchmark sanity check; benches never run under -O
         for step in range(samples):
             t0 = time.perf_counter()
             s.post(url, json={"metrics": [{"key": "loss", "value": 1 / (1 + step), "step": step}]}).raise_for_status()
@@ -265,7 +265,7 @@ def start_portal_server(env: dict) -> subprocess.Popen:
     """uvicorn (uvloop, httptools, one process) serving portal.asgi, pinned to CPU0."""
     args = ["-m", "uvicorn", "portal.asgi:application", "--port", str(PORTAL_PORT), "--loop", "uvloop",
             "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    return subprocess.Popen([*pin(0), sys.executable, *args], cwd=ROOT, env=env, start_new_session=True)
+    return subprocess.Popen([*pin(0), sys.executable, *args], cwd=ROOT, env=env, start_new_session=True)  # noqa: S603  fixed uvicorn argv, no shell
 
 
 # --- timed reads, both sides through wrk ------------------------------------------------------------

@@ -139,7 +139,7 @@ def fixed_rate(url: str, headers: dict, bodies: list[str], *, rate: float, secon
         for name, value in headers.items():
             cmd += ["-H", f"{name}: {value}"]
         switches = resource.getrusage(resource.RUSAGE_CHILDREN).ru_nivcsw
-        out = subprocess.run(wrk.pinned([*cmd, url], wrk.LOAD_CPU), capture_output=True, text=True, check=True,
+        out = subprocess.run(wrk.pinned([*cmd, url], wrk.LOAD_CPU), capture_output=True, text=True, check=True,  # noqa: S603  fixed wrk argv, no shell
                              timeout=seconds + 60).stdout  # fmt: skip
         switches = resource.getrusage(resource.RUSAGE_CHILDREN).ru_nivcsw - switches
     finally:
@@ -217,7 +217,7 @@ def setup_portal():
         services.feature_view_ingest(view=view, actor=user, data=pa.table(cols))
         job = services.feature_view_materialize(view=view, actor=user, start=now - timedelta(hours=1), end=now)
         job = services.materialization_run(job_id=job.pk)
-        assert job.keys_written == N_ENTITIES, job.error
+        assert job.keys_written == N_ENTITIES, job.error  # noqa: S101  benchmark sanity check; benches never run under -O
     _, key = token_create(user=user, name="bench", scopes=["features"], expires_days=1)
     return user, key
 
@@ -230,16 +230,16 @@ def in_process(user, repeats: int) -> dict:
     random.seed(0)
     settle(import_urls=False)  # as in every portal process (web: portal/asgi.py, workers: on fork)
     for _ in range(200):
-        services.online_read(actor=user, features=feats, entities={"eid": [random.randrange(N_ENTITIES)]})
+        services.online_read(actor=user, features=feats, entities={"eid": [random.randrange(N_ENTITIES)]})  # noqa: S311  warm-up entity ids, not a secret
     runs = []
     for _ in range(repeats):
         lat = []
         for _ in range(1000):
-            e = random.randrange(N_ENTITIES)
+            e = random.randrange(N_ENTITIES)  # noqa: S311  random entity ids to read, not a secret
             t = time.perf_counter()
             body = services.online_read(actor=user, features=feats, entities={"eid": [e]})
             lat.append((time.perf_counter() - t) * 1e3)
-        assert body["results"]["fv:f0"]["statuses"] == ["present"]
+        assert body["results"]["fv:f0"]["statuses"] == ["present"]  # noqa: S101  benchmark sanity check; benches never run under -O
         lat.sort()
         runs.append({"p50_ms": round(lat[499], 4), "p99_ms": round(lat[989], 4)})
     return {**spread(runs, ("p50_ms", "p99_ms")), "runs": runs}
@@ -252,7 +252,7 @@ def over_http(env: dict, key: str, args) -> dict:
     if args.diagnose:
         env = {**env, "FEATURES_BENCH_DIAG": "1"}
     cmd = wrk.pinned([sys.executable, *UVICORN, "--port", str(port), "bench.features_asgi:app"])
-    rng = random.Random(1)
+    rng = random.Random(1)  # noqa: S311  seeded entity ids to read, not a secret
     feats = [f"fv:{f}" for f in FEATS]
     one = [json.dumps({"features": feats, "entities": {"eid": [rng.randrange(N_ENTITIES)]}}) for _ in range(1000)]
     hundred = [json.dumps({"features": feats, "entities": {"eid": rng.sample(range(N_ENTITIES), 100)}})
@@ -301,7 +301,7 @@ def over_http(env: dict, key: str, args) -> dict:
 def feast(n: int, repeats: int) -> dict:
     python = ensure_venv("feast", ["feast", "pandas<3"])
     with tempfile.TemporaryDirectory(prefix="feast-bench-") as tmp:
-        out = subprocess.run([str(python), "-c", FEAST, tmp, str(n), str(repeats)], check=True, capture_output=True,
+        out = subprocess.run([str(python), "-c", FEAST, tmp, str(n), str(repeats)], check=True, capture_output=True,  # noqa: S603  fixed argv (bench venv's python, bench script), no shell
                              text=True)  # fmt: skip
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     return {"version": raw["version"], **spread(raw["runs"], ("p50_ms", "p99_ms")), "runs": raw["runs"]}

@@ -65,7 +65,7 @@ def generate(folder: Path, n_labels: int) -> None:
     ids = np.repeat(np.arange(n_id, dtype=np.int64), per)
     ts = t0 + rng.integers(0, span, n_id * per)
     pairs = np.unique(np.stack([ids, ts]), axis=1)
-    assert pairs.shape[1] == len(ids), "duplicate (id, ts) pairs: the anchor drops them"
+    assert pairs.shape[1] == len(ids), "duplicate (id, ts) pairs: the anchor drops them"  # noqa: S101  benchmark sanity check; benches never run under -O
     cols = {"id": ids, "event_timestamp": pa.array(ts).cast(pa.timestamp("us")).cast(TS)}
     for k in range(10):
         cols[f"f{k}"] = rng.standard_normal(len(ids))
@@ -102,7 +102,7 @@ def main() -> None:
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        out = subprocess.run([str(duck_python), "-c", DUCK, str(folder), str(args.threads), str(args.repeat),
+        out = subprocess.run([str(duck_python), "-c", DUCK, str(folder), str(args.threads), str(args.repeat),  # noqa: S603  fixed argv (bench venv's python, bench script), no shell
                               str(args.warmup)],
                              check=True, capture_output=True, text=True, env=env)  # fmt: skip
         duck = json.loads(out.stdout.strip().splitlines()[-1])

@@ -155,7 +155,7 @@ def served(name: str, args: list[str], env: dict, port: int, path: str, logs: Pa
     `GET path` answers; stopped with its whole group. A failed start raises with its log's tail."""
     log_path = logs / f"{name}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603  argv from the calling bench, no shell
         try:
             deadline = time.monotonic() + 120
             while True:
@@ -192,7 +192,7 @@ def post(port: int, path: str, data: bytes, headers: dict) -> tuple[dict, list[s
     """One request: the JSON answer and the names of the response headers."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST",
                                      headers={"Content-Type": "application/json", **headers})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=30) as answer:
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310  http://127.0.0.1 URL built above
         return json.loads(answer.read()), sorted(name.lower() for name in answer.headers)
 
 
@@ -305,7 +305,7 @@ def summary(rounds: list[dict]) -> dict:
 def mlflow_model(onnx_path: Path, out_dir: Path) -> tuple[Path, str]:
     """The ONNX file saved with mlflow's onnx flavour by MLflow's own venv; its version."""
     python = ensure_venv("mlflow", MLFLOW_PACKAGES)
-    done = subprocess.run([str(python), str(ROOT / "bench" / "serving_mlflow.py"), str(onnx_path), str(out_dir)],
+    done = subprocess.run([str(python), str(ROOT / "bench" / "serving_mlflow.py"), str(onnx_path), str(out_dir)],  # noqa: S603  fixed argv (bench venv's python, bench script), no shell
                           env=_clean_env(), check=True, capture_output=True, text=True)  # fmt: skip
     return python, json.loads(done.stdout.strip().splitlines()[-1])["mlflow"]
 

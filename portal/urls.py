@@ -1,15 +1,26 @@
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from apps.core import views as core_views
 from portal.discovery import portal_app_modules
 
+# The schema and its viewers answer signed-in users and tokens with the `read` scope only
+# (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]). Under the Content Security Policy: Swagger UI's init
+# script is served from /api/v1/docs/?script (the split view). ReDoc's bundle injects <style>
+# elements as it loads, before any nonce option could reach it (webpack's style-loader, then
+# styled-components, which stops with its error #17 without them): this one page allows inline
+# styles, never inline scripts (script-src stays 'self'), and shows nothing but our own schema. Its
+# search index runs in a worker made from a blob: URL, which only the page's own scripts can create.
+swagger_view = SpectacularSwaggerSplitView.as_view(url_name="api-v1:schema", template_name="api/swagger_ui.html")
+redoc_view = SpectacularRedocView.as_view(url_name="api-v1:schema", template_name="api/redoc.html")
 api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-v1:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api-v1:schema"), name="redoc"),
+    path("docs/", swagger_view, name="docs"),
+    path("redoc/", csp_update({"style-src": [UNSAFE_INLINE], "worker-src": [SELF, "blob:"]})(redoc_view), name="redoc"),
 ]
 browser_patterns = []
 for label, module in portal_app_modules("api.urls"):

@@ -5,6 +5,7 @@ the real form on the `portal_server`; `screenshot(page, name)` saves a PNG to lo
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,14 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def wait_for_js(page, expression: str, timeout_s: float = 15.0) -> None:
+    """Wait until a JavaScript expression is truthy. Not page.wait_for_function: Playwright compiles
+    that predicate with eval() inside the page, which the portal's CSP (script-src 'self') refuses;
+    page.evaluate goes through the browser's debugging protocol, which the policy does not govern."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {expression}")
+        page.wait_for_timeout(100)

@@ -125,7 +125,10 @@ def make_personas() -> Personas:
 
 
 def api_client_for(user, scopes=("read", "write", "predict", "features")) -> APIClient:
-    """An API client that authenticates like a script: with a real token."""
+    """An API client that authenticates like a script: with a real token. A platform admin's token
+    also gets the `admin` scope, which platform-admin actions through a token need (issue 17)."""
+    if user.is_superuser and "admin" not in scopes:
+        scopes = (*scopes, "admin")
     _, key = token_create(user=user, name="test", scopes=list(scopes), expires_days=1)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
@@ -210,7 +213,15 @@ def _process_env() -> dict:
     else:
         env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env["PORTAL_VAR_DIR"] = str(settings.VAR_DIR)
+    env["AUDIT_CHECKPOINT_PATH"] = str(_live_audit_dir(settings) / "audit-checkpoints.jsonl")
+    env["PORTAL_2FA_ENFORCED"] = "false"  # as in-process tests (see _two_factor_not_enforced)
     return env
+
+
+def _live_audit_dir(settings) -> Path:
+    """Where the test server and worker keep audit checkpoints and the verifier's state. Emptied
+    before every test: a flushed test database looks exactly like a purged trail."""
+    return Path(settings.VAR_DIR) / "audit-live"
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -314,6 +325,14 @@ def portal_server(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _two_factor_not_enforced(settings):
+    """Two-factor enforcement (issue 17) is off for the suite: approvers and admins sign in with
+    force_login and decide through tokens without a second factor. The tests of 2FA and step-up
+    (tests/accounts/test_two_factor*.py) switch it on with `settings.PORTAL_2FA_ENFORCED = True`."""
+    settings.PORTAL_2FA_ENFORCED = False
+
+
+@pytest.fixture(autouse=True)
 def _database_basics(request):
     """Content types, permissions and role groups, as every test expects them.
 
@@ -338,3 +357,33 @@ def _database_basics(request):
 
             emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _keyring_restored():
+    """A test that rotates or retires the embedded key ring (keys_rotate, a test of rotation) puts
+    the ring back afterwards: audit entries committed outside a test's transaction stay hashed under
+    the session's keys, and later tests write and verify with them."""
+    from apps.core import vault
+
+    path = vault.keyring_path()
+    before = path.read_bytes() if path.exists() else None
+    yield
+    after = path.read_bytes() if path.exists() else None
+    if after != before:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(before)
+        vault._ring_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _audit_checkpoints(settings):
+    """Each test its own audit checkpoint file (and verifier state beside it): a checkpoint anchors
+    one database's trail, and test databases are rolled back and flushed underneath."""
+    import shutil
+    import uuid
+
+    settings.AUDIT_CHECKPOINT_PATH = settings.VAR_DIR / f"audit-checkpoints-{uuid.uuid4().hex}.jsonl"
+    shutil.rmtree(_live_audit_dir(settings), ignore_errors=True)

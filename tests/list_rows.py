@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.conftest import make_user
+from tests.list_rows_accounts import _lockouts
 from tests.list_rows_monitoring import _alerts, _drift_reports, _webhook, _webhook_attempts, _webhooks
+from tests.list_rows_privacy import _erasures
 
 TINY = {"epochs": 2, "batch_size": 256, "hidden_units": 8, "layers": 1, "patience": 0}
 
@@ -399,6 +401,7 @@ REGISTRY: dict[str, Rows] = {
     "api-v1:monitoring:alert-list": Rows(_alerts, "?page_size=100"),
     "api-v1:monitoring:report-list": Rows(_drift_reports, "?page_size=100"),
     "api-v1:monitoring:webhook-list": Rows(_webhooks, "?page_size=100", persona="admin"),
+    "api-v1:privacy:erasure-list": Rows(_erasures, "?page_size=100", persona="admin"),
     "api-v1:monitoring:webhook-deliveries": Rows(
         _webhook_attempts, "?page_size=100", persona="admin", args=lambda w: [_webhook(w).pk]
     ),
@@ -440,6 +443,8 @@ REGISTRY: dict[str, Rows] = {
     "serving:scoring-list": Rows(_scoring_jobs),
     "monitoring:alert-list": Rows(_alerts),
     "monitoring:report-list": Rows(_drift_reports),
+    "privacy:requests": Rows(_erasures, persona="admin"),
+    "accounts:lockouts": Rows(_lockouts, persona="admin"),
 }
 
 # Routes the discovery below takes for lists that are not lists of stored rows, with the reason.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from apps.accounts.tokens import find_token
+from apps.accounts.tokens import find_token, request_token_remember
 from apps.core.audit import attribute_request_to
 
 
@@ -26,6 +26,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         attribute_request_to(token.user)  # the audit middleware ran before DRF knew who this is
+        request_token_remember(token)  # audit entries of this request name the token (its prefix)
         return token.user, token
 
     def authenticate_header(self, request) -> str:
@@ -44,7 +45,7 @@ try:  # document the scheme in the OpenAPI schema
                 "type": "apiKey",
                 "in": "header",
                 "name": "Authorization",
-                "description": "`Token <key>`; create keys on your profile page or with manage.py token_create.",
+                "description": "`Token <key>` or `Bearer <key>`; create keys on your profile page or with manage.py token_create.",
             }
 except ImportError:  # pragma: no cover
     pass

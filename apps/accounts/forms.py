@@ -41,3 +41,25 @@ class TokenCreateForm(BootstrapFormMixin, forms.Form):
     def clean_endpoints(self) -> list[str]:
         text = self.cleaned_data.get("endpoints") or ""
         return sorted({name.strip() for name in text.replace("\n", ",").split(",") if name.strip()})
+
+
+class OtpCodeForm(BootstrapFormMixin, forms.Form):
+    code = forms.CharField(
+        max_length=20,
+        label="Code",
+        help_text="The 6 digits your authenticator app shows now, or one of your recovery codes.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}),
+    )
+
+
+class EnrolCodeForm(BootstrapFormMixin, forms.Form):
+    code = forms.CharField(
+        max_length=10,
+        label="First code from the app",
+        help_text="After adding the account to your app, type the 6 digits it shows to confirm.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+class UnlockForm(forms.Form):
+    username = forms.CharField(max_length=150)

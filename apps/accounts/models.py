@@ -35,6 +35,7 @@ class ApiToken(models.Model):
         ("predict", "Predict: call serving endpoints"),
         ("features", "Features: online feature reads and pushes"),
         ("metrics", "Metrics: scrape /metrics (platform admins' tokens only)"),
+        ("admin", "Admin: platform-admin actions (platform admins' tokens only)"),
     )
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
@@ -69,3 +70,7 @@ class ApiToken(models.Model):
         if self.expires_at and self.expires_at <= timezone.now():
             return "expired"
         return "active"
+
+
+# Two-factor secrets sealed in the vault (issue 17): the models live with their logic.
+from apps.accounts.sealed_otp import OtpSeal, SealedStaticDevice, SealedTOTPDevice  # noqa: E402, F401

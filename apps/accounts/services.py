@@ -46,6 +46,8 @@ def token_create(
         raise ValidationError(
             {"scopes": "Only platform admins' tokens may scrape /metrics (it covers every endpoint)."}
         )
+    if "admin" in scopes and not is_platform_admin(user):
+        raise ValidationError({"scopes": "Only platform admins' tokens may hold the 'admin' scope."})
     if expires_days is not None and not (1 <= expires_days <= settings.API_TOKEN_MAX_DAYS):
         raise ValidationError({"expires_days": f"Expiry must be between 1 and {settings.API_TOKEN_MAX_DAYS} days."})
     endpoints = sorted(set(endpoints or ()))

@@ -7,10 +7,11 @@ import hmac
 import secrets
 from datetime import timedelta
 
+from auditlog.context import auditlog_value
 from django.core.cache import caches
 from django.utils import timezone
 
-from apps.core.permissions import token_allows
+from apps.core.permissions import is_platform_admin, token_allows
 
 KEY_PREFIX = "ptk"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -48,7 +49,54 @@ def find_token(key: str):
     if not token.is_active or not token.user.is_active:
         return None
     _touch(token)
+    if is_platform_admin(token.user) and not _keeps_admin_standing(token.scopes):
+        token.user = _without_admin_standing(token.user)
     return token
+
+
+def _keeps_admin_standing(scopes) -> bool:
+    """Platform-admin actions through a token need the `admin` scope. A token holding `metrics`
+    alone reaches nothing but /metrics (every other route needs read, write, predict or
+    features), where its user's admin standing is what is asked, so it keeps it."""
+    return "admin" in scopes or set(scopes) <= {"metrics"}
+
+
+def _without_admin_standing(user):
+    """The token's user as an ordinary member of their roles: not a superuser, permissions
+    recomputed on demand from their own and their groups' grants. A fresh instance per request
+    (apps/accounts/principals.py), flagged so that it can never be saved (accounts.signals)."""
+    user.is_superuser = False
+    user._portal_token_narrowed = True
+    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(cache, None)
+    return user
+
+
+# --- which token a request runs on, for the audit trail (apps.accounts.signals.name_the_token) ---
+# Kept in auditlog's per-request context (set by its middleware for every request), dropped when
+# the request finishes, so nothing written outside the request is attributed to the token.
+_CONTEXT_KEY = "portal_token"
+
+
+def request_token_remember(token) -> None:
+    try:
+        auditlog_value.get()[_CONTEXT_KEY] = token.prefix
+    except LookupError:  # outside a request (a task, a command): nothing to name
+        return
+
+
+def request_token_prefix() -> str | None:
+    try:
+        return auditlog_value.get().get(_CONTEXT_KEY)
+    except LookupError:
+        return None
+
+
+def request_token_forget() -> None:
+    try:
+        auditlog_value.get().pop(_CONTEXT_KEY, None)
+    except LookupError:
+        return
 
 
 def authenticate_token(key: str, required_scope: str | None = None):

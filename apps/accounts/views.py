@@ -4,16 +4,36 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.accounts import selectors, services
+from apps.accounts import selectors, services, twofactor
 from apps.accounts.forms import LoginForm, TokenCreateForm
+from apps.accounts.middleware import SESSION_ENDED
 from apps.accounts.roles import ROLE_DESCRIPTIONS, user_roles
 from apps.core.forms import apply_validation_error
-from apps.core.permissions import teams_of
+from apps.core.permissions import is_platform_admin, teams_of
 
 
 class LoginView(auth_views.LoginView):
+    """The password step. A user with an authenticator, or one whose role requires two-factor
+    sign-in, is not signed in here: they stay pending (apps/accounts/twofactor.py) and go on to
+    the code, or to enrolment when they must have a device and have none."""
+
     form_class = LoginForm
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        ended = self.request.session.pop(SESSION_ENDED, None)
+        if ended:
+            context["idle_message"] = f"{ended}. Sign in again to continue."
+        return context
+
+    def form_valid(self, form):
+        user = form.get_user()
+        device = twofactor.has_device(user)
+        if not device and not twofactor.two_factor_required(user):
+            return super().form_valid(form)
+        twofactor.pending_start(self.request, user, next_url=self.get_success_url())
+        return redirect("accounts:2fa-verify" if device else "accounts:2fa-enrol")
 
 
 def profile(request):
@@ -47,6 +67,9 @@ def profile(request):
         "tokens": selectors.tokens_of(request.user),
         "roles": [(r, ROLE_DESCRIPTIONS[r]) for r in roles],
         "teams": teams_of(request.user),
+        "two_factor_on": twofactor.has_device(request.user),
+        "two_factor_required": twofactor.two_factor_required(request.user),
+        "is_platform_admin": is_platform_admin(request.user),
     }
     return render(request, "accounts/profile.html", context)
 

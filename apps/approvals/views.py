@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
+from apps.accounts import stepup
 from apps.approvals import forms, selectors, services
 from apps.approvals.models import PromotionRequest
 from apps.catalog import selectors as catalog_selectors
@@ -163,6 +164,15 @@ def request_decide(request, pk):
     if not form.is_valid():
         return request_detail(request, pk, decision_form=form, status=400)
     data = form.cleaned_data
+    if not stepup.step_up_passed(request, data.get("otp"), session=request.session, action="promotion.decide"):
+        verb = "approve" if data["decision"] == "approve" else "reject"
+        version = promotion.version
+        summary = (
+            f"You are about to {verb} promoting {version.model.name} v{version.version} to {promotion.target_alias}."
+        )
+        return stepup.step_up_page(
+            request, fields=request.POST.dict(), summary=summary, wrong_code=bool(data.get("otp"))
+        )
     try:
         services.promotion_decide(
             actor=request.user,

@@ -11,6 +11,7 @@ from apps.catalog.models import CARD_SECTIONS, FRAMEWORKS, ModelCard
 from apps.catalog.selectors import SORTS
 from apps.core.forms import BootstrapFormMixin
 from apps.core.permissions import teams_of
+from apps.core.residency import configured_regions
 
 
 class JSONObjectField(forms.CharField):
@@ -50,10 +51,18 @@ class ModelCreateForm(_DynamicChoicesMixin, BootstrapFormMixin, forms.Form):
     team = forms.ModelChoiceField(
         queryset=Team.objects.none(), required=False, help_text="Shares the model with the team as viewers."
     )
+    region = forms.ChoiceField(
+        choices=(),
+        required=False,
+        initial="default",
+        help_text="Residency: its artifacts are stored, served and downloaded only in this region "
+        "(default = unpinned). It cannot change later.",
+    )
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = teams_of(user)
+        self.fields["region"].choices = [(r, r) for r in configured_regions()]
         self._revalidate()
 
 

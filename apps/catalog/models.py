@@ -24,6 +24,9 @@ class RegisteredModel(OwnedModel):
     latest_version_at = models.DateTimeField(null=True, blank=True)
     framework = models.CharField(max_length=20, blank=True, db_index=True)
     archived_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Residency (issue 17): where the model's artifacts may be stored, served and downloaded;
+    # "default" = unpinned. Fixed at creation (apps/core/residency.py).
+    region = models.CharField(max_length=41, default="default", db_index=True)
 
     class Meta:
         ordering = ["name"]
@@ -53,6 +56,7 @@ IMMUTABLE_VERSION_FIELDS = (
     "package_versions",
     "seed",
     "onnx_parity",
+    "region",
     "created_by_id",
 )
 MUTABLE_VERSION_FIELDS = ("description", "tags", "metrics")
@@ -88,6 +92,10 @@ class ModelVersion(models.Model):
     # `version_register_from_torch`): max_abs_diff, tolerance, threshold, exporter,
     # batch_sizes_checked. Empty for an ONNX file uploaded as it is, which nothing checked.
     onnx_parity = models.JSONField(default=dict, blank=True)
+    # Residency: the model's region, or the region of the run it was built from when the model is
+    # unpinned (a version carries its own region so that one unpinned model can hold versions trained
+    # on data of different regions, each served and downloaded only there).
+    region = models.CharField(max_length=41, default="default")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

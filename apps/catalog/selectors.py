@@ -30,7 +30,7 @@ LIST_FIELDS = ("name", "description", "tags", "owner", "team", "latest_version",
                "archived_at", "created_at", "updated_at")  # fmt: skip
 # The same as values, in `ModelRow`'s order (its attributes are these names with "__" as "_").
 ROW_COLUMNS = ("pk", "name", "description", "tags", "owner__username", "team__slug", "team__name", "latest_version",
-               "latest_version_at", "framework", "archived_at", "created_at", "updated_at")  # fmt: skip
+               "latest_version_at", "framework", "archived_at", "created_at", "updated_at", "region")  # fmt: skip
 
 # `sort` values of the model list (API and page) and the ordering each one means.
 SORTS = {
@@ -104,7 +104,7 @@ class ModelRow:
         return cls(
             model.pk, model.name, model.description, model.tags, model.owner.username,
             team and team.slug, team and team.name, model.latest_version, model.latest_version_at,
-            model.framework, model.archived_at, model.created_at, model.updated_at,
+            model.framework, model.archived_at, model.created_at, model.updated_at, model.region,
         )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.catalog.artifacts import inspect_onnx, inspect_safetensors, local_path
 from apps.catalog.models import CARD_SECTIONS, Alias, ModelCard, ModelVersion, RegisteredModel, alias_validator
 from apps.catalog.validation import clean_lineage, clean_metrics, clean_onnx_parity, clean_tags
-from apps.core import permissions, vault
+from apps.core import permissions, residency, vault
 from apps.core.audit import audit_event
 from apps.core.errors import Conflict, Forbidden, IntegrityFailure, TooLarge
 from apps.core.names import check_name
@@ -34,16 +34,26 @@ NAME_ROUTE_PREFIXES = ("models/", "api/v1/models/")
 
 
 @transaction.atomic
-def model_create(*, actor, name: str, description: str = "", tags=None, team: str | None = None) -> RegisteredModel:
+def model_create(
+    *, actor, name: str, description: str = "", tags=None, team: str | None = None, region: str | None = "default"
+) -> RegisteredModel:
     """Register a model owned by `actor`. `team` is the slug of a team the actor is in: the team
-    becomes a viewer of the model (docs/SECURITY.md); editors only through an explicit share."""
+    becomes a viewer of the model (docs/SECURITY.md); editors only through an explicit share.
+    `region` pins its artifacts to one of the configured regions ("default" = unpinned); it never
+    changes afterwards."""
     permissions.require(actor, "add", RegisteredModel)
     check_name(name, route_prefixes=NAME_ROUTE_PREFIXES)
+    region = residency.clean_region(region)
     found_team = team_for_create(actor=actor, slug=team)
     if RegisteredModel.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"A model called {name!r} already exists; pick another name."]})
     model = RegisteredModel.objects.create(
-        name=name, description=(description or "").strip(), tags=clean_tags(tags), owner=actor, team=found_team
+        name=name,
+        description=(description or "").strip(),
+        tags=clean_tags(tags),
+        owner=actor,
+        team=found_team,
+        region=region,
     )
     permissions.grant_owner(model)
     share_with_team_on_create(model, found_team)
@@ -111,14 +121,20 @@ def version_register(
     lineage=None,
     framework: str = "",
     onnx_parity: dict | None = None,
+    region: str | None = None,
 ) -> ModelVersion:
     """Validate, encrypt and record a new immutable version. On any failure nothing is left behind.
 
     `onnx_parity` is the ONNX Runtime parity check of a torch export (see `clean_onnx_parity`);
-    leave it out for a file nothing checked."""
+    leave it out for a file nothing checked. `region` is the residency region of what the version
+    was built from (a training job's run): the version is pinned to it, or to the model's region.
+    `RegionMismatch` (409) when both are pinned and differ, `ResidencyError` (403) when this
+    portal may not store artifacts of that region; both audited."""
     permissions.require(actor, "change", model)
     if model.archived_at is not None:
         raise Conflict(f"Model {model.name!r} is archived; it takes no new versions.")
+    run_id = (lineage or {}).get("run_id") if isinstance(lineage, dict) else None
+    version_region = version_region_for(model, region or residency.source_region("run", run_id), actor=actor)
     limit = settings.CATALOG_MAX_ARTIFACT_BYTES
     for label, size in (("artifact", artifact_size), ("state dict", state_dict_size)):
         if size is not None and size > limit:
@@ -162,6 +178,7 @@ def version_register(
                 framework=info.framework,
                 opset=info.opset,
                 producer=info.producer,
+                region=version_region,
                 created_by=actor,
                 **cleaned,
             )
@@ -186,6 +203,25 @@ def version_register(
         raise
     model.latest_version, model.framework = locked.latest_version, locked.framework
     return version
+
+
+def version_region_for(model: RegisteredModel, region: str | None, *, actor) -> str:
+    """The region a new version of `model` built from data of `region` is pinned to; refuses (audited)
+    a cross-region registration and a store this portal may not hold."""
+    source = region or residency.UNPINNED
+    if residency.is_pinned(model.region) and residency.is_pinned(source) and source != model.region:
+        residency.refuse(
+            actor=actor,
+            obj=model,
+            region=source,
+            action="register",
+            mismatch=True,
+            why=f"The version was built from data pinned to region {source!r}, but model {model.name!r} is pinned "
+            f"to region {model.region!r}. Register it in a model of region {source!r} (or an unpinned one).",
+        )
+    pinned = source if residency.is_pinned(source) else model.region
+    residency.check_held_here(pinned, actor=actor, obj=model, action="store model artifacts of")
+    return pinned
 
 
 @transaction.atomic
@@ -214,6 +250,7 @@ def artifact_open(
     is sent: `IntegrityFailure` (500), audited as artifact.integrity_error with the vault's reason.
     """
     permissions.require(actor, "view", version.model)
+    residency.check_held_here(version.region, actor=actor, obj=version, action="download", request=request)
     blob = version.artifact if which == "artifact" else version.state_dict
     if blob is None:
         raise ValidationError({"which": ["This version has no PyTorch state dict."]})
@@ -275,6 +312,8 @@ def alias_move(
     Without a promotion the actor needs `change` on the model. With one, the right to move comes
     from the promotion (its approvers decided; approvers need not be editors of the model): it is
     checked to be approved and for exactly this version and alias, whatever the alias's protection.
+    A version pinned to a region never becomes what an endpoint of another region follows (409,
+    audited `residency.refused`, before anything changes: apps/core/residency.check_alias_move).
     """
     if promotion is None:
         permissions.require(actor, "change", model)
@@ -286,6 +325,8 @@ def alias_move(
         raise ValidationError({"version": [f"Version {version.version} belongs to another model."]})
     if model.archived_at is not None:
         raise Conflict(f"Model {model.name!r} is archived; its aliases no longer move.")
+    # Residency (409, audited): no endpoint of another region may follow the alias to a pinned version.
+    residency.check_alias_move(actor=actor, model=model, alias=alias, version=version)
     with transaction.atomic():
         current = Alias.objects.select_for_update().filter(model=model, name=alias).first()
         if current is not None and protected is not None and protected != current.protected:

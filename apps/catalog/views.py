@@ -58,6 +58,7 @@ def model_create(request):
                 description=data["description"],
                 tags=data["tags"],
                 team=data["team"].slug if data["team"] else None,
+                region=data["region"] or "default",
             )
         except ValidationError as exc:
             apply_validation_error(form, exc)

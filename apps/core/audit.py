@@ -1,9 +1,9 @@
-"""Explicit audit events (sensitive reads, logins, approvals) and the hash-chain verifier."""
+"""Explicit audit events (sensitive reads, logins, approvals), the actor of automated work, and the
+chain verifier's entry points (the chain itself: apps.core.audit_keys and apps.core.audit_chain)."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 
 from auditlog.context import auditlog_value, set_actor
@@ -11,7 +11,20 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-from apps.core.models import GENESIS_HASH, AuditEntry
+from apps.core.audit_chain import ChainReport, chain_status, verify_chain
+from apps.core.models import AuditEntry
+
+__all__ = [
+    "SYSTEM_USERNAME",
+    "ChainReport",
+    "acting_as",
+    "attribute_request_to",
+    "audit_event",
+    "chain_status",
+    "client_ip",
+    "system_user",
+    "verify_chain",
+]
 
 SYSTEM_USERNAME = "system"
 
@@ -81,33 +94,3 @@ def acting_as(user) -> Iterator[None]:
     """Attribute every change made inside the block to `user` (tasks, commands)."""
     with set_actor(user):
         yield
-
-
-@dataclasses.dataclass
-class ChainReport:
-    ok: bool
-    checked: int
-    first_broken_id: int | None = None
-    reason: str = ""
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def verify_chain(batch: int = 2000) -> ChainReport:
-    """Walk the audit chain in id order and name the first entry whose hash does not hold."""
-    prev_hash = GENESIS_HASH
-    checked = 0
-    for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=batch):
-        if entry.prev_hash != prev_hash:
-            return ChainReport(
-                False,
-                checked,
-                entry.pk,
-                f"entry {entry.pk} does not follow the entry before it (an entry was deleted or inserted)",
-            )
-        if entry.compute_hash(prev_hash) != entry.entry_hash:
-            return ChainReport(False, checked, entry.pk, f"entry {entry.pk} was modified after it was written")
-        prev_hash = entry.entry_hash
-        checked += 1
-    return ChainReport(True, checked)

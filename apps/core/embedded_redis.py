@@ -54,7 +54,7 @@ def start_redis(
         "--logfile",
         str(log_file),
     ]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)  # noqa: S603  argv of the bundled redis-server built above, no shell
     wait_for_redis(f"redis://127.0.0.1:{port}/0", process=process)
     return process
 

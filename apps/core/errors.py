@@ -56,6 +56,20 @@ class Conflict(DomainError):
     default_detail = "This change is not allowed in the object's current state."
 
 
+class ResidencyError(Forbidden):
+    """Data pinned to a region would be stored, read, trained, served or exported outside it
+    (apps/core/residency.py; every refusal is audited as residency.refused)."""
+
+    default_detail = "This data is pinned to another region and cannot be used here."
+
+
+class RegionMismatch(Conflict):
+    """Two objects pinned to different regions cannot be combined (a run of one region registered
+    into a model of another, a version served on an endpoint of another region)."""
+
+    default_detail = "These objects are pinned to different regions and cannot be combined."
+
+
 class TooLarge(DomainError):
     """A body, upload or row count over its limit."""
 

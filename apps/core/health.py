@@ -9,6 +9,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 
+from apps.core.audit_chain import chain_status
 from apps.core.workers import redis_client, workers_by_queue
 
 
@@ -45,13 +46,40 @@ def _channel_layer() -> str:
     return type(layer).__name__
 
 
+def _audit_chain() -> dict:
+    """The audit chain's state without walking the table: the last verified state plus what is new
+    (apps.core.audit_chain.chain_status). "broken" and "unverified" degrade, never fail, /healthz:
+    the portal keeps serving so that people can investigate."""
+    timed = _timed(lambda: chain_status())
+    report = timed["detail"]
+    if timed["status"] != "ok":  # could not check (e.g. the key ring is unreadable)
+        return {"status": "unverified", "ms": timed["ms"], "detail": report}
+    if report.ok:
+        detail = f"verified through entry {report.verified_through}"
+        detail += f"; {report.pending} newer entries not checked yet" if report.pending else ""
+    else:  # /healthz is public: what broke where is for auditors (the audit page, audit_verify)
+        detail = f"{report.check}: see the audit page or run manage.py audit_verify"
+    return {
+        "status": report.status,
+        "ms": timed["ms"],
+        "detail": detail,
+        "verified_through": report.verified_through,
+        "last_checkpoint_seq": report.last_checkpoint_seq,
+        "last_full_at": report.last_full_at,
+    }
+
+
 def health_report() -> dict:
     checks = {"database": _timed(_database), "broker": _timed(_broker), "channel_layer": _timed(_channel_layer)}
     workers = _timed(workers_by_queue)
     queues = workers["detail"] if workers["status"] == "ok" else {}
     ok = all(c["status"] == "ok" for c in checks.values())
+    audit_chain = _audit_chain() if checks["database"]["status"] == "ok" else {"status": "unverified"}
     return {
         "status": "ok" if ok else "error",
         "checks": checks,
         "workers": {"status": workers["status"], "queues": queues},
+        "audit_chain": audit_chain,
+        # Parts that are not right but do not stop the portal serving (the status stays "ok", 200).
+        "degraded": [] if audit_chain["status"] == "ok" else ["audit_chain"],
     }

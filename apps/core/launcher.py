@@ -221,7 +221,7 @@ class Launcher:
             "PYTHONUNBUFFERED": "1",
             "PORTAL_VAR_DIR": str(settings.VAR_DIR),
         }
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603  argv from the launcher's own process table, no shell
             args,
             cwd=settings.BASE_DIR,
             env=env,

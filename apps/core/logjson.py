@@ -6,7 +6,8 @@ was written while a request was being answered (`bind`, called by
 apps.core.metrics.RequestMetricsMiddleware) or names one (`extra={"request": request}`, as
 `django.request` does): `request_id` (the caller's `X-Request-ID`, else one made for the request),
 `path`, and `user` (the user's id, never the name: log files outlive a subject's erasure);
-`exc_info` and `stack_info` as text. Extra fields named `request_id`, `user` or `path` win.
+`exc_info` and `stack_info` as text; `context_error` (the exception's class name) when the
+request's fields could not be read. Extra fields named `request_id`, `user` or `path` win.
 
 Loaded by logging.config before the apps are ready, so it imports nothing of the portal's.
 """
@@ -95,8 +96,8 @@ class JsonFormatter(logging.Formatter):
         if request is not None:
             try:
                 entry.update(request_fields(request))
-            except Exception:  # a log line must never fail because of its context
-                pass
+            except Exception as exc:  # a log line must never fail because of its context: say why it has none
+                entry["context_error"] = type(exc).__name__
         for name in FIELDS:
             value = record.__dict__.get(name)
             if value is not None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
-from auditlog.models import AbstractLogEntry
+from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.dispatch import Signal
 
-GENESIS_HASH = "0" * 64
+from apps.core import audit_keys
+from apps.core.audit_keys import GENESIS_HASH
+
 # Any constant works; it only has to be the same in every process that writes audit entries.
 _AUDIT_CHAIN_LOCK_KEY = 784_310_221
 
@@ -32,15 +32,41 @@ class OwnedModel(TimestampedModel):
         abstract = True
 
 
-class AuditEntry(AbstractLogEntry):
-    """auditlog's entry plus a hash chain: each entry stores the previous hash and its own.
+class AuditEntryQuerySet(models.QuerySet):
+    def delete(self):
+        # Bulk deletes (auditlog's flush, a careless shell) never reach Model.delete.
+        raise PermissionError("Audit entries are never purged; see docs/SECURITY.md, 'Audit trail'.")
 
-    entry_hash = sha256(prev_hash || canonical content). Editing, deleting or inserting an entry
-    anywhere breaks the chain from that point, which `audit_verify` reports.
+    delete.queryset_only = True
+
+
+class AuditEntryManager(LogEntryManager.from_queryset(AuditEntryQuerySet)):
+    pass
+
+
+# Sent inside the appending transaction, once an entry's hash is stored: (entry, prev_id).
+# apps.core.audit_chain listens to write a checkpoint every AUDIT_CHECKPOINT_EVERY entries.
+audit_entry_chained = Signal()
+
+
+class AuditEntry(AbstractLogEntry):
+    """auditlog's entry plus a keyed hash chain: each entry stores the previous hash and its own.
+
+    entry_hash = HMAC-SHA256(audit key, prev_hash || canonical content), the key derived from the
+    master key `hash_kid` of the key ring (apps.core.audit_keys). Editing, deleting or inserting an
+    entry anywhere breaks the chain from that point; checkpoints outside the table catch a cut
+    head or a re-chain (apps.core.audit_chain, `audit_verify`).
     """
 
+    # PROTECT: deleting a content type (remove_stale_contenttypes) must not cascade into the trail.
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType", on_delete=models.PROTECT, related_name="+", verbose_name="content type"
+    )
     prev_hash = models.CharField(max_length=64, blank=True, default="")
     entry_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    hash_kid = models.CharField(max_length=32, blank=True, default="", help_text="master key the hash is keyed by")
+
+    objects = AuditEntryManager()
 
     class Meta(AbstractLogEntry.Meta):
         verbose_name = "audit entry"
@@ -48,39 +74,23 @@ class AuditEntry(AbstractLogEntry):
         ordering = ["-id"]
         indexes = [models.Index(fields=["content_type", "object_pk"]), models.Index(fields=["actor", "-id"])]
 
-    def canonical_content(self) -> bytes:
-        body = {
-            "id": self.pk,
-            "content_type": self.content_type_id,
-            "object_pk": self.object_pk,
-            "object_repr": self.object_repr,
-            "action": self.action,
-            "changes": self.changes,
-            "changes_text": self.changes_text,
-            "actor": self.actor_id,
-            "actor_email": self.actor_email,
-            "remote_addr": self.remote_addr,
-            "timestamp": self.timestamp.isoformat(timespec="microseconds") if self.timestamp else None,
-            "additional_data": self.additional_data,
-            "cid": self.cid,
-        }
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-    def compute_hash(self, prev_hash: str) -> str:
-        return hashlib.sha256(prev_hash.encode() + self.canonical_content()).hexdigest()
-
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise PermissionError("Audit entries are append-only; they cannot be changed.")
+        kid, key = audit_keys.chain_key()  # before the lock: a missing key ring fails without writing
         with transaction.atomic():
             _lock_audit_chain()
-            last = type(self).objects.order_by("-id").values_list("entry_hash", flat=True).first()
+            last = type(self).objects.order_by("-id").values_list("id", "entry_hash").first()
+            prev_id, prev_hash = last or (0, GENESIS_HASH)
             super().save(*args, **kwargs)
-            # Re-read what the database stored (JSON and timestamp normalisation) before hashing.
-            stored = type(self).objects.get(pk=self.pk)
-            self.prev_hash = last or GENESIS_HASH
-            self.entry_hash = stored.compute_hash(self.prev_hash)
-            type(self).objects.filter(pk=self.pk).update(prev_hash=self.prev_hash, entry_hash=self.entry_hash)
+            # Hash what the database stored (JSON and timestamp normalisation), as the verifier reads it.
+            row = type(self).objects.filter(pk=self.pk).values_list(*audit_keys.CANONICAL_FIELDS).get()
+            self.prev_hash, self.hash_kid = prev_hash, kid
+            self.entry_hash = audit_keys.entry_mac(key, prev_hash, row)
+            type(self).objects.filter(pk=self.pk).update(
+                prev_hash=self.prev_hash, entry_hash=self.entry_hash, hash_kid=kid
+            )
+            audit_entry_chained.send(sender=type(self), entry=self, prev_id=prev_id)
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit entries are append-only; they cannot be deleted.")

@@ -97,7 +97,7 @@ class _Compiled:
             return
         self.empty = None
         if count:
-            sql = f"SELECT COUNT(*) FROM ({sql}) counted"
+            sql = f"SELECT COUNT(*) FROM ({sql}) counted"  # noqa: S608  wraps the ORM's own SQL; values stay parameters
         else:
             self.converters = _converters(compiler)
         self.sql = sql

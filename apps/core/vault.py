@@ -37,7 +37,7 @@ from django.utils.module_loading import import_string
 
 from apps.core import crypto
 from apps.core.crypto import IntegrityError, KeyRing, KeyRingError, VaultError, WrappedKey  # noqa: F401
-from apps.core.models import VaultBlob
+from apps.core.models import AuditEntry, VaultBlob
 
 KEYRING_FILENAME = "vault-keyring"
 _lock = threading.Lock()
@@ -212,7 +212,7 @@ def blob_delete_superseded(pk: int, storage_key: str) -> None:
     still refuse (at commit) if anything else references the row.
     """
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {VaultBlob._meta.db_table} WHERE id = %s", [pk])
+        cursor.execute(f"DELETE FROM {VaultBlob._meta.db_table} WHERE id = %s", [pk])  # noqa: S608  table name from the model, pk is a parameter
     transaction.on_commit(lambda: blob_discard(storage_key))
 
 
@@ -344,6 +344,8 @@ def keys_retire_unused() -> list[str]:
     with _lock:
         ring = KeyRing.from_spec(keyring_path().read_text())
         used = set(VaultBlob.objects.values_list("kid", flat=True).distinct())
+        # Audit entries are verified under the key they were hashed with, forever (never re-chained).
+        used |= set(AuditEntry.objects.order_by().values_list("hash_kid", flat=True).distinct())
         retired = [kid for kid in ring.kids if kid != ring.active_kid and kid not in used]
         for kid in retired:
             ring = ring.without(kid)

@@ -10,6 +10,7 @@ from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpR
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from apps.core.audit import chain_status
 from apps.core.health import health_report
 from apps.core.selectors import ACTIONS, AUDIT_FILTERS, audit_csv_rows, audit_entries_visible, audit_verify
 from portal.discovery import portal_app_modules
@@ -57,9 +58,11 @@ def audit(request):
         response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
         return response
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    chain = audit_verify(actor=request.user) if request.GET.get("verify") else None
+    # The banner: the last verified state plus what is new, or a full walk on "Verify hash chain".
+    chain = audit_verify(actor=request.user) if request.GET.get("verify") else chain_status()
     query = request.GET.copy()
     query.pop("page", None)
+    query.pop("verify", None)  # paging on does not repeat the full walk
     return render(
         request,
         "core/audit.html",
@@ -70,6 +73,7 @@ def audit(request):
             "values": request.GET,
             "error": error,
             "chain": chain,
+            "chain_full": bool(request.GET.get("verify")),
             "query": query.urlencode(),
         },
     )

@@ -3,6 +3,7 @@ from django import forms
 from apps.accounts.models import Team
 from apps.core.forms import BootstrapFormMixin
 from apps.core.permissions import teams_of
+from apps.core.residency import configured_regions
 from apps.experiments.models import slug_validator
 
 
@@ -14,6 +15,13 @@ class ExperimentForm(BootstrapFormMixin, forms.Form):
         required=False,
         help_text="Members of the team can view the experiment; share it with them as editors to let them log runs.",
     )
+    region = forms.ChoiceField(
+        choices=(),
+        required=False,
+        initial="default",
+        help_text="Residency: its runs and their artifacts are stored and downloaded only in this region "
+        "(default = unpinned). It cannot change later.",
+    )
 
     def __init__(self, *args, user=None, **kwargs):
         self._teams = teams_of(user)
@@ -23,6 +31,7 @@ class ExperimentForm(BootstrapFormMixin, forms.Form):
         # BootstrapFormMixin validates inside __init__ (it reads self.errors), so the user's teams
         # must be in place before that: BaseForm.__init__ calls order_fields right after copying fields.
         self.fields["team"].queryset = self._teams
+        self.fields["region"].choices = [(r, r) for r in configured_regions()]
         super().order_fields(field_order)
 
 

@@ -29,6 +29,8 @@ class Experiment(OwnedModel):
     name = models.SlugField(max_length=100, unique=True, validators=[slug_validator])
     description = models.TextField(blank=True, default="")
     tags = models.JSONField(default=dict, blank=True)
+    # Residency (issue 17): its runs and their artifacts stay in this region ("default" = unpinned).
+    region = models.CharField(max_length=41, default="default", db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -62,6 +64,9 @@ class Run(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.SCRIPT)
     code_version = models.CharField(max_length=200, blank=True, default="")
     notes = models.TextField(blank=True, default="")
+    # The experiment's region, or the region of the pinned training data of the job that made it;
+    # its artifacts inherit it (apps/core/residency.py).
+    region = models.CharField(max_length=41, default="default")
     params = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=dict, blank=True)
     log_tail = models.TextField(blank=True, default="")

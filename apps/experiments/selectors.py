@@ -272,7 +272,7 @@ def _read_series(run_id: int, key: str, after_step: int | None) -> tuple[np.ndar
     table = MetricPoint._meta.db_table
     if connection.vendor == "postgresql":
         return _read_series_pg(table, run_id, key, after_step)
-    sql = f"SELECT step, value, timestamp FROM {table} WHERE run_id = %s AND key = %s"
+    sql = f"SELECT step, value, timestamp FROM {table} WHERE run_id = %s AND key = %s"  # noqa: S608  table from the model, values are parameters
     args: list = [run_id, key]
     if after_step is not None:
         sql += " AND step > %s"
@@ -293,7 +293,7 @@ def _read_series_pg(table: str, run_id: int, key: str, after_step: int | None):
     # value. The inner ORDER BY walks the covering (run_id, key, step) index: no sort.
     after = "AND step > %s" if after_step is not None else ""
     sql = (
-        "SELECT string_agg(int8send(step), ''::bytea), string_agg(float8send(COALESCE(value, 'NaN')), ''::bytea), "
+        "SELECT string_agg(int8send(step), ''::bytea), string_agg(float8send(COALESCE(value, 'NaN')), ''::bytea), "  # noqa: S608  table from the model, values are parameters
         "string_agg(int8send(timestamp), ''::bytea) FROM ("
         f"SELECT step, value, timestamp FROM {table} WHERE run_id = %s AND key = %s {after} "
         f"ORDER BY step LIMIT {MAX_SERIES_POINTS}) s"

@@ -69,6 +69,7 @@ def experiment_list(request):
                     name=form.cleaned_data["name"],
                     description=form.cleaned_data["description"],
                     team=team.slug if team is not None else None,
+                    region=form.cleaned_data["region"] or "default",
                 )
             except ValidationError as exc:
                 apply_validation_error(form, exc)

@@ -46,7 +46,8 @@ def handles(scope) -> bool:
         return False
     for name, value in scope.get("headers") or ():
         if name == b"authorization":
-            return value[:6].lower() == b"token "
+            start = value[:7].lower()
+            return start.startswith(b"token ") or start == b"bearer "
     return False
 
 
@@ -72,10 +73,11 @@ def _load_token(key: str):
 
 
 async def _user_for(header: bytes):
-    key = header[6:].decode("latin-1").strip()
+    keyword, _, rest = header.decode("latin-1").partition(" ")  # `Token <key>` or `Bearer <key>`
+    key = rest.strip()
     if not key:
         raise Reply(
-            401, {"detail": "Authorization header has no token after 'Token'."}, [(b"www-authenticate", b"Token")]
+            401, {"detail": f"Authorization header has no token after {keyword!r}."}, [(b"www-authenticate", b"Token")]
         )
     digest = hashlib.sha256(key.encode()).hexdigest()
     hit = reader.CACHE.tokens.get(digest)

@@ -8,6 +8,7 @@ together: temp file in the same folder, then os.replace inside the transaction.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -15,20 +16,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import transaction
 
-from apps.core.audit import audit_event
-from apps.core.errors import Forbidden
+from apps.core import residency
+from apps.core.errors import ResidencyError  # noqa: F401  (re-exported: callers catch offline.ResidencyError)
+from apps.features import sealed
 from apps.features.models import FeatureView, FeatureViewVersion, Partition
 from apps.features.schema import EVENT_TS, TS_TYPE, table_schema
 
 DAY_US = 86_400_000_000
-
-
-class ResidencyError(Forbidden):
-    """The data lives in another region than this process."""
 
 
 def store_root() -> Path:
@@ -36,24 +33,26 @@ def store_root() -> Path:
 
 
 def process_region() -> str:
-    return settings.PORTAL_REGION
+    return residency.process_region()
 
 
 def check_residency(region: str, *, actor, obj, action: str, request=None) -> None:
-    """Refuse (and audit) any read or write of data pinned to another region."""
+    """Refuse (and audit) any read or write of data pinned to another region.
+
+    Stricter than `apps.core.residency.may_hold`: a view's "default" region is the default portal's
+    own store, so a regional portal refuses it too."""
     here = process_region()
     if region == here:
         return
-    audit_event(
+    residency.refuse(
         actor=actor,
-        event="features.residency_denied",
         obj=obj,
-        data={"region": region, "process_region": here, "action": action},
+        region=region,
+        action=action,
         request=request,
-    )
-    raise ResidencyError(
-        f"{obj} keeps its data in region {region!r}, but this process runs in region {here!r}. "
-        f"Run this on the portal or workers of region {region!r} (queue cpu.{region})."
+        event="features.residency_denied",
+        why=f"{obj} keeps its data in region {region!r}, but this process runs in region {here!r}. "
+        f"Run this on the portal or workers of region {region!r} (queue cpu.{region}).",
     )
 
 
@@ -66,6 +65,7 @@ def write_partitions(*, view: FeatureView, table: pa.Table, actor, origin: str =
     ts = table.column(EVENT_TS).combine_chunks().view(pa.int64()).to_numpy()
     days = ts // DAY_US
     unique_days = np.unique(days)
+    seal = holds_pii(view)
     staged: list[tuple[Path, Path, dict]] = []
     try:
         for day_number in unique_days:
@@ -76,11 +76,10 @@ def write_partitions(*, view: FeatureView, table: pa.Table, actor, origin: str =
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / f"part-{uuid.uuid4().hex}.parquet"
             tmp = folder / f".tmp-{final.name}"
-            pq.write_table(part, tmp, compression="zstd")
+            key = sealed.write_table(part, tmp, rel=str(final.relative_to(store_root())), seal=seal)
             day_ts = ts[mask]
-            staged.append(
-                (tmp, final, {"date": day, "rows": part.num_rows, "min": int(day_ts.min()), "max": int(day_ts.max())})
-            )
+            info = {"date": day, "rows": part.num_rows, "min": int(day_ts.min()), "max": int(day_ts.max()), "key": key}
+            staged.append((tmp, final, info))
     except BaseException:
         for tmp, _, _ in staged:
             tmp.unlink(missing_ok=True)
@@ -90,6 +89,7 @@ def write_partitions(*, view: FeatureView, table: pa.Table, actor, origin: str =
         with transaction.atomic():
             partitions = []
             for _tmp, final, info in staged:
+                sealed.record(str(final.relative_to(store_root())), info["key"])
                 partitions.append(
                     Partition.objects.create(
                         view=view,
@@ -107,6 +107,8 @@ def write_partitions(*, view: FeatureView, table: pa.Table, actor, origin: str =
             for tmp, final, _ in staged:
                 os.replace(tmp, final)
                 moved.append(final)
+            if seal:  # a view that gained PII: its older plain files are sealed with this write
+                seal_view_files(view)
     except BaseException:
         for path in moved:
             path.unlink(missing_ok=True)
@@ -114,6 +116,26 @@ def write_partitions(*, view: FeatureView, table: pa.Table, actor, origin: str =
             tmp.unlink(missing_ok=True)
         raise
     return partitions
+
+
+def holds_pii(view: FeatureView) -> bool:
+    """Whether the view's files are written sealed (apps/features/sealed.py): it has a PII feature."""
+    return bool(view.pii_features)
+
+
+def seal_view_files(view: FeatureView) -> int:
+    """Seal every plain partition file of `view` (any version) where it lies; returns how many."""
+    count = 0
+    for rel in Partition.objects.filter(view=view).order_by("pk").values_list("path", flat=True):
+        if (store_root() / rel).is_file() and sealed.seal_in_place(rel):
+            count += 1
+    return count
+
+
+def pii_partition_paths() -> list[str]:
+    """Files of this region's views with PII features (sealed or not yet), for `features_encrypt_pii`."""
+    views = [v for v in FeatureView.objects.filter(region=process_region()).only("pk", "features") if holds_pii(v)]
+    return list(Partition.objects.filter(view__in=views).order_by("pk").values_list("path", flat=True))
 
 
 def _from_us(micros: int) -> dt.datetime:
@@ -144,9 +166,8 @@ def read_view(view: FeatureView, *, version: int | None = None, start=None, end=
         schema = pa.schema([schema.field(c) for c in columns])
     tables = []
     for part in partitions_of(view, version, start, end):
-        path = store_root() / part.path
-        present = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[c for c in schema.names if c in present])
+        table = sealed.read_table(part.path, columns=schema.names, present_only=True)
+        present = set(table.column_names)
         for field in schema:
             if field.name not in present:
                 table = table.append_column(field, pa.nulls(table.num_rows, field.type))
@@ -190,8 +211,9 @@ def delete_partitions_before(*, view: FeatureView, cutoff: dt.datetime) -> dict:
 
 
 def remove_files(paths: list[str]) -> None:
-    """Unlink partition files, then their date folders once empty."""
+    """Unlink partition files (and the keys of sealed ones), then their date folders once empty."""
     root = store_root()
+    sealed.forget(paths)
     for rel in paths:
         path = root / rel
         path.unlink(missing_ok=True)
@@ -199,3 +221,54 @@ def remove_files(paths: list[str]) -> None:
             path.parent.rmdir()
         except OSError:
             pass  # other files (or a concurrent write) still there
+
+
+# --- one partition at a time: data-subject requests (apps.privacy) read and rewrite files ----------
+# These read and write the same files as `read_view` and `write_partitions`: whatever those do to
+# the bytes on disk (encryption of PII views' files), these must do too.
+
+
+def partition_read(part: Partition, *, columns: list[str] | None = None) -> pa.Table:
+    """The rows of one partition file, with the columns it was written with (or those of `columns`
+    it has). The caller checks residency."""
+    return sealed.read_table(part.path, columns=columns, present_only=True)
+
+
+def file_sha256(rel_path: str) -> str:
+    """SHA-256 of a stored file's bytes as they lie on disk (relative to FEATURE_STORE_ROOT)."""
+    h = hashlib.sha256()
+    with open(store_root() / rel_path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def partition_replace(*, part: Partition, table: pa.Table) -> str | None:
+    """Replace a partition's file by `table` (some of its rows): returns the new file's path, or
+    None when no row is left (the partition is deleted).
+
+    Call inside a transaction, with `part` selected for update. The new file is written beside the
+    old one under a new name and the row points at it; the old file is unlinked once the
+    transaction commits (a rollback keeps it, and the new file is never read without its row)."""
+    old = part.path
+    if table.num_rows == 0:
+        part.delete()
+        transaction.on_commit(lambda: remove_files([old]))
+        return None
+    folder = (store_root() / old).parent
+    final = folder / f"part-{uuid.uuid4().hex}.parquet"
+    tmp = folder / f".tmp-{final.name}"
+    try:
+        rel = str(final.relative_to(store_root()))
+        sealed.record(rel, sealed.write_table(table, tmp, rel=rel, seal=holds_pii(part.view)))
+        ts = table.column(EVENT_TS).combine_chunks().view(pa.int64()).to_numpy(zero_copy_only=False)
+        part.path, part.rows = rel, table.num_rows
+        part.min_event_at, part.max_event_at = _from_us(int(ts.min())), _from_us(int(ts.max()))
+        part.save(update_fields=["path", "rows", "min_event_at", "max_event_at"])
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        raise
+    transaction.on_commit(lambda: remove_files([old]))
+    return part.path

@@ -226,3 +226,27 @@ def expire_before(view_id: int, cutoff_us: int) -> int:
     if batch:
         flush()
     return removed
+
+
+# --- data-subject requests (apps.privacy): one entity key's values in every version of a view ------
+
+
+def subject_keys(view_id: int, versions: list[int], key_values) -> list[str]:
+    """The Redis keys holding `key_values`' online values in the given versions of a view."""
+    candidates = [view_prefix(view_id, version) + key_text(key_values) for version in versions]
+    if not candidates:
+        return []
+    pipe = client().pipeline(transaction=False)
+    for key in candidates:
+        pipe.exists(key)
+    return [key for key, found in zip(candidates, pipe.execute(), strict=True) if found]
+
+
+def delete_keys(keys: list[str]) -> int:
+    """Delete online values by Redis key; caches in this process forget them at once (others are
+    told by Redis). Returns how many existed."""
+    if not keys:
+        return 0
+    removed = client().delete(*keys)
+    _written(list(keys))
+    return int(removed)

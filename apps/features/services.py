@@ -255,6 +255,15 @@ def _refresh_statistics(view: FeatureView, *, ingested: bool = True) -> None:
     view.save(update_fields=fields)
 
 
+def feature_view_recount(*, view: FeatureView) -> None:
+    """Statistics, row count and freshness again after rows were removed from the view's files (a
+    data-subject erasure: apps.privacy, which checks and audits); values seen only in those rows go."""
+    with transaction.atomic():
+        _refresh_statistics(
+            FeatureView.objects.select_for_update().select_related("entity").get(pk=view.pk), ingested=False
+        )
+
+
 def feature_view_ingest(*, view: FeatureView, actor, data, fmt: str | None = None, request=None) -> dict:
     """Validate and append rows to the offline store; all or nothing. Returns a summary."""
     require(actor, "change", view)

@@ -1,20 +1,24 @@
 """Point-in-time-correct training sets: build, store (Parquet + digest + lineage), load and export.
 
-The stored Parquet file's SHA-256 is recorded at build time and checked before any of it is used
-or sent (`IntegrityFailure` otherwise). PII columns follow the views they came from: a caller who
+The stored Parquet's SHA-256 is recorded at build time and checked before any of it is used or
+sent (`IntegrityFailure` otherwise). A set with any PII column is stored sealed (apps/features/
+sealed.py); its digest is that of the Parquet inside, so it means the same for sealed and plain sets. PII columns follow the views they came from: a caller who
 may not `can_view_pii` a view gets those columns masked on export, and cannot build from them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import math
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -28,7 +32,7 @@ from apps.core.errors import Forbidden, IntegrityFailure
 from apps.core.names import check_name
 from apps.core.permissions import can_view_pii, grant_owner, require, visible_one
 from apps.core.sharing import share_with_team_on_create, team_for_create
-from apps.features import offline
+from apps.features import offline, sealed
 from apps.features.models import FeatureView, TrainingSet
 from apps.features.pit import point_in_time_join
 from apps.features.reader import MASK
@@ -187,14 +191,16 @@ def training_set_create(
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{name}-{uuid.uuid4().hex}.parquet"
     tmp = folder / f".tmp-{final.name}"
-    pq.write_table(result, tmp, compression="zstd")
-    digest = _file_digest(tmp)
     pii = [f"{v['name']}:{f}" for v in view_lineage for f in v["pii"]]
+    rel = str(final.relative_to(offline.store_root()))
+    key = sealed.write_table(result, tmp, rel=rel, seal=bool(pii))
+    digest = key.sha256 if key is not None else _file_digest(tmp)
     try:
         with transaction.atomic():
+            sealed.record(rel, key)
             ts = TrainingSet.objects.create(
                 name=name, features=[f"{v}:{f}" for v, f in refs], region=region,
-                path=str(final.relative_to(offline.store_root())), row_count=result.num_rows,
+                path=rel, row_count=result.num_rows,
                 columns=result.column_names, entity_digest=entity_digest, digest=digest,
                 lineage={"views": view_lineage, "entity_digest": entity_digest}, owner=actor, team=team_obj,
             )  # fmt: skip
@@ -221,10 +227,10 @@ def _file_digest(path) -> str:
 
 
 def _verified_bytes(training_set: TrainingSet) -> bytes:
-    """The stored file, read once and checked against its digest before anything uses it."""
-    path = offline.store_root() / training_set.path
+    """The stored Parquet (decrypted when sealed), read once and checked against its digest before
+    anything uses it."""
     try:
-        data = path.read_bytes()
+        data = sealed.plaintext(training_set.path)
     except FileNotFoundError:
         raise IntegrityFailure(
             f"The file of training set {training_set.pk} is missing; tell a platform admin."
@@ -236,12 +242,73 @@ def _verified_bytes(training_set: TrainingSet) -> bytes:
     return data
 
 
+def training_set_schema(training_set: TrainingSet) -> pa.Schema:
+    """The columns of the stored set (its Parquet footer; decrypted first when sealed). No digest check."""
+    return sealed.read_schema(training_set.path)
+
+
+@contextlib.contextmanager
+def training_set_local_file(training_set: TrainingSet) -> Iterator[Path]:
+    """A local Parquet file of the set, checked against its digest, for readers that stream it
+    (batch scoring): the stored file itself when plain, else a decrypted copy (mode 0600) in a
+    private temporary folder removed on exit. The caller checks access and residency."""
+    path = offline.store_root() / training_set.path
+    if path.is_file() and not sealed.is_sealed(path):
+        if _file_digest(path) != training_set.digest:
+            raise IntegrityFailure(
+                f"Training set {training_set.pk} does not match its digest (it was changed); none of it was used."
+            )
+        yield path
+        return
+    data = _verified_bytes(training_set)
+    with tempfile.TemporaryDirectory(prefix="training-set-") as folder:
+        copy = Path(folder) / "training-set.parquet"
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        del data
+        yield copy
+
+
 def training_set_load(training_set: TrainingSet, *, actor=None) -> pa.Table:
     """The stored table, after the residency check and the digest check (`IntegrityFailure`)."""
     if actor is not None:
         require(actor, "view", training_set)
     offline.check_residency(training_set.region, actor=actor, obj=training_set, action="training-set-load")
     return pq.read_table(io.BytesIO(_verified_bytes(training_set)))
+
+
+def training_set_replace(*, training_set: TrainingSet, table: pa.Table) -> tuple[str, str]:
+    """Store `table` (the set's rows less some: a data-subject erasure) as the set's file; returns
+    the digests (before, after). Written like `training_set_create`: a new file beside the old
+    one, the row (path, row count, digest) changed in the caller's transaction, the old file
+    unlinked once it commits."""
+    before = training_set.digest
+    old_rel = training_set.path
+    old = offline.store_root() / old_rel
+    final = old.parent / f"{training_set.name}-{uuid.uuid4().hex}.parquet"
+    tmp = old.parent / f".tmp-{final.name}"
+    rel = str(final.relative_to(offline.store_root()))
+    try:
+        key = sealed.write_table(table, tmp, rel=rel, seal=bool(pii_columns(training_set)))
+        sealed.record(rel, key)
+        training_set.digest = key.sha256 if key is not None else _file_digest(tmp)
+        training_set.path = rel
+        training_set.row_count = table.num_rows
+        training_set.save(update_fields=["digest", "path", "row_count", "updated_at"])
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        raise
+    transaction.on_commit(lambda: (old.unlink(missing_ok=True), sealed.forget([old_rel])))
+    return before, training_set.digest
+
+
+def pii_training_set_paths() -> list[str]:
+    """Files of this region's training sets with a PII column, for `features_encrypt_pii`."""
+    sets = TrainingSet.objects.filter(region=offline.process_region()).exclude(path="").order_by("pk")
+    return [ts.path for ts in sets if pii_columns(ts)]
 
 
 def pii_columns(training_set: TrainingSet) -> dict[str, int | None]:

@@ -14,6 +14,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from apps.catalog.models import RegisteredModel
+from apps.core.audit_chain import audit_chain_broken
 from apps.features.models import MaterializationJob
 from apps.monitoring.models import Alert
 from apps.monitoring.services.alerts import alert_raise
@@ -120,4 +121,21 @@ def materialization_failed(sender, instance: MaterializationJob, **kwargs) -> No
             feature_view=view,
             owner=instance.requested_by,
         )  # fmt: skip
+    )
+
+
+@receiver(audit_chain_broken, dispatch_uid="monitoring-audit-chain-broken")
+def audit_chain_failed(sender, report, **kwargs) -> None:
+    """One critical platform alert while the audit trail fails verification (each check counts)."""
+    where = f"entry {report.first_broken_id}" if report.first_broken_id else "the checkpoint file"
+    _safely(
+        lambda: alert_raise(
+            kind=Alert.Kind.AUDIT_CHAIN,
+            dedup_key="audit_chain",
+            severity=Alert.Severity.CRITICAL,
+            title=f"Audit trail failed its integrity check at {where} ({report.check})",
+            description=f"{report.check_label}: {report.reason}.",
+            data=report.as_dict(),
+            object_url="/audit/",
+        )
     )

@@ -14,4 +14,8 @@ class ServingConfig(AppConfig):
     }
 
     def ready(self) -> None:
+        from apps.core import residency
         from apps.serving import signals  # noqa: F401  (alias moves and route changes reach every process)
+        from apps.serving.services.residency import check_alias_move
+
+        residency.register_alias_guard(check_alias_move)  # the catalog checks alias moves without importing us

@@ -21,7 +21,8 @@ def evaluate_canaries() -> dict:
 
 
 @shared_task(name="serving.retention_sweep")
-def retention_sweep() -> dict:
-    """Delete prediction logs and traffic windows older than SERVING_LOG_RETENTION_DAYS."""
+def retention_sweep(dry_run: bool = False) -> dict:
+    """Delete prediction logs and traffic windows older than SERVING_LOG_RETENTION_DAYS (`dry_run`:
+    count them only); `manage.py retention_purge` does the same across every store."""
     with acting_as(system_user()):
-        return logs_expire()
+        return logs_expire(dry_run=bool(dry_run))

@@ -394,6 +394,7 @@ def _register(job: TrainingJob, result, onnx_bytes: bytes, weights: bytes, metri
         lineage=lineage,
         framework="pytorch",
         onnx_parity=onnx_parity,
+        region=job.run.region if job.run_id else job.region,
     )
 
 

@@ -75,7 +75,7 @@ def finite(value: Any) -> bool:
 
 
 def _sample_random(sweep: Sweep, trial: int) -> dict:
-    rng = random.Random(f"{sweep.seed}:{trial}")
+    rng = random.Random(f"{sweep.seed}:{trial}")  # noqa: S311  seeded so a sweep is reproducible, not a secret
     out = {}
     for name in sorted(sweep.space):
         rule = sweep.space[name]

@@ -27,11 +27,11 @@ def mlflow_bulk_load(uri: str, n_runs: int) -> dict:
     """Setup, not timed: the same 10,000 runs the anchor's populate.py creates (5 params, 5 metrics,
     FINISHED), written straight into MLflow's tables; over HTTP that takes ~30 minutes on this
     loaded 2-core machine. MLflow reads them back like any other runs."""
-    r = requests.get(f"{uri}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "runs10k"})
+    r = requests.get(f"{uri}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "runs10k"}, timeout=30)
     if r.status_code == 200:
         exp_id = int(r.json()["experiment"]["experiment_id"])
     else:
-        created = requests.post(f"{uri}/api/2.0/mlflow/experiments/create", json={"name": "runs10k"})
+        created = requests.post(f"{uri}/api/2.0/mlflow/experiments/create", json={"name": "runs10k"}, timeout=30)
         created.raise_for_status()
         exp_id = int(created.json()["experiment_id"])
     t0 = time.perf_counter()
@@ -80,12 +80,12 @@ def mlflow_bulk_load(uri: str, n_runs: int) -> dict:
 def mlflow_server():
     """MLflow's own virtualenv and database, and `mlflow server --workers 1` pinned to CPU 0."""
     setup = ROOT / "bench/experiments/setup_mlflow.sh"
-    subprocess.run([str(setup)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(setup)], check=True, stdout=subprocess.DEVNULL)  # noqa: S603  fixed path to the bench's setup script, no shell
     ensure_database("mlflowbench", owner="mlflow")
     artifacts = ROOT / "bench/results/mlflow-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     log = (ROOT / "bench/results/mlflow-server.log").open("wb")
-    server = subprocess.Popen(
+    server = subprocess.Popen(  # noqa: S603  fixed mlflow server argv, no shell
         [*pin(0), str(MLFLOW_VENV / "bin/mlflow"), "server", "--backend-store-uri",
          "postgresql+psycopg2://mlflow:mlflow@127.0.0.1:5432/mlflowbench", "--default-artifact-root", str(artifacts),
          "--no-serve-artifacts", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT), "--workers", "1"],
@@ -103,7 +103,7 @@ def mlflow_setup(args) -> dict:
     """Not timed: the 10,000 runs (bulk SQL) and the 100,000-point series, through MLflow's client in
     its own virtualenv; returns the ids the timed reads (wrk, in experiments_bench.py) need."""
     load = mlflow_bulk_load(URI, args.runs)
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603  fixed argv (mlflow venv's python, a bench script), no shell
         [*pin(1), str(MLFLOW_VENV / "bin/python"), str(ROOT / "bench/experiments/mlflow_side.py"), URI,
          str(args.series)],
         capture_output=True, text=True, check=True,

@@ -86,8 +86,11 @@ def test_keys_rotate_rewraps_without_rewriting_blobs(capsys):
     assert all(vault.blob_read(b) == p for b, p in zip(blobs, payloads, strict=True))
     entry = AuditEntry.objects.filter(additional_data__event="vault.keys_rotate").get()
     assert entry.additional_data["rewrapped"] == 4
+    before = set(vault.keyring().kids)
     call_command("keys_rotate", "--kid", "rotated2", "--retire")
-    assert vault.keyring().kids == ("rotated2",)
+    # Retired: every old key no blob needs, except those audit entries are hashed under (kept for good).
+    audit_kids = set(AuditEntry.objects.values_list("hash_kid", flat=True))
+    assert "rotated1" in audit_kids and set(vault.keyring().kids) == {"rotated2"} | (before & audit_kids)
     for blob in blobs:
         blob.refresh_from_db()
     assert all(vault.blob_read(b) == p for b, p in zip(blobs, payloads, strict=True))

@@ -62,7 +62,7 @@ class Portal:
                 health = json.loads(urllib.request.urlopen(f"{self.base}/healthz", timeout=2).read())
                 if health["status"] == "ok" and health["workers"]["queues"].get("cpu"):
                     return
-            except Exception:
+            except Exception:  # noqa: S110  polling: not up yet, try again
                 pass
             time.sleep(0.5)
         raise AssertionError(f"portal did not become healthy:\n{self.output()}")

@@ -95,6 +95,21 @@ def test_an_unresolved_lazy_user_is_not_loaded(lines):
     assert "user" not in entry and entry["path"] == "/x"
 
 
+def test_a_request_whose_fields_fail_still_logs_and_says_why(lines):
+    class Broken:
+        META: dict = {}
+
+        @property
+        def path(self):
+            raise RuntimeError("no path")
+
+    logger, read = lines
+    logger.info("still written", extra={"request": Broken()})
+    (entry,) = read()
+    assert entry["message"] == "still written"
+    assert entry["context_error"] == "RuntimeError" and "path" not in entry
+
+
 def test_settings_switch_the_console_formatter():
     from django.conf import settings
 

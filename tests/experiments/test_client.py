@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 from apps.accounts.services import token_create
 from apps.experiments.models import Run
 from portal_client import PortalClient, PortalError
-from tests.browser import screenshot
+from tests.browser import screenshot, wait_for_js
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 
@@ -89,13 +89,13 @@ def test_client_logs_a_run_and_a_socket_and_a_browser_see_it_live(
     page.goto(f"{portal_server}/runs/{live_run.id}/")
     page.wait_for_selector("#live-state.text-bg-success")
     points = "() => { const d = [...document.querySelectorAll('#charts .js-plotly-plot')].find(p => p.data[0].name === 'loss'); return d ? d.data[0].x.length : 0; }"
-    page.wait_for_function(f"({points})() === 1")
+    wait_for_js(page, f"({points})() === 1")
     for step in range(1, 31):
         live_run.log_metrics({"loss": 1 / (1 + step)}, step=step)
     live_run.flush()
-    page.wait_for_function(f"({points})() === 31")
+    wait_for_js(page, f"({points})() === 31")
     live_run.set_progress(0.6)
-    page.wait_for_function("document.getElementById('run-progress').textContent.trim() === '60%'")
+    wait_for_js(page, "document.getElementById('run-progress').textContent.trim() === '60%'")
     live_run.finish()
     page.wait_for_selector("#run-status .text-bg-success")
     screenshot(page, "experiments-run-live")
@@ -104,7 +104,5 @@ def test_client_logs_a_run_and_a_socket_and_a_browser_see_it_live(
     page.check(f"input.run-pick[value='{live_run.id}']")
     page.click("#compare-btn")
     page.wait_for_selector("#curves.js-plotly-plot")
-    page.wait_for_function(
-        "document.querySelector('#curves').data && document.querySelector('#curves').data.length === 2"
-    )
+    wait_for_js(page, "document.querySelector('#curves').data && document.querySelector('#curves').data.length === 2")
     screenshot(page, "experiments-compare")

@@ -10,7 +10,7 @@ from apps.accounts.services import token_create
 from apps.experiments.models import Experiment, Run
 from apps.experiments.seed import EXPERIMENT, seed
 from portal_client import PortalClient
-from tests.browser import screenshot
+from tests.browser import screenshot, wait_for_js
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.browser]
 LATEST = "(key) => { const r = document.querySelector(`#latest tr[data-key='${key}']`); return r ? [...r.children].slice(1).map((c) => c.textContent) : null; }"
@@ -28,9 +28,9 @@ def test_latest_metrics_min_and_max_count_points_logged_before_the_page_connecte
     # The first points reach a page that has no row and no chart for the key yet: the row must
     # still count them (the page used to start min/max from the next live point).
     client.log_batch(live.id, metrics=[{"key": "epoch", "step": s, "value": float(s)} for s in range(1, 6)])
-    page.wait_for_function(f"({LATEST})('epoch') !== null && ({LATEST})('epoch')[0] === '5'")
+    wait_for_js(page, f"({LATEST})('epoch') !== null && ({LATEST})('epoch')[0] === '5'")
     client.log_batch(live.id, metrics=[{"key": "epoch", "step": s, "value": float(s)} for s in range(6, 9)])
-    page.wait_for_function(f"({LATEST})('epoch')[0] === '8'")
+    wait_for_js(page, f"({LATEST})('epoch')[0] === '8'")
     assert page.evaluate(f"({LATEST})('epoch')") == ["8", "1", "8"]
     page.reload()  # first paint
     assert page.evaluate(f"({LATEST})('epoch')") == ["8", "1", "8"]
@@ -56,8 +56,6 @@ def test_latest_metrics_min_and_max_count_points_logged_before_the_page_connecte
     screenshot(page, "experiments-run-stale")
     picks = list(Run.objects.filter(experiment=experiment).order_by("pk").values_list("pk", flat=True))
     page.goto(f"{portal_server}/experiments/{experiment.pk}/compare/?" + "&".join(f"runs={pk}" for pk in picks))
-    page.wait_for_function(
-        "document.querySelector('#curves').data && document.querySelector('#curves').data.length === 5"
-    )
+    wait_for_js(page, "document.querySelector('#curves').data && document.querySelector('#curves').data.length === 5")
     assert page.locator("#compare-table tr.differs").count() >= 2
     screenshot(page, "experiments-compare-table")

@@ -25,12 +25,12 @@ REQUEST = {"features": ["customer-stats:balance", "customer-stats:orders", "cust
            "entities": {"customer_id": [2, 0, 99]}}  # fmt: skip
 
 
-def fast(user, body, scopes=("features",), raw=None, key=None):
+def fast(user, body, scopes=("features",), raw=None, key=None, scheme="Token"):
     """Drive the ASGI fast path directly, like uvicorn would."""
     if key is None:
         _, key = token_create(user=user, name="fast", scopes=list(scopes), expires_days=1)
     scope = {"type": "http", "path": URL, "method": "POST", "client": ("127.0.0.1", 5000),
-             "headers": [(b"authorization", f"Token {key}".encode()), (b"content-type", b"application/json")]}  # fmt: skip
+             "headers": [(b"authorization", f"{scheme} {key}".encode()), (b"content-type", b"application/json")]}  # fmt: skip
     messages = [{"type": "http.request", "body": raw if raw is not None else json.dumps(body).encode()}]
     sent = []
 
@@ -156,6 +156,13 @@ def test_residency_refusal_on_online_reads(materialized, owner, settings):
     assert status == 403 and "region 'default'" in body["detail"]
     assert api_client_for(owner).post(URL, REQUEST, format="json").status_code == 403
     assert AuditEntry.objects.filter(additional_data__event="features.residency_denied").count() == 2
+
+
+def test_bearer_is_served_by_the_fast_path_like_token(materialized, owner):
+    token_status, token_body = fast(owner, REQUEST)
+    bearer_status, bearer_body = fast(owner, REQUEST, scheme="Bearer")
+    assert (bearer_status, bearer_body) == (token_status, token_body) == (200, token_body)
+    assert fast(owner, REQUEST, scheme="Bearer", key="ptk_nope_nope")[0] == 401
 
 
 def test_wrap_routes_only_token_posts_to_the_fast_path():

@@ -30,7 +30,7 @@ def test_new_job_form_queues_a_job_and_the_pages_follow_it(owner, scorer):
     assert job.source["exclude"] == ["id", "label"]
 
     detail = page.get(f"/scoring/{job.pk}/").content.decode()
-    assert f"/api/v1/scoring/jobs/{job.pk}/" in detail and "setTimeout(poll, 2000)" in detail
+    assert f'data-api="/api/v1/scoring/jobs/{job.pk}/"' in detail and "js/serving-scoring-live.js" in detail
     polled = page.get(f"/api/v1/scoring/jobs/{job.pk}/", headers={"accept": "application/json"})
     assert polled.status_code == 200 and polled.json()["state"] == "queued"  # what the page's poll reads
     assert "Download PARQUET" in detail  # present but hidden until it succeeds

@@ -41,7 +41,7 @@ def test_launch_form_launches(owner):
     assert response.status_code == 302 and response["Location"] == f"/training/jobs/{job.pk}/"
     assert job.params["epochs"] == 1 and job.params["channels"] == 4 and job.model_name == "my-digits"
     page = client.get(response["Location"]).content.decode()
-    assert "waits in the queue" in page and 'id="job-progress"' in page and "/ws/training/jobs/" in page
+    assert "waits in the queue" in page and 'id="job-progress"' in page and "js/training-job-live.js" in page
 
 
 def test_launch_form_offers_only_readable_training_sets(owner, stranger):

@@ -100,7 +100,7 @@ def test_cancel_button_on_sweep_page(owner, side_effects):
     page = Client()
     page.force_login(owner)
     body = page.get(f"/training/sweeps/{sweep.pk}/").content.decode()
-    assert 'id="sweep-cancel"' in body and "confirm(" in body
+    assert 'id="sweep-cancel"' in body and 'data-confirm="Cancel sweep' in body
     response = page.post(f"/training/sweeps/{sweep.pk}/cancel/", follow=True)
     assert response.status_code == 200 and "Sweep cancelled" in response.content.decode()
     assert 'id="sweep-cancel"' not in response.content.decode()

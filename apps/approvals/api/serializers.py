@@ -56,7 +56,8 @@ class DecisionCreateSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         max_length=12,
-        help_text="second factor; accepted and not yet enforced (issue #17 enforces it)",
+        help_text="a current TOTP code (or send it as the X-OTP header): required of users who must have "
+        "two-factor sign-in, else 403 step_up_required",
     )
 
 

@@ -12,6 +12,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts import stepup
 from apps.approvals import selectors, services
 from apps.approvals.api import serializers as s
 from apps.catalog.selectors import model_for, version_for
@@ -80,6 +81,7 @@ class _DecisionView(APIView):
     def post(self, request, pk):
         data = validated(s.DecisionCreateSerializer, request.data)
         promotion = selectors.promotion_for(request.user, pk)
+        stepup.require_step_up_api(request, data.get("otp"), action="promotion.decide")  # 403 step_up_required
         services.promotion_decide(
             actor=request.user,
             promotion=promotion,
@@ -96,8 +98,9 @@ class PromotionApproveView(_DecisionView):
     @extend_schema(
         request=s.DecisionCreateSerializer,
         responses={200: s.PromotionDetailSerializer, **ERRORS, **CONFLICT},
-        description="Approve with the evidence_digest you saw; the last approval moves the alias. `otp` is "
-        "accepted and not yet enforced (issue #17).",
+        description="Approve with the evidence_digest you saw; the last approval moves the alias. Approvers "
+        "(users who must have two-factor sign-in) send a current TOTP code as `X-OTP` or `otp`, else 403 "
+        "with code `step_up_required`.",
     )
     def post(self, request, pk):
         return super().post(request, pk)

@@ -34,6 +34,7 @@ from apps.approvals.services.notices import (
 from apps.approvals.services.rechecks import recheck_others, send_back
 from apps.catalog import services as catalog
 from apps.catalog.models import Alias, ModelVersion, alias_validator
+from apps.core import residency
 from apps.core.audit import audit_event
 from apps.core.dispatch import enqueue
 from apps.core.errors import Conflict, Forbidden
@@ -78,15 +79,24 @@ def _clean_change(change: dict | None) -> dict:
     }
 
 
-@transaction.atomic
 def promotion_request(
     *, actor, version: ModelVersion, target_alias: str, justification: str, change: dict
 ) -> PromotionRequest:
     """File a request to point `target_alias` at `version` (state checks_running) and start its
-    checks after commit. Needs the right to request (ml-engineers) and to change the model."""
-    model = version.model
-    require(actor, "change", model)
+    checks after commit. Needs the right to request (ml-engineers) and to change the model.
+    A request whose promotion residency would refuse now (an endpoint of another region follows the
+    alias) is refused at once (409, audited before the request's transaction), not at its approval."""
+    require(actor, "change", version.model)
     require(actor, "add", PromotionRequest)
+    residency.check_alias_move(actor=actor, model=version.model, alias=target_alias, version=version)
+    return _file_request(
+        actor=actor, version=version, target_alias=target_alias, justification=justification, change=change
+    )
+
+
+@transaction.atomic
+def _file_request(*, actor, version: ModelVersion, target_alias: str, justification: str, change: dict):
+    model = version.model
     try:
         alias_validator(target_alias)
     except ValidationError as exc:
@@ -228,6 +238,12 @@ def promotion_decide(
             {"evidence_digest": ["Give the evidence_digest of the evidence you decided on (GET .../evidence)."]}
         )
     _check_separation_of_duties(actor, promotion)
+    if decision == Decision.Kind.APPROVE and _would_promote(promotion):
+        # Residency first, outside the transaction (its audit entry stays): nothing is recorded and
+        # the alias does not move; alias_move checks again under the lock should anything change.
+        residency.check_alias_move(
+            actor=actor, model=promotion.model, alias=promotion.target_alias, version=promotion.version
+        )
     with transaction.atomic():
         _lock_alias(promotion)
         # The row lock serialises decisions on one request: two last approvals cannot both move the alias.
@@ -259,6 +275,12 @@ def promotion_decide(
         )
     promotion.refresh_from_db()
     return made
+
+
+def _would_promote(promotion: PromotionRequest) -> bool:
+    """Whether one more approval would be the last one (read without the lock: a hint)."""
+    approvals = promotion.decisions.filter(decision=Decision.Kind.APPROVE, round=promotion.checks_round).count()
+    return approvals + 1 >= promotion.approvals_required
 
 
 def _record_decision(locked: PromotionRequest, *, actor, decision: str, comment: str, shown: dict) -> Decision:
@@ -357,14 +379,23 @@ def promotion_withdraw(*, actor, promotion: PromotionRequest) -> PromotionReques
     return locked
 
 
-@transaction.atomic
 def promotion_rollback(*, actor, promotion: PromotionRequest, comment: str) -> PromotionRequest:
     """Move the alias back to the version this request replaced. Only the alias's latest promoted
-    request rolls back (409 otherwise), by one of its approvers or a platform admin."""
+    request rolls back (409 otherwise), by one of its approvers or a platform admin. Residency is
+    checked first, outside the transaction (409, audited): the request stays promoted."""
     comment = (comment or "").strip()
     if not comment:
         raise ValidationError({"comment": ["Say why you roll back (required)."]})
     require(actor, "rollback", promotion)
+    if promotion.state == State.PROMOTED and promotion.previous_version is not None:
+        residency.check_alias_move(
+            actor=actor, model=promotion.model, alias=promotion.target_alias, version=promotion.previous_version
+        )
+    return _roll_back(actor=actor, promotion=promotion, comment=comment)
+
+
+@transaction.atomic
+def _roll_back(*, actor, promotion: PromotionRequest, comment: str) -> PromotionRequest:
     _lock_alias(promotion)
     locked = PromotionRequest.objects.select_for_update().select_related("model", "version").get(pk=promotion.pk)
     latest = (

@@ -65,7 +65,7 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
         model = RegisteredModel
         fields = [
             "name", "description", "tags", "owner", "team", "latest_version", "latest_version_at", "framework",
-            "aliases", "archived", "created_at", "updated_at", "url",
+            "aliases", "archived", "region", "created_at", "updated_at", "url",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -85,6 +85,7 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
             "framework": row.framework,
             "aliases": self.get_aliases(obj),
             "archived": row.archived_at is not None,
+            "region": row.region,
             "created_at": iso(row.created_at, tz),
             "updated_at": iso(row.updated_at, tz),
             "url": model_api_url(row.name),
@@ -137,6 +138,10 @@ class ModelCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     tags = serializers.ListField(child=serializers.CharField(max_length=40), required=False, default=list)
     team = serializers.CharField(required=False, allow_null=True, default=None, help_text="slug of a team you are in")
+    region = serializers.CharField(
+        required=False, allow_blank=True, default="default", max_length=41,
+        help_text='residency region its artifacts are pinned to ("default" = unpinned); one of PORTAL_REGIONS',
+    )  # fmt: skip
 
 
 class ModelUpdateSerializer(serializers.Serializer):
@@ -156,7 +161,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         model = ModelVersion
         fields = [
             "model", "version", "description", "tags", "metrics", "signature", "framework", "opset", "producer",
-            "artifact", "state_dict", "lineage", "onnx_parity", "aliases", "created_by", "created_at",
+            "artifact", "state_dict", "lineage", "onnx_parity", "aliases", "region", "created_by", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
 

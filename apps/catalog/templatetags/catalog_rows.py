@@ -5,6 +5,8 @@ times as much per value). Each piece built here is escaped exactly once."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django import template
 from django.utils.safestring import mark_safe
 from markupsafe import escape as e
@@ -21,7 +23,7 @@ _NO_VERSION = '<span class="text-secondary">none</span>'
 @register.simple_tag
 def model_rows(rows) -> str:
     """The `<tr>` of each `ModelRow` (with its `alias_list`) of the model list page."""
-    return mark_safe("\n".join(_model_row(m) for m in rows))
+    return mark_safe("\n".join(_model_row(m) for m in rows))  # noqa: S308  every value in _model_row is escaped with e()
 
 
 def _model_row(m) -> str:
@@ -29,7 +31,7 @@ def _model_row(m) -> str:
     return (
         f'<tr><td><a href="{e(row_url("catalog:model-detail", m.name))}" class="fw-semibold">{e(m.name)}</a>'
         f"{_ARCHIVED if m.archived_at else ''}"
-        f'<div class="small text-secondary text-truncate" style="max-width: 32rem">{e(m.description)}</div></td>'
+        f'<div class="small text-secondary text-truncate mw-32rem">{e(m.description)}</div></td>'
         f"<td>{f'v{m.latest_version}' if m.latest_version else _NO_VERSION}</td>"
         f"<td>{alias_badges(m.alias_list)}</td><td>{tag_links(m.tags)}</td><td>{e(m.framework or '—')}</td>"
         f"<td>{e(m.owner_username)}{team}</td>"
@@ -40,7 +42,7 @@ def _model_row(m) -> str:
 @register.simple_tag
 def alias_badges(rows) -> str:
     """`staging: v3` badges of `selectors.with_aliases` rows; protected ones in red."""
-    return mark_safe(
+    return mark_safe(  # noqa: S308  names escaped with e(); version is an int
         "".join(
             f'<span class="badge {"text-bg-danger" if a.protected else "text-bg-info"}">{e(a.name)}: v{a.version}</span> '
             for a in rows
@@ -50,7 +52,11 @@ def alias_badges(rows) -> str:
 
 @register.simple_tag
 def tag_links(tags) -> str:
-    """Each tag as a badge linking to the list filtered by it."""
-    return mark_safe(
-        "".join(f'<a class="badge text-bg-light text-decoration-none" href="?tag={e(t)}">{e(t)}</a> ' for t in tags)
+    """Each tag as a badge linking to the list filtered by it (URL-encoded, so `a&b` or `#x` filter
+    by themselves, then HTML-escaped)."""
+    return mark_safe(  # noqa: S308  each tag URL-quoted and escaped with e()
+        "".join(
+            f'<a class="badge text-bg-light text-decoration-none" href="?tag={e(quote(str(t), safe=""))}">{e(t)}</a> '
+            for t in tags
+        )
     )

@@ -58,8 +58,10 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Experiment
-        fields = ["id", "name", "description", "tags", "owner", "team", "run_count", "created_at", "updated_at"]
-        read_only_fields = ["id", "owner", "team", "run_count", "created_at", "updated_at"]
+        fields = [
+            "id", "name", "description", "tags", "owner", "team", "region", "run_count", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["id", "owner", "team", "region", "run_count", "created_at", "updated_at"]
 
 
 class ExperimentFiltersSerializer(serializers.Serializer):
@@ -73,6 +75,10 @@ class ExperimentCreateSerializer(serializers.Serializer):
     team = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, default=None,
         help_text="slug of one of your teams: its members may view the experiment",
+    )  # fmt: skip
+    region = serializers.CharField(
+        required=False, allow_blank=True, default="default", max_length=41,
+        help_text='residency region its runs and artifacts are pinned to ("default" = unpinned); one of PORTAL_REGIONS',
     )  # fmt: skip
 
 
@@ -107,6 +113,7 @@ class RunSerializer(serializers.ModelSerializer):
             "source",
             "code_version",
             "notes",
+            "region",
             "params",
             "tags",
             "metrics",

@@ -10,6 +10,7 @@ after commit through `apps.experiments.live` (coalesced, on the one broadcaster)
 - `runs`: run lifecycle (create, update, status moves, progress, stale flag), logging of metrics,
   params, tags, system metrics and the log tail, and truncating metrics before a resume.
 - `artifacts`: artifact paths and size limit, recording, uploading to the vault and opening them.
+- `retention`: purging run artifacts past their retention window (never a model version's lineage).
 """
 
 from apps.experiments.services.artifacts import (
@@ -26,6 +27,7 @@ from apps.experiments.services.experiments import (
     experiment_update,
     runs_table_columns_save,
 )
+from apps.experiments.services.retention import run_artifacts_purge
 from apps.experiments.services.runs import (
     COPY_THRESHOLD,
     LOG_TAIL_CHARS,
@@ -55,6 +57,7 @@ __all__ = [
     "max_artifact_bytes",
     "run_append_log",
     "run_artifact_add",
+    "run_artifacts_purge",
     "run_artifact_open",
     "run_artifact_upload",
     "run_create",

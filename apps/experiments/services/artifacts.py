@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.core import vault
+from apps.core import residency, vault
 from apps.core.audit import audit_event
 from apps.core.errors import IntegrityFailure, NotFound, TooLarge
 from apps.core.permissions import require
@@ -71,6 +71,7 @@ def run_artifact_upload(*, run: Run, actor, src: BinaryIO, size: int, path: str)
     deleting) any artifact already there. On any failure nothing is left behind: no row, no file."""
     require(actor, "change", run.experiment)
     path = clean_artifact_path(path)
+    residency.check_held_here(run.region, actor=actor, obj=run, action="store artifacts of")
     limit = max_artifact_bytes()
     if size > limit:
         raise TooLarge(f"The file is {size:,} bytes; the limit is {limit:,} bytes (EXPERIMENTS_MAX_ARTIFACT_BYTES).")
@@ -104,6 +105,7 @@ def run_artifact_open(*, artifact: RunArtifact, actor, request=None):
     `IntegrityFailure`, audited, when the stored file was tampered with (no byte is sent)."""
     run = artifact.run
     require(actor, "view", run.experiment)
+    residency.check_held_here(run.region, actor=actor, obj=artifact, action="download", request=request)
     if artifact.blob_id is None:
         where = f" at {artifact.uri}" if artifact.uri else ""
         raise NotFound(f"This artifact is stored outside the portal{where}; fetch it from there.")

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from apps.core.permissions import grant_owner, require
+from apps.core.residency import clean_region
 from apps.core.sharing import share_with_team_on_create, team_for_create
 from apps.experiments.models import Experiment, RunsTableColumns
 from apps.experiments.validation import check_key, clean_tags
@@ -17,15 +18,21 @@ MAX_TABLE_COLUMNS = 30
 
 
 # --- experiments --------------------------------------------------------------------------------
-def experiment_create(*, actor, name: str, description: str = "", tags=None, team: str | None = None) -> Experiment:
+def experiment_create(
+    *, actor, name: str, description: str = "", tags=None, team: str | None = None, region: str | None = "default"
+) -> Experiment:
     """Create an experiment owned by `actor` (who needs the role's add permission).
 
     `team` is a team slug the actor belongs to: the team becomes a viewer of the experiment (as
-    for every kind, docs/SECURITY.md); the owner shares it as editor to let the team log runs."""
+    for every kind, docs/SECURITY.md); the owner shares it as editor to let the team log runs.
+    `region` (one of the configured regions, "default" = unpinned) pins its runs and artifacts."""
     require(actor, "add", Experiment)
     team_obj = team_for_create(actor=actor, slug=team)
     tags = clean_tags(tags)
-    experiment = Experiment(name=name, description=description or "", tags=tags, owner=actor, team=team_obj)
+    region = clean_region(region)
+    experiment = Experiment(
+        name=name, description=description or "", tags=tags, owner=actor, team=team_obj, region=region
+    )
     experiment.full_clean(exclude=["owner", "team"])
     with transaction.atomic():
         try:

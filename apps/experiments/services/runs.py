@@ -17,8 +17,10 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
+from apps.core import residency
 from apps.core.errors import Conflict
 from apps.core.permissions import require
+from apps.core.queues import validate_region
 from apps.experiments import live
 from apps.experiments.models import Experiment, ExperimentKey, MetricPoint, Run, RunMetricSummary, RunParam, RunTag
 from apps.experiments.validation import Point, as_number, clean_metrics, clean_params, clean_tags, now_ms
@@ -48,10 +50,15 @@ def run_create(
     code_version: str = "",
     notes: str = "",
     status: str = Run.Status.RUNNING,
+    region: str | None = None,
 ) -> Run:
-    """Start a run in `experiment` (the actor needs change rights on it and the add_run role)."""
+    """Start a run in `experiment` (the actor needs change rights on it and the add_run role).
+
+    `region` is the residency region of the run's data (a training job on pinned data); default the
+    experiment's. A pinned run in an experiment pinned elsewhere is refused (`RegionMismatch`, audited)."""
     require(actor, "change", experiment)
     require(actor, "add", Run)
+    region = _run_region(experiment, region, actor=actor)
     if source not in Run.Source.values:
         raise ValidationError({"source": [f"Use one of {', '.join(Run.Source.values)}."]})
     if status not in (Run.Status.QUEUED, Run.Status.RUNNING):
@@ -70,6 +77,7 @@ def run_create(
             status=status,
             code_version=(code_version or "")[:200],
             notes=notes or "",
+            region=region,
             params=params,
             tags=tags,
             started_at=now if status == Run.Status.RUNNING else None,
@@ -82,6 +90,26 @@ def run_create(
         _remember_keys(experiment.pk, ExperimentKey.Kind.PARAM, params)
         _publish_status(run)
     return run
+
+
+def _run_region(experiment: Experiment, region: str | None, *, actor) -> str:
+    try:
+        region = validate_region(region) or residency.UNPINNED
+    except ValueError as exc:
+        raise ValidationError({"region": [str(exc)]}) from None
+    if not residency.is_pinned(region):
+        return experiment.region
+    if residency.is_pinned(experiment.region) and region != experiment.region:
+        residency.refuse(
+            actor=actor,
+            obj=experiment,
+            region=region,
+            action="create a run",
+            mismatch=True,
+            why=f"The run's data is pinned to region {region!r}, but experiment {experiment.name!r} is pinned to "
+            f"region {experiment.region!r}. Log it in an experiment of region {region!r} (or an unpinned one).",
+        )
+    return region
 
 
 @transaction.atomic
@@ -315,7 +343,8 @@ def _insert_points(run_id: int, points: list[Point]) -> None:
         else:
             rows = [(run_id, p.key, p.step, p.value, p.timestamp) for p in points]
             cursor.executemany(
-                f"INSERT INTO {table} (run_id, key, step, value, timestamp) VALUES (%s, %s, %s, %s, %s)", rows
+                f"INSERT INTO {table} (run_id, key, step, value, timestamp) VALUES (%s, %s, %s, %s, %s)",  # noqa: S608  table from the model, values are parameters
+                rows,
             )
 
 

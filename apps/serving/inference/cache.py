@@ -52,6 +52,9 @@ class RoutePlan:
     version_id: int
     version_number: int
     version: object = field(repr=False, compare=False)  # the ModelVersion, for session loads
+    # Why this process may not serve the version (residency, issue 17): "" when it may. Decided
+    # here, once per plan; the predict path answers 403 on it without loading the version.
+    refusal: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ def _build(name: str) -> EndpointPlan | None:
     from apps.catalog.models import Alias
     from apps.serving.inference.runtime import ModelLoadError, session_for
     from apps.serving.models import Endpoint, Route
+    from apps.serving.services.residency import audit_serve_refusal, serve_refusal
 
     endpoint = Endpoint.objects.filter(name=name).first()
     if endpoint is None:
@@ -213,16 +217,22 @@ def _build(name: str) -> EndpointPlan | None:
             version_id=version.pk,
             version_number=version.version,
             version=version,
+            refusal=serve_refusal(version, route.model.name),
         )
         if route.weight <= 0:
             continue
         if route.mode == Route.Mode.SHADOW:
+            if plan.refusal:  # never copied to here; audited like a refused live route
+                audit_serve_refusal(
+                    actor=None, endpoint_id=endpoint.pk, endpoint_name=endpoint.name, version=version, why=plan.refusal
+                )
+                continue
             shadows.append(plan)
         else:
             total += route.weight
             live.append(plan)
             cumulative.append(total)
-        if endpoint.archived_at is None:
+        if endpoint.archived_at is None and not plan.refusal:  # a refused version is never loaded here
             try:
                 session_for(version)  # loaded and warmed before any request is routed to it
             except ModelLoadError as exc:

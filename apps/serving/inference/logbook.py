@@ -187,7 +187,7 @@ def _insert(rows: list[dict]) -> None:
     quote = connection.ops.quote_name
     fields = {name: meta.get_field(name) for name in _PREPARED}
     columns = ", ".join(quote(meta.get_field(name).column) for name in _COLUMNS)
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"  # noqa: S608  quoted names from the model, values are parameters
     params = []
     for start in range(0, len(rows), _YIELD_EVERY):
         params += [
@@ -308,9 +308,14 @@ def stop() -> None:
     FLUSHER.paused = True
 
 
-def logs_expire() -> dict:
-    """Retention: delete prediction logs and traffic windows older than SERVING_LOG_RETENTION_DAYS."""
-    cutoff = timezone.now() - timedelta(days=settings.SERVING_LOG_RETENTION_DAYS)
-    logs, _ = PredictionLog.objects.filter(created_at__lt=cutoff).delete()
-    windows, _ = TrafficWindow.objects.filter(minute__lt=cutoff).delete()
-    return {"logs_deleted": logs, "windows_deleted": windows, "cutoff": cutoff.isoformat()}
+def logs_expire(*, dry_run: bool = False, now=None) -> dict:
+    """Retention: delete prediction logs and traffic windows older than SERVING_LOG_RETENTION_DAYS.
+    `dry_run` only counts them (`manage.py retention_purge --dry-run`)."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.SERVING_LOG_RETENTION_DAYS)
+    logs = PredictionLog.objects.filter(created_at__lt=cutoff)
+    windows = TrafficWindow.objects.filter(minute__lt=cutoff)
+    if dry_run:
+        return {"logs_due": logs.count(), "windows_due": windows.count(), "cutoff": cutoff.isoformat()}
+    logs_deleted, _ = logs.delete()
+    windows_deleted, _ = windows.delete()
+    return {"logs_deleted": logs_deleted, "windows_deleted": windows_deleted, "cutoff": cutoff.isoformat()}

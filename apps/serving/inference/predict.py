@@ -3,7 +3,8 @@ path (token callers). Status, JSON body and extra headers come back; nothing her
 
 Order (each refusal does nothing further): the endpoint's plan (missing, archived or invisible:
 404), the token naming the endpoint (else 403), the body (413 past SERVING_MAX_BODY_BYTES, 400 for
-bad JSON, unknown fields or a bad key), the route (the key's stable bucket) and its loaded session,
+bad JSON, unknown fields or a bad key), the route (the key's stable bucket), its residency (403 when its version is pinned to a region this
+process may not serve; decided once per plan) and its loaded session,
 the token's own rate (429), the inputs against the version's signature (400 / 413), the model
 (500 when it fails: logged and counted), then the counters and sampled log entry, and shadow
 copies. The caller's API rate and the token's scope are checked by the caller before (DRF's
@@ -26,7 +27,7 @@ from rest_framework.exceptions import ParseError
 
 from apps.core import metrics, ratelimit
 from apps.core.api.parsers import loads as json_loads
-from apps.core.errors import DomainError, error_body
+from apps.core.errors import DomainError, ResidencyError, error_body
 from apps.core.permissions import token_allows_endpoint
 from apps.core.redis_pool import redis_client
 from apps.serving.ids import new_prediction_id
@@ -34,13 +35,14 @@ from apps.serving.inference import logbook, shadow, traffic
 from apps.serving.inference.cache import Miss, check_generation, may_view, plan_for
 from apps.serving.inference.inputs import to_feeds
 from apps.serving.inference.runtime import ModelLoadError, cached_session, session_for
+from apps.serving.services import residency as residency_serving
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("inputs", "key")
 MAX_KEY_CHARS = 256
 NOT_FOUND = "No endpoint matches the given query."
-_random = random.Random()
+_random = random.Random()  # noqa: S311  log sampling, not a secret
 _token_rates: dict[str, tuple[str, int, int]] = {}
 _scripts: dict = {}
 
@@ -123,6 +125,18 @@ def _session(route, allow_load: bool):
     return session_for(route.version)
 
 
+def _refuse_region(plan, route, user, allow_load: bool) -> Refusal:
+    """403 for a route whose version this process may not serve (decided when the plan was built),
+    audited at most once per endpoint and version per window (apps/serving/services/residency.py)."""
+    if not allow_load and residency_serving.serve_audit_due(plan.id, route.version_id):
+        raise Miss  # the entry needs the database: off the event loop
+    if residency_serving.serve_refusal_counted(plan.id, route.version_id):
+        residency_serving.audit_serve_refusal(
+            actor=user, endpoint_id=plan.id, endpoint_name=plan.name, version=route.version, why=route.refusal
+        )
+    return Refusal(*error_body(ResidencyError(route.refusal)))
+
+
 def _predict(*, user, token, endpoint_name, body, allow_load: bool) -> tuple[int, dict, list]:
     started = time.perf_counter()
     check_generation()
@@ -141,6 +155,8 @@ def _predict(*, user, token, endpoint_name, body, allow_load: bool) -> tuple[int
     route = traffic.pick(plan, key)
     if route is None:
         raise Refusal(503, {"detail": f"Endpoint {plan.name!r} has no live route with traffic; give one a weight."})
+    if route.refusal:  # residency (issue 17): pinned to a region this process may not serve
+        raise _refuse_region(plan, route, user, allow_load)
     try:
         model = _session(route, allow_load)
     except ModelLoadError as exc:

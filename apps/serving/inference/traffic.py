@@ -16,7 +16,7 @@ from hashlib import blake2b
 from apps.serving.inference.cache import EndpointPlan, RoutePlan
 
 BUCKETS = 10_000
-_random = random.Random()
+_random = random.Random()  # noqa: S311  traffic split and shadow sampling, not a secret
 
 
 def bucket(endpoint_id: int, key: str) -> int:

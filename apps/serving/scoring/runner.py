@@ -24,11 +24,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.core import vault
+from apps.core import residency, vault
 from apps.core.audit import acting_as
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, IntegrityFailure
 from apps.core.models import VaultBlob
 from apps.features import offline
+from apps.features.training_sets import training_set_local_file
 from apps.serving.inference.runtime import ModelLoadError, session_for
 from apps.serving.models import ScoringJob
 from apps.serving.scoring import columns as cols
@@ -98,6 +99,7 @@ def _start(job: ScoringJob, hostname: str) -> ScoringJob:
 
 
 def _score(job: ScoringJob) -> str:
+    residency.check_held_here(job.version.region, actor=job.owner, obj=job.version, action="score with")
     model = session_for(job.version)
     signature = job.version.signature
     plan: dict[str, list[str]] = job.source["inputs"]
@@ -138,12 +140,15 @@ def _input_file(job: ScoringJob) -> Iterator[tuple[str, str, dict]]:
     if job.training_set_id:
         found = job.training_set
         offline.check_residency(found.region, actor=job.owner, obj=found, action="scoring-read")
-        path = offline.store_root() / found.path
-        if not path.is_file() or _file_digest(path) != found.digest:
-            raise ScoringFailed(
-                f"Training set {found.pk} is missing or does not match its digest (it was changed); none of it was used."
-            )
-        yield str(path), "parquet", {"training_set": found.pk, "training_set_digest": found.digest}
+        with contextlib.ExitStack() as stack:
+            try:  # a sealed set (PII) is decrypted into a private temporary file
+                path = stack.enter_context(training_set_local_file(found))
+            except (IntegrityFailure, FileNotFoundError):
+                raise ScoringFailed(
+                    f"Training set {found.pk} is missing or does not match its digest (it was changed); none of it "
+                    "was used."
+                ) from None
+            yield str(path), "parquet", {"training_set": found.pk, "training_set_digest": found.digest}
         return
     if job.input_blob is None:
         raise ScoringFailed("The job's input is gone (the training set was deleted).")

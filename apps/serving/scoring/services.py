@@ -11,6 +11,7 @@ import logging
 import uuid
 from typing import Any
 
+import pyarrow as pa
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -18,13 +19,13 @@ from django.db import transaction
 from apps.catalog.artifacts import local_path
 from apps.catalog.models import ModelVersion
 from apps.catalog.selectors import version_for
-from apps.core import vault
+from apps.core import residency, vault
 from apps.core.audit import audit_event
-from apps.core.errors import Conflict, Forbidden, NotFound, TooLarge
+from apps.core.errors import Conflict, Forbidden, IntegrityFailure, NotFound, TooLarge
 from apps.core.permissions import can_view_pii, grant_owner, require, restrict
 from apps.features import offline
 from apps.features.models import FeatureView, TrainingSet
-from apps.features.training_sets import pii_columns
+from apps.features.training_sets import pii_columns, training_set_schema
 from apps.serving.models import ScoringJob
 from apps.serving.scoring import columns as cols
 from apps.serving.scoring.lease import lease_held
@@ -49,6 +50,9 @@ def scoring_job_create(
     """
     require(actor, "add", ScoringJob)
     found = _version(actor, model, version)
+    residency.check_same_region(
+        found.region, region or found.region, actor=actor, obj=found, action="be scored", target_label="by a job"
+    )
     exclude, keep = _names("exclude", exclude), _names("keep", keep)
     if (file is None) == (training_set is None):
         raise ValidationError({"file": ["Give either a file to score or a training set (one of them, not both)."]})
@@ -76,11 +80,12 @@ def _names(field: str, value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def _route(resource_class: str, region: str | None, data_region: str | None) -> tuple[str, str, str]:
+def _route(resource_class: str, region: str | None, data_region: str | None, *, actor, obj) -> tuple[str, str, str]:
     """(queue, region, warning): the warning says when no GPU worker is online to take the job yet."""
     queue, region_name, _device, warning = resolve_route(
-        resource_class=resource_class, region=region or None, data_region=data_region, allow_cpu_fallback=False
-    )
+        resource_class=resource_class, region=region or None, data_region=data_region, allow_cpu_fallback=False,
+        actor=actor, obj=obj,
+    )  # fmt: skip
     return queue, region_name, warning[:500]
 
 
@@ -108,7 +113,7 @@ def _create_from_upload(actor, version, upload, resource_class, region, exclude,
         rows_total = cols.parquet_rows(path) if fmt == "parquet" else None
     if rows_total == 0:
         raise ValidationError({"file": ["The file has no rows."]})
-    queue, region_name, warning = _route(resource_class, region, None)
+    queue, region_name, warning = _route(resource_class, region, version.region, actor=actor, obj=version)
     upload.seek(0)
     # Encrypt before the transaction: a large upload must not hold the database lock.
     name, result = vault.blob_write(upload, purpose="serving.scoring-input")
@@ -134,10 +139,17 @@ def _create_from_training_set(actor, version, set_id, resource_class, region, ex
         raise ValidationError(
             {"training_set": [f"The file of training set {set_id} is missing; tell a platform admin."]}
         )
-    schema = cols.input_schema(str(path), "parquet", field="training_set")
+    residency.check_same_region(
+        version.region, found.region, actor=actor, obj=version, action="score", target_label="a training set"
+    )
+    try:  # the footer only (decrypted first when the set is sealed): the digest is checked when it runs
+        schema = training_set_schema(found)
+    except (pa.ArrowInvalid, OSError, IntegrityFailure) as exc:
+        raise ValidationError({"training_set": [f"The file of training set {set_id} cannot be read: {exc}"]}) from None
     plan = cols.plan_inputs(version.signature, schema, exclude=exclude, keep=keep, field="training_set")
     _refuse_masked_keys(actor, found, keep)
-    queue, region_name, warning = _route(resource_class, region, found.region)
+    data_region = found.region if residency.is_pinned(found.region) else version.region
+    queue, region_name, warning = _route(resource_class, region, data_region, actor=actor, obj=found)
     source = {"training_set": found.pk, "format": "parquet", "inputs": plan, "exclude": exclude, "keep": keep}
     with transaction.atomic():
         return _record(

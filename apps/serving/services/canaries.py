@@ -33,6 +33,7 @@ from apps.core.errors import Conflict
 from apps.core.permissions import require
 from apps.notifications.services import notify
 from apps.serving.models import Canary, Endpoint, Route
+from apps.serving.services import residency as serving_residency
 from apps.serving.services.canary_rules import clean_plan, compare, samples_short
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,17 @@ def canary_route_for(endpoint: Endpoint, baseline: Route, target: ModelVersion) 
     return route
 
 
+def canary_start(*, actor, endpoint: Endpoint, version, **plan) -> Canary:
+    """Start a canary of `version` (a number of the baseline route's model) on `endpoint` with the
+    plan `_canary_start` takes (steps, step_interval_s, guards). A version pinned to another region
+    than the endpoint's is refused first (409, audited: services/residency.py)."""
+    require(actor, "change", endpoint)
+    serving_residency.check_canary(actor=actor, endpoint=endpoint, version=version)
+    return _canary_start(actor=actor, endpoint=endpoint, version=version, **plan)
+
+
 @transaction.atomic
-def canary_start(*, actor, endpoint: Endpoint, version, steps, step_interval_s, guards=None) -> Canary:
+def _canary_start(*, actor, endpoint: Endpoint, version, steps, step_interval_s, guards=None) -> Canary:
     """Start a canary of `version` (a number of the baseline route's model) on `endpoint`. Needs
     `change`. ValidationError for bad steps, interval, guards or version; Conflict while one runs,
     when the baseline lacks the first step's weight, or for a protected alias's version without

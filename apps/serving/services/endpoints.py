@@ -24,6 +24,7 @@ from apps.core.names import check_name
 from apps.core.queues import validate_region
 from apps.core.sharing import share_with_team_on_create, team_for_create
 from apps.serving.models import Canary, Endpoint, Route
+from apps.serving.services import residency as serving_residency
 from apps.serving.services.canary_rules import rollout_clean
 
 # Where an endpoint's name may not be a fixed word of the routes (`/endpoints/new/`).
@@ -198,8 +199,19 @@ def _routes_summary(endpoint: Endpoint) -> list[dict]:
     return [route_summary(r) for r in routes]
 
 
+def endpoint_create(*, actor, region: str = "default", routes, **fields) -> Endpoint:
+    """Create an endpoint owned by `actor` (role right `add`): `name`, `description`, `team`,
+    `log_sample_rate`, `rollout` as `_endpoint_create` takes them. A route serving a version pinned
+    to another region than the endpoint's is refused first (409, audited: services/residency.py)."""
+    permissions.require(actor, "add", Endpoint)
+    serving_residency.check_routes(
+        actor=actor, region=_clean_region(region), specs=clean_routes(actor=actor, routes=routes)
+    )
+    return _endpoint_create(actor=actor, region=region, routes=routes, **fields)
+
+
 @transaction.atomic
-def endpoint_create(
+def _endpoint_create(
     *,
     actor,
     name: str,
@@ -246,10 +258,19 @@ def _refuse_during_canary(endpoint: Endpoint) -> None:
         )
 
 
-@transaction.atomic
 def endpoint_update(*, actor, endpoint: Endpoint, **changes) -> Endpoint:
     """Change description, log_sample_rate, rollout and/or routes (the whole new list replaces the old one).
-    Needs `change` on the endpoint; Conflict when routes would change while a canary runs."""
+    Needs `change` on the endpoint; Conflict when routes would change while a canary runs, and
+    (audited) when a route would serve a version pinned to another region."""
+    permissions.require(actor, "change", endpoint)
+    if "routes" in changes and not set(changes) - UPDATABLE:
+        specs = clean_routes(actor=actor, routes=changes["routes"])
+        serving_residency.check_routes(actor=actor, region=endpoint.region, specs=specs)
+    return _endpoint_update(actor=actor, endpoint=endpoint, **changes)
+
+
+@transaction.atomic
+def _endpoint_update(*, actor, endpoint: Endpoint, **changes) -> Endpoint:
     permissions.require(actor, "change", endpoint)
     unknown = set(changes) - UPDATABLE
     if unknown:

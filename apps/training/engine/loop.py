@@ -188,7 +188,7 @@ def evaluate(core: nn.Module, data: PreparedData, device: torch.device, use_bf16
             "val_acc": accuracy(data.y_val_raw, pred),
             "val_f1": f1_macro(data.y_val_raw, pred),
         }
-    assert data.y_mean is not None and data.y_std is not None
+    assert data.y_mean is not None and data.y_std is not None  # noqa: S101  type narrowing: regression data is always normalised
     pred = out.cpu().numpy() * data.y_std + data.y_mean
     return {
         "val_loss": float(F.mse_loss(out, target).item()),
@@ -238,7 +238,7 @@ def run_training(config: TrainConfig, callbacks: Callbacks, runtime: Runtime) ->
         state = LoopState()
         best: dict[str, torch.Tensor] | None = None
         if header is not None:
-            assert model_state is not None and states is not None
+            assert model_state is not None and states is not None  # noqa: S101  type narrowing: a header comes with both states
             model.load_state_dict(model_state)
             optimizer.load_state_dict(states["optimizer"])
             if scheduler is not None:

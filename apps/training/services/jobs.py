@@ -26,7 +26,7 @@ from apps.training.engine import templates as engine_templates
 from apps.training.models import TrainingJob
 from apps.training.services.dispatch import job_enqueue, task_revoke
 from apps.training.services.flags import cancel_flag_set, lease_held
-from apps.training.services.routing import resolve_route
+from apps.training.services.routing import check_launch_regions, resolve_route
 from apps.training.services.states import State, job_transition
 
 MAX_RUNTIME_LIMIT_S = 7 * 24 * 3600
@@ -236,8 +236,15 @@ def _launch(
         region=region or None,
         data_region=training_set.region if training_set is not None else None,
         allow_cpu_fallback=allow_cpu_fallback,
+        actor=actor,
+        obj=training_set,
     )
     model_name = model_name_checked(actor, model_name, template)
+    data_region = training_set.region if training_set is not None else None
+    check_launch_regions(
+        actor=actor, region=data_region, experiment_id=experiment if sweep is None else sweep.experiment_id,
+        experiment_name=experiment_name, model_name=model_name,
+    )  # fmt: skip
     with transaction.atomic():
         exp = (
             sweep.experiment
@@ -261,6 +268,7 @@ def _launch(
             # the runs table and compare page open on the metric the template optimises
             tags={"training_job": str(job.pk), "queue": queue, "primary_metric": spec.monitor},
             status=Run.Status.QUEUED,
+            region=data_region,  # a run of pinned data is pinned with it; else its experiment's
         )
         job.save(update_fields=["run"])
         grant_owner(job)

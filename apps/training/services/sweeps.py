@@ -148,7 +148,7 @@ def sweep_create(
         raise ValidationError(errors)
     data_spec, training_set = clean_data_spec(data, actor=actor, template=spec)
     resolve_route(resource_class=resource_class, region=region or None, allow_cpu_fallback=False,
-                  data_region=training_set.region if training_set else None)  # fmt: skip
+                  data_region=training_set.region if training_set else None, actor=actor, obj=training_set)  # fmt: skip
     with transaction.atomic():
         exp = experiment_of_launch(actor, template, experiment, found_team)
         sweep = Sweep.objects.create(
