@@ -282,6 +282,12 @@ def live_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture(scope="session")
 def portal_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """uvicorn serving portal.asgi on a free port over the test database; yields the base URL."""
+    yield from serve_portal(django_db_blocker, tmp_path_factory)
+
+
+def serve_portal(django_db_blocker, tmp_path_factory, **extra_env):
+    """Start uvicorn on the test database (with `extra_env` on top of the test environment), yield
+    its base URL, stop it afterwards: the body of `portal_server`, for a server set up otherwise."""
     import urllib.request
 
     from apps.core.embedded_redis import free_port
@@ -289,7 +295,7 @@ def portal_server(django_db_setup, django_db_blocker, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with django_db_blocker.unblock():
-        env = _process_env()
+        env = {**_process_env(), **extra_env}
     process = subprocess.Popen(
         [
             sys.executable,

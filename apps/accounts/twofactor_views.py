@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
 
@@ -49,6 +50,7 @@ def _session_expired(request):
 
 
 @login_not_required
+@never_cache
 def verify(request):
     """The second step of sign-in: a code from the authenticator, or one recovery code."""
     user, pending = _subject(request)
@@ -77,6 +79,7 @@ def verify(request):
 
 
 @login_not_required
+@never_cache  # a key, codes: never kept by a browser or proxy cache
 def enrol(request):
     """Set up an authenticator: QR code (and the secret as text), then a first code confirms it."""
     user, pending = _subject(request)
@@ -114,6 +117,7 @@ def enrol(request):
 
 
 @login_not_required
+@never_cache  # a key, codes: never kept by a browser or proxy cache
 def recovery_codes(request):
     """The recovery codes just made, shown this once."""
     shown = request.session.pop(SESSION_NEW_CODES, None)
@@ -143,6 +147,7 @@ def _fresh_or_verify(request):
 
 
 @require_POST
+@never_cache
 def recovery_codes_new(request):
     if not twofactor.has_device(request.user):
         messages.error(request, "Set up an authenticator first; recovery codes come with it.")

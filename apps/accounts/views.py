@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from apps.accounts import selectors, services, twofactor
@@ -36,6 +37,7 @@ class LoginView(auth_views.LoginView):
         return redirect("accounts:2fa-verify" if device else "accounts:2fa-enrol")
 
 
+@never_cache  # shows a new token's key once
 def profile(request):
     # Post/redirect/get: the new key travels once through the session and is popped on display,
     # so a reload neither re-creates a token nor shows the key again.
