@@ -1,4 +1,4 @@
-"""Step-up: a fresh second factor before a sensitive action (an approval decision).
+"""Step-up: a fresh second factor before a sensitive action (an approval decision, a key rotation).
 
 One rule for pages and the API (`step_up_passed`): a user who must have two-factor sign-in
 (`twofactor.two_factor_required`) or who enrolled a device, while PORTAL_2FA_ENFORCED is on, must
@@ -9,8 +9,9 @@ Token callers have no session, so they send a code with every decision.
 
 Boundaries: pages call `step_up_page` to ask for the code and re-send the same form (nothing the
 user typed is lost); the API calls `require_step_up_api`, which answers 403 with
-`{"detail": ..., "code": "step_up_required"}`. Key rotation has no web path: it is the
-`keys_rotate` management command, run on the server, outside the web's sign-in and step-up.
+`{"detail": ..., "code": "step_up_required"}`. Key rotation from the portal (apps/core/keyring_views.py,
+apps/core/api/keys.py) uses the same rule with the action `keys.rotate`; the `keys_rotate`
+management command runs on the server, outside the web's sign-in and step-up.
 """
 
 from __future__ import annotations
@@ -52,9 +53,21 @@ def step_up_passed(request, code: str | None, *, session=None, action: str = "")
     return True
 
 
-def step_up_page(request, *, fields: dict, summary: str, wrong_code: bool, status: int = 403):
-    """Ask for a code and send the same form again, with every field the user filled in."""
+def step_up_page(
+    request,
+    *,
+    fields: dict,
+    summary: str,
+    wrong_code: bool,
+    status: int = 403,
+    what: str = "Approval decisions",
+    submit_label: str = "Confirm and send the decision",
+):
+    """Ask for a code and send the same form again, with every field the user filled in. `what`
+    names the kind of action (plural) and `submit_label` the button."""
     context = {
+        "what": what,
+        "submit_label": submit_label,
         "action": request.path,
         "fields": [(name, value) for name, value in fields.items() if name not in ("otp", "csrfmiddlewaretoken")],
         "summary": summary,

@@ -6,7 +6,11 @@ class CoreConfig(AppConfig):
     label = "core"
     verbose_name = "Core"
     # Navigation entries other apps add through the same attribute: (label, url name, permission).
-    nav_items: list[tuple[str, str, str | None]] = [("Audit", "core:audit", "core.view_auditentry")]
+    # The key ring: no role is given `add_keyrotation`, so only platform admins (superusers) see it.
+    nav_items: list[tuple[str, str, str | None]] = [
+        ("Audit", "core:audit", "core.view_auditentry"),
+        ("Key ring", "core:keys", "core.add_keyrotation"),
+    ]
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate

@@ -127,3 +127,48 @@ class VaultBlob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose or 'blob'} {self.sha256[:12]} ({self.plaintext_size} bytes, key {self.kid})"
+
+
+class KeyRotation(models.Model):
+    """A master-key rotation a platform admin started from the portal (apps/core/keyring_admin.py):
+    queued, then run by a worker on the default queue, then succeeded or failed. `live` stays true
+    until it ends; a partial unique index lets only one rotation be live at a time."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    FINAL = (State.SUCCEEDED, State.FAILED)
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    live = models.BooleanField(default=True, help_text="queued or running (one at a time)")
+    retire = models.BooleanField(default=False, help_text="afterwards drop keys nothing needs any more")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    previous_kid = models.CharField(max_length=32, blank=True)
+    active_kid = models.CharField(max_length=32, blank=True)
+    done = models.IntegerField(default=0, help_text="data keys re-wrapped or failed so far")
+    total = models.IntegerField(default=0, help_text="data keys to re-wrap")
+    report = models.JSONField(default=dict, blank=True, help_text="the vault's report (no key material)")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "key rotation"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["live"], condition=models.Q(live=True), name="core_keyrotation_one_live")
+        ]
+
+    def __str__(self) -> str:
+        return f"key rotation {self.pk}"
+
+    @property
+    def percent(self) -> int:
+        if self.state == self.State.SUCCEEDED:
+            return 100
+        return round(100 * self.done / self.total) if self.total else 0

@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from apps.core import keyring_admin
 from apps.core.audit_chain import chain_check_and_anchor
 from apps.core.realtime import group_name, send_now
 from apps.core.recovery import recover_all
@@ -33,3 +34,12 @@ def audit_verify() -> dict:
 def recover_jobs() -> dict:
     """Re-dispatch or resume background jobs whose message or worker is gone (apps/core/recovery.py)."""
     return recover_all()
+
+
+@shared_task(name="core.keys_rotate", acks_late=True)
+def keys_rotate(rotation_id: int) -> dict:
+    """A key rotation a platform admin started in the portal (apps/core/keyring_admin.py)."""
+    if not isinstance(rotation_id, int):
+        raise ValueError("keys_rotate takes a KeyRotation id")
+    rotation = keyring_admin.key_rotation_run(rotation_id=rotation_id)
+    return {"rotation": rotation.pk, "state": rotation.state, "active_kid": rotation.active_kid}

@@ -22,7 +22,7 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -273,12 +273,20 @@ def _ring_for(wrapped: WrappedKey) -> KeyRing:
     return ring
 
 
-def keys_rotate(*, new_kid: str | None = None, generate: bool | None = None, batch: int = 500) -> dict:
+def keys_rotate(
+    *,
+    new_kid: str | None = None,
+    generate: bool | None = None,
+    batch: int = 500,
+    actor=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Re-wrap every data key under the active master key; blobs are not rewritten.
 
     Embedded mode (ring in var/): a new master key is generated first, made active and saved
     before anything is re-wrapped. Configured mode: put the new key first in VAULT_KEYRING,
-    restart the processes, then run this to move every blob onto it.
+    restart the processes, then run this to move every blob onto it. `actor`: who is audited as
+    rotating (the system user when none: commands); `progress(done, total)` after every batch.
     """
     from apps.core.audit import audit_event, system_user
 
@@ -301,6 +309,10 @@ def keys_rotate(*, new_kid: str | None = None, generate: bool | None = None, bat
     rewrapped = failed = 0
     errors: list[str] = []
     last_id = 0
+    total = 0
+    if progress:
+        total = VaultBlob.objects.exclude(kid=active).count()
+        progress(0, total)
     while True:
         rows = list(
             VaultBlob.objects.filter(pk__gt=last_id)
@@ -322,6 +334,8 @@ def keys_rotate(*, new_kid: str | None = None, generate: bool | None = None, bat
             rewrapped += VaultBlob.objects.filter(pk=pk, wrapped_key=text).update(
                 wrapped_key=fresh.to_string(), kid=fresh.kid, rewrapped_at=timezone.now()
             )
+        if progress:
+            progress(rewrapped + failed, max(total, rewrapped + failed))
     report = {
         "previous_kid": previous,
         "active_kid": active,
@@ -333,7 +347,9 @@ def keys_rotate(*, new_kid: str | None = None, generate: bool | None = None, bat
             VaultBlob.objects.exclude(kid=active).values_list("kid").annotate(n=Count("id")).order_by()
         ),
     }
-    audit_event(actor=system_user(), event="vault.keys_rotate", data={k: v for k, v in report.items() if k != "errors"})
+    audit_event(
+        actor=actor or system_user(), event="vault.keys_rotate", data={k: v for k, v in report.items() if k != "errors"}
+    )
     return report
 
 
