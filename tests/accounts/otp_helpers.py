@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 
+from django.test import Client
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -53,3 +54,18 @@ def signed_in(client) -> bool:
 def shown_codes(html: str) -> list[str]:
     block = html.split('data-role="recovery-codes"', 1)[1].split("</ul>", 1)[0]
     return re.findall(r"<li[^>]*>([a-z2-7]+)</li>", block)
+
+
+def signed_in_with_code(user, device) -> Client:
+    """A test client signed in through the password and code pages."""
+    client = Client()
+    sign_in(client, user.username)
+    assert client.post("/accounts/2fa/verify", {"code": fresh_code(device)}).status_code == 302
+    return client
+
+
+def age_second_factor(client, seconds: float) -> None:
+    """Make the session's last second factor `seconds` old."""
+    session = client.session
+    session[twofactor.SESSION_VERIFIED_AT] = time.time() - seconds
+    session.save()

@@ -4,15 +4,11 @@ on the page (a code page that re-sends the typed decision) and in the API (`X-OT
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from django.test import Client
 
-from apps.accounts import twofactor
 from apps.approvals.models import PromotionRequest
 from apps.core.models import AuditEntry
-from tests.accounts.otp_helpers import enrolled, fresh_code, sign_in
+from tests.accounts.otp_helpers import age_second_factor, enrolled, fresh_code, signed_in_with_code
 from tests.approvals.conftest import digest_of, sent_tasks  # noqa: F401  (sent_tasks: autouse)
 from tests.conftest import api_client_for
 
@@ -25,19 +21,6 @@ def enforced(settings):
     settings.PORTAL_2FA_ENFORCED = True
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
     settings.PORTAL_STEPUP_MAX_AGE_S = 300
-
-
-def signed_in_with_code(user, device) -> Client:
-    client = Client()
-    sign_in(client, user.username)
-    assert client.post("/accounts/2fa/verify", {"code": fresh_code(device)}).status_code == 302
-    return client
-
-
-def age_second_factor(client, seconds: float) -> None:
-    session = client.session
-    session[twofactor.SESSION_VERIFIED_AT] = time.time() - seconds
-    session.save()
 
 
 def decide_url(promotion) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -16,12 +15,11 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.accounts import twofactor
 from apps.accounts.services import token_create
 from apps.core import tasks, vault
 from apps.core.crypto import KeyRing
 from apps.core.models import AuditEntry, KeyRotation, VaultBlob
-from tests.accounts.otp_helpers import enrolled, fresh_code, sign_in
+from tests.accounts.otp_helpers import age_second_factor, enrolled, fresh_code, signed_in_with_code
 from tests.conftest import api_client_for, page_client_for
 
 pytestmark = pytest.mark.django_db
@@ -67,19 +65,6 @@ def row(html: str, kid: str) -> str:
 
 def cells(row_html: str) -> list[str]:
     return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row_html, re.S)]
-
-
-def signed_in_with_code(user, device) -> Client:
-    client = Client()
-    sign_in(client, user.username)
-    assert client.post("/accounts/2fa/verify", {"code": fresh_code(device)}).status_code == 302
-    return client
-
-
-def age_second_factor(client, seconds: float) -> None:
-    session = client.session
-    session[twofactor.SESSION_VERIFIED_AT] = time.time() - seconds
-    session.save()
 
 
 # --- who sees it -----------------------------------------------------------------------------
