@@ -69,15 +69,15 @@ def login_failure_audit(*, request, username: str, event: str = "login.failed") 
     one address in a window, that address's further failures share one entry (username "*"). So an
     address adds at most (that many + 1) entries of each event per window, whatever it sends."""
     ip = client_ip(request)
-    recent = _recent(event, ip)
-    if recent.filter(object_repr=username).exists():
+    recorded = set(_recent(event, ip).values_list("object_repr", flat=True))  # each name once per window
+    if username in recorded:
         return None
     data = {"username": username, "window_s": settings.PORTAL_LOGIN_AUDIT_WINDOW_S}
     failures = getattr(request, "axes_failures_since_start", None)
     if failures is not None:
         data["failures"] = failures
-    if recent.count() >= settings.PORTAL_LOGIN_AUDIT_USERNAMES_PER_IP:
-        if recent.filter(object_repr=MANY_USERNAMES).exists():
+    if len(recorded) >= settings.PORTAL_LOGIN_AUDIT_USERNAMES_PER_IP:
+        if MANY_USERNAMES in recorded:
             return None
         username = MANY_USERNAMES
         data = {

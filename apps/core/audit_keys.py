@@ -92,10 +92,6 @@ def checkpoint_key(kid: str | None = None) -> tuple[str, bytes]:
     return kid, _derive(ring.key(kid), CHECKPOINT_INFO)
 
 
-def has_kid(kid: str) -> bool:
-    return kid in _ring()
-
-
 def canonical_content(row: Sequence) -> bytes:
     """The bytes an entry's hash covers, from its values in `CANONICAL_FIELDS` order as the database
     returns them (so the writer and the verifier hash exactly the same thing)."""

@@ -118,7 +118,9 @@ def storage() -> Storage:
     return found
 
 
-def _context(storage_key: str) -> bytes:
+def blob_context(storage_key: str) -> bytes:
+    """The associated data a blob's data key is wrapped with (also for keys kept for files outside
+    the vault, such as sealed feature files, so that keys_rotate re-wraps them alike)."""
     return b"vault-blob:" + storage_key.encode()
 
 
@@ -162,7 +164,7 @@ def blob_write(src: BinaryIO, *, purpose: str) -> tuple[str, crypto.EncryptResul
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as out:
-                result = crypto.encrypt_file(src, out, ring, _context(name))
+                result = crypto.encrypt_file(src, out, ring, blob_context(name))
             os.replace(tmp, local)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -170,7 +172,7 @@ def blob_write(src: BinaryIO, *, purpose: str) -> tuple[str, crypto.EncryptResul
             raise
     else:
         with tempfile.TemporaryFile() as spool:
-            result = crypto.encrypt_file(src, spool, ring, _context(name))
+            result = crypto.encrypt_file(src, spool, ring, blob_context(name))
             spool.seek(0)
             saved = store.save(name, File(spool))
         if saved != name:
@@ -234,7 +236,7 @@ def blob_chunks(blob: VaultBlob) -> Iterator[bytes]:
     """
     handle, wrapped = _open(blob)
     try:
-        chunks = crypto.decrypt_stream(handle, wrapped, _ring_for(wrapped), _context(blob.storage_key))
+        chunks = crypto.decrypt_stream(handle, wrapped, _ring_for(wrapped), blob_context(blob.storage_key))
     except BaseException:
         handle.close()
         raise
@@ -325,7 +327,7 @@ def keys_rotate(
         for pk, name, text in rows:
             last_id = pk
             try:
-                fresh = crypto.rewrap(WrappedKey.from_string(text), ring, _context(name))
+                fresh = crypto.rewrap(WrappedKey.from_string(text), ring, blob_context(name))
             except VaultError as exc:
                 failed += 1
                 errors.append(f"blob {pk}: {exc}")

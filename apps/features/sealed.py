@@ -14,7 +14,6 @@ Files of data without PII stay plain Parquet: nothing here touches their bytes.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
@@ -44,12 +43,6 @@ def key_name(rel: str) -> str:
     return name if len(name) <= MAX_KEY else f"{KEY_PREFIX}sha256:{hashlib.sha256(rel.encode()).hexdigest()}"
 
 
-def _context(name: str) -> bytes:
-    # Must equal apps.core.vault's blob context: keys_rotate re-wraps these keys with it
-    # (tests/features/test_pii_at_rest.py rotates and reads back).
-    return b"vault-blob:" + name.encode()
-
-
 def is_sealed(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(len(crypto.MAGIC)) == crypto.MAGIC
@@ -68,7 +61,7 @@ def write_table(table: pa.Table, tmp: Path, *, rel: str, seal: bool) -> crypto.E
     plain = memoryview(sink.getvalue())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
-        return crypto.encrypt_file(plain, out, vault.keyring(), _context(key_name(rel)))
+        return crypto.encrypt_file(plain, out, vault.keyring(), vault.blob_context(key_name(rel)))
 
 
 def record(rel: str, result: crypto.EncryptResult | None) -> None:
@@ -109,7 +102,11 @@ def plaintext(rel: str) -> bytes:
             raise IntegrityFailure(f"The encryption key of {rel} is missing; tell a platform admin.")
         out = io.BytesIO()
         crypto.decrypt_file(
-            handle, out, crypto.WrappedKey.from_string(blob.wrapped_key), vault.keyring(), _context(key_name(rel))
+            handle,
+            out,
+            crypto.WrappedKey.from_string(blob.wrapped_key),
+            vault.keyring(),
+            vault.blob_context(key_name(rel)),
         )
         return out.getvalue()
 
@@ -132,24 +129,6 @@ def read_table(rel: str, *, columns: list[str] | None = None, present_only: bool
         if isinstance(source, pa.BufferReader):
             source.seek(0)
     return pq.read_table(source, columns=columns)
-
-
-@contextlib.contextmanager
-def local_parquet(rel: str, scratch: Path):
-    """A local path to the file's Parquet: the file itself when plain, else a decrypted copy in
-    `scratch` (mode 0600) removed on exit. For readers that stream a file (batch scoring)."""
-    path = _root() / rel
-    if not is_sealed(path):
-        yield path
-        return
-    copy = scratch / "training-set.parquet"
-    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(plaintext(rel))
-        yield copy
-    finally:
-        copy.unlink(missing_ok=True)
 
 
 def seal_in_place(rel: str) -> bool:

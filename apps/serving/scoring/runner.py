@@ -11,7 +11,6 @@ row's `celery_task_id` (recovery sent a new one) returns `stale`. A cancel is se
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import tempfile
@@ -158,14 +157,6 @@ def _input_file(job: ScoringJob) -> Iterator[tuple[str, str, dict]]:
             for block in vault.blob_chunks(job.input_blob):
                 out.write(block)
         yield str(path), job.source.get("format", "csv"), {"input_digest": job.input_blob.sha256}
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _cancel_requested(job: ScoringJob) -> bool:

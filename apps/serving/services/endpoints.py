@@ -204,10 +204,9 @@ def endpoint_create(*, actor, region: str = "default", routes, **fields) -> Endp
     `log_sample_rate`, `rollout` as `_endpoint_create` takes them. A route serving a version pinned
     to another region than the endpoint's is refused first (409, audited: services/residency.py)."""
     permissions.require(actor, "add", Endpoint)
-    serving_residency.check_routes(
-        actor=actor, region=_clean_region(region), specs=clean_routes(actor=actor, routes=routes)
-    )
-    return _endpoint_create(actor=actor, region=region, routes=routes, **fields)
+    specs = clean_routes(actor=actor, routes=routes)
+    serving_residency.check_routes(actor=actor, region=_clean_region(region), specs=specs)
+    return _endpoint_create(actor=actor, region=region, specs=specs, **fields)
 
 
 @transaction.atomic
@@ -217,15 +216,15 @@ def _endpoint_create(
     name: str,
     description: str = "",
     region: str = "default",
-    routes,
+    specs,
     team: str | None = None,
     log_sample_rate: float | None = None,
     rollout: dict | None = None,
 ) -> Endpoint:
     """Create an endpoint owned by `actor` (role right `add`). `team` is the slug of a team the actor
     is in: it becomes a viewer. `rollout` is a canary plan for moves of the alias its baseline
-    follows (services/rollouts.py); {} switches at once. Raises ValidationError for bad fields or routes."""
-    permissions.require(actor, "add", Endpoint)
+    follows (services/rollouts.py); {} switches at once. `specs`: the routes as `clean_routes` made
+    them (endpoint_create checked the right and the routes first). Raises ValidationError for bad fields."""
     check_name(name, route_prefixes=NAME_ROUTE_PREFIXES)
     found_team = team_for_create(actor=actor, slug=team)
     fields = {
@@ -236,7 +235,6 @@ def _endpoint_create(
         ),
         "rollout": rollout_clean(rollout),
     }
-    specs = clean_routes(actor=actor, routes=routes)
     if Endpoint.objects.filter(name=name).exists():
         raise ValidationError({"name": [f"An endpoint called {name!r} already exists; pick another name."]})
     endpoint = Endpoint.objects.create(name=name, owner=actor, team=found_team, **fields)
@@ -263,15 +261,16 @@ def endpoint_update(*, actor, endpoint: Endpoint, **changes) -> Endpoint:
     Needs `change` on the endpoint; Conflict when routes would change while a canary runs, and
     (audited) when a route would serve a version pinned to another region."""
     permissions.require(actor, "change", endpoint)
+    specs = None
     if "routes" in changes and not set(changes) - UPDATABLE:
         specs = clean_routes(actor=actor, routes=changes["routes"])
         serving_residency.check_routes(actor=actor, region=endpoint.region, specs=specs)
-    return _endpoint_update(actor=actor, endpoint=endpoint, **changes)
+    return _endpoint_update(actor=actor, endpoint=endpoint, specs=specs, **changes)
 
 
 @transaction.atomic
-def _endpoint_update(*, actor, endpoint: Endpoint, **changes) -> Endpoint:
-    permissions.require(actor, "change", endpoint)
+def _endpoint_update(*, actor, endpoint: Endpoint, specs=None, **changes) -> Endpoint:
+    """The body of endpoint_update (which checked the right, and cleaned the routes into `specs`)."""
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValidationError({f: ["This field cannot be changed."] for f in sorted(unknown)})
@@ -293,7 +292,7 @@ def _endpoint_update(*, actor, endpoint: Endpoint, **changes) -> Endpoint:
     before_routes = _routes_summary(endpoint)
     after_routes = before_routes
     if "routes" in changes:
-        specs = clean_routes(actor=actor, routes=changes["routes"])
+        specs = specs if specs is not None else clean_routes(actor=actor, routes=changes["routes"])
         after_routes = [s.as_audit() for s in specs]
         if after_routes != before_routes:
             _refuse_during_canary(endpoint)
