@@ -124,10 +124,15 @@ def holds_pii(view: FeatureView) -> bool:
 
 
 def seal_view_files(view: FeatureView) -> int:
-    """Seal every plain partition file of `view` (any version) where it lies; returns how many."""
+    """Seal every plain partition file of `view` (any version) where it lies; returns how many.
+    Files with a data key already are skipped without being opened, so a write to a view whose
+    files are all sealed costs one query here, however many files it has (`features_encrypt_pii`
+    checks every file's bytes, for one left plain by a crash after its key was recorded)."""
     count = 0
-    for rel in Partition.objects.filter(view=view).order_by("pk").values_list("path", flat=True):
-        if (store_root() / rel).is_file() and sealed.seal_in_place(rel):
+    rels = list(Partition.objects.filter(view=view).order_by("pk").values_list("path", flat=True))
+    keyed = sealed.with_keys(rels)
+    for rel in rels:
+        if rel not in keyed and (store_root() / rel).is_file() and sealed.seal_in_place(rel):
             count += 1
     return count
 

@@ -43,6 +43,13 @@ def key_name(rel: str) -> str:
     return name if len(name) <= MAX_KEY else f"{KEY_PREFIX}sha256:{hashlib.sha256(rel.encode()).hexdigest()}"
 
 
+def with_keys(rels: list[str]) -> set[str]:
+    """Which of the files at `rels` have a data key recorded (sealed, or being sealed): one query."""
+    names = {key_name(rel): rel for rel in rels}
+    found = VaultBlob.objects.filter(storage_key__in=list(names), purpose=PURPOSE).values_list("storage_key", flat=True)
+    return {names[name] for name in found}
+
+
 def is_sealed(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(len(crypto.MAGIC)) == crypto.MAGIC
