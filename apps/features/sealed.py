@@ -98,29 +98,34 @@ def forget(rels: list[str]) -> None:
 def plaintext(rel: str) -> bytes:
     """The Parquet bytes of the file at `rel`, decrypted and authenticated when sealed.
     `IntegrityFailure` when a sealed file was changed or its key is missing."""
-    path = _root() / rel
-    with open(path, "rb") as handle:
+    with open(_root() / rel, "rb") as handle:
         if handle.read(len(crypto.MAGIC)) != crypto.MAGIC:
             handle.seek(0)
             return handle.read()
         handle.seek(0)
-        blob = VaultBlob.objects.filter(storage_key=key_name(rel)).only("wrapped_key").first()
-        if blob is None:
-            raise IntegrityFailure(f"The encryption key of {rel} is missing; tell a platform admin.")
-        out = io.BytesIO()
-        crypto.decrypt_file(
-            handle,
-            out,
-            crypto.WrappedKey.from_string(blob.wrapped_key),
-            vault.keyring(),
-            vault.blob_context(key_name(rel)),
-        )
-        return out.getvalue()
+        return _decrypted(handle, rel)
+
+
+def _decrypted(handle, rel: str) -> bytes:
+    blob = VaultBlob.objects.filter(storage_key=key_name(rel)).only("wrapped_key").first()
+    if blob is None:
+        raise IntegrityFailure(f"The encryption key of {rel} is missing; tell a platform admin.")
+    out = io.BytesIO()
+    crypto.decrypt_file(
+        handle, out, crypto.WrappedKey.from_string(blob.wrapped_key), vault.keyring(), vault.blob_context(key_name(rel))
+    )
+    return out.getvalue()
 
 
 def _source(rel: str):
+    """What pyarrow reads: a plain file's path (pyarrow opens it), or a sealed file's plaintext,
+    decrypted from the same open that found its marker."""
     path = _root() / rel
-    return pa.BufferReader(plaintext(rel)) if is_sealed(path) else path
+    with open(path, "rb") as handle:
+        if handle.read(len(crypto.MAGIC)) != crypto.MAGIC:
+            return path
+        handle.seek(0)
+        return pa.BufferReader(_decrypted(handle, rel))
 
 
 def read_schema(rel: str) -> pa.Schema:
