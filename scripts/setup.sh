@@ -19,6 +19,19 @@ setup_venv() {
   fi
 }
 
+# The real MLflow client for the MLflow-compatible API's tests (issue 19) and the portal's script
+# jobs' examples: mlflow-skinny in its own virtualenv, so the portal's requirements stay clean.
+MLFLOW_CLIENT_PIN="mlflow-skinny==3.17.2"
+setup_mlflow_client() {
+  if [ ! -f .venv-mlflow/.pin ] || [ "$(cat .venv-mlflow/.pin)" != "$MLFLOW_CLIENT_PIN" ]; then
+    echo "[setup] installing the MLflow client ($MLFLOW_CLIENT_PIN) into .venv-mlflow ..."
+    rm -rf .venv-mlflow
+    "$PYTHON" -m venv .venv-mlflow
+    .venv-mlflow/bin/python -m pip install --quiet --disable-pip-version-check "$MLFLOW_CLIENT_PIN" onnx==$(.venv/bin/python -c "import onnx; print(onnx.__version__)") numpy
+    echo "$MLFLOW_CLIENT_PIN" > .venv-mlflow/.pin
+  fi
+}
+
 setup_browser() {
   # Browser tests drive Debian's chromium through Playwright (never `playwright install`).
   if [ ! -x /usr/bin/chromium ]; then

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 setup_venv
 setup_browser
+setup_mlflow_client
 exec .venv/bin/python -m pytest "$@"

@@ -17,7 +17,7 @@ from tests.browser import screenshot
 from tests.conftest import make_user, serve_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "correct-horse-battery-staple"
+PASSWORD = "correct-horse-battery-staple"  # pragma: allowlist secret
 
 
 @pytest.fixture(scope="module")
