@@ -220,6 +220,17 @@ COST_CURRENCY = env_str("COST_CURRENCY", "USD")
 TRAINING_LEASE_TTL_S = env_int("TRAINING_LEASE_TTL_S", 60, minimum=5, maximum=3600)
 TRAINING_ONNX_EXPORTER = env_choice("TRAINING_ONNX_EXPORTER", ("auto", "dynamo", "torchscript"), "auto")
 TRAINING_CPU_THREADS = env_int("TRAINING_CPU_THREADS", 1, minimum=1, maximum=256)
+# The portal's URL as script jobs (and other outside code) reach it: their PORTAL_URL and
+# MLFLOW_TRACKING_URI. Behind a proxy, the proxy's address.
+PORTAL_PUBLIC_URL = (env_str("PORTAL_PUBLIC_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+if not PORTAL_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ConfigError("PORTAL_PUBLIC_URL must start with http:// or https://, e.g. http://portal:8000.")
+# Script jobs (users' own training code): the largest upload (a .py or a .zip/.tar.gz of a folder,
+# also its unpacked size), the default memory limit of a job, and how long a cancelled or
+# over-limit script gets between SIGTERM and SIGKILL.
+TRAINING_SCRIPT_MAX_BYTES = env_int("TRAINING_SCRIPT_MAX_BYTES", 50 << 20, minimum=1024, maximum=4 << 30)
+TRAINING_SCRIPT_MEMORY_MB = env_int("TRAINING_SCRIPT_MEMORY_MB", 4096, minimum=64, maximum=1 << 20)
+TRAINING_SCRIPT_KILL_GRACE_S = env_int("TRAINING_SCRIPT_KILL_GRACE_S", 5, minimum=0, maximum=300)
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -13,6 +13,7 @@ from tests.conftest import make_user
 from tests.list_rows_accounts import _lockouts
 from tests.list_rows_monitoring import _alerts, _drift_reports, _webhook, _webhook_attempts, _webhooks
 from tests.list_rows_privacy import _erasures
+from tests.list_rows_training_scripts import _script, _script_versions, _scripts
 
 TINY = {"epochs": 2, "batch_size": 256, "hidden_units": 8, "layers": 1, "patience": 0}
 
@@ -415,6 +416,11 @@ REGISTRY: dict[str, Rows] = {
     "api-v1:features:training-set-sharing": Rows(_shares(_training_set), args=lambda w: [_training_set(w).pk]),
     "api-v1:training:job-sharing": Rows(_shares(_job), args=lambda w: [_job(w).pk]),
     "api-v1:training:sweep-sharing": Rows(_shares(_sweep), args=lambda w: [_sweep(w).pk]),
+    "api-v1:training:script-list": Rows(_scripts, "?page_size=100"),
+    "api-v1:training:script-versions": Rows(_script_versions, "?page_size=100", args=lambda w: [_script(w).name]),
+    "api-v1:training:script-sharing": Rows(_shares(_script), args=lambda w: [_script(w).name]),
+    "training:script-list": Rows(_scripts),
+    "training:script-detail": Rows(_script_versions, args=lambda w: [_script(w).name]),
     "api-v1:serving:endpoint-sharing": Rows(_shares(_endpoint), args=lambda w: [_endpoint(w).name]),
     # pages
     "core:audit": Rows(_audit, "?event=test.event", persona="auditor"),

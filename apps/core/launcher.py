@@ -221,6 +221,9 @@ class Launcher:
             "PYTHONUNBUFFERED": "1",
             "PORTAL_VAR_DIR": str(settings.VAR_DIR),
         }
+        if not os.environ.get("PORTAL_PUBLIC_URL"):  # script jobs reach this web process through it
+            reach = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104  a bind-all address is reached on loopback
+            env["PORTAL_PUBLIC_URL"] = f"http://{reach}:{self.port}"
         process = subprocess.Popen(  # noqa: S603  argv from the launcher's own process table, no shell
             args,
             cwd=settings.BASE_DIR,

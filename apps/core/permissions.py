@@ -14,8 +14,8 @@
 - Promotion requests and gate policies (apps.approvals) have no guardian rows: their rights are
   derived from the model and the policy's approver groups (`_DERIVED`, below); actions `decide`,
   `withdraw` and `rollback` besides `view`.
-- `grant_owner`, `share`, `unshare`: the guardian rows behind the answers; only services call
-  them (the share service in `apps.core.sharing`, creators granting their owner).
+- `grant_owner`, `share`, `unshare`, `team_grant`: the guardian rows behind the answers (written in
+  `apps.core.permission_grants`, re-exported here); only services call them.
 
 Nothing else calls `has_perm`, reads `is_superuser`, filters groups or looks at `token.scopes`.
 Deny by default: anonymous and inactive users may do nothing; an unknown action is refused.
@@ -27,77 +27,38 @@ from collections.abc import Iterable
 from typing import Literal, NamedTuple
 
 from django.apps import apps as django_apps
-from django.contrib.auth.models import AnonymousUser, Group, Permission
+from django.contrib.auth.models import AnonymousUser, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Cast
-from guardian.shortcuts import assign_perm, remove_perm
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 from apps.core.errors import Forbidden, NotFound
 
+# The guardian rows are written in permission_grants; services import them from here (re-exports).
+from apps.core.permission_grants import (  # noqa: F401 (re-exported for the services)
+    OWNER_ACTIONS,
+    ROLE_ACTIONS,
+    codename,
+    full_perm,
+    grant_extra,
+    grant_owner,
+    share,
+    team_grant,
+    team_grants,
+    unshare,
+)
+
 Action = Literal["view", "change", "delete", "add"]
 Role = Literal["viewer", "editor"]
-ROLE_ACTIONS: dict[str, tuple[str, ...]] = {"viewer": ("view",), "editor": ("view", "change")}
-OWNER_ACTIONS = ("view", "change", "delete")
 # Token scopes (shared/API.md): `read` for safe methods and sockets, `write` for changes; some
 # routes take their own (`features`, `predict`, `metrics`, `admin`). A scope never widens a user's rights.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PII_CODENAME = "view_pii"
 
 
-# --- guardian plumbing -------------------------------------------------------------------------
-
-
-def codename(model: type[models.Model] | models.Model, action: str) -> str:
-    return f"{action}_{model._meta.model_name}"
-
-
-def full_perm(model: type[models.Model] | models.Model, action: str) -> str:
-    return f"{model._meta.app_label}.{codename(model, action)}"
-
-
-def grant_owner(obj: models.Model) -> None:
-    """Give `obj.owner` view, change and delete on `obj` (called by the service that creates it)."""
-    for action in OWNER_ACTIONS:
-        assign_perm(codename(obj, action), obj.owner, obj)
-
-
-def share(obj: models.Model, *, role: Role, user=None, team=None) -> None:
-    """Low-level: give a user or a team `role` on `obj` (editor implies viewer; viewer downgrades).
-
-    Call it through `apps.core.sharing.share_object` (checks, audit, sockets), or from a creating
-    service for its team; nothing else."""
-    target = _share_target(user, team)
-    if role not in ROLE_ACTIONS:
-        raise ValueError(f"Unknown role {role!r}: use viewer or editor.")
-    for action in ROLE_ACTIONS[role]:
-        assign_perm(codename(obj, action), target, obj)
-    if role == "viewer":  # downgrading an editor removes the change right
-        remove_perm(codename(obj, "change"), target, obj)
-
-
-def unshare(obj: models.Model, *, user=None, team=None) -> None:
-    """Low-level: remove every role right of a user or a team on `obj` (the owner keeps access)."""
-    target = _share_target(user, team)
-    if user is not None and getattr(obj, "owner_id", None) == user.pk:
-        raise ValueError("The owner always keeps access; transfer ownership instead.")
-    for action in OWNER_ACTIONS:
-        remove_perm(codename(obj, action), target, obj)
-
-
-def grant_extra(obj: models.Model, codename_: str, *, user=None, team=None, granted: bool = True) -> None:
-    """Low-level: give or take an extra object permission (e.g. ``view_pii``) on `obj`."""
-    (assign_perm if granted else remove_perm)(codename_, _share_target(user, team), obj)
-
-
-def _share_target(user, team) -> object:
-    if (user is None) == (team is None):
-        raise ValueError("Share with exactly one user or one team.")
-    if team is not None:
-        return team.group if not isinstance(team, Group) else team
-    return user
+# --- guardian plumbing (the rows themselves: apps/core/permission_grants.py) -------------------
 
 
 def _is_direct(perm_model: type) -> bool:

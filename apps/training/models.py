@@ -1,7 +1,9 @@
-"""Training jobs (a Celery task mirrored in a row with a state machine) and sweeps of jobs."""
+"""Training jobs (a Celery task mirrored in a row with a state machine), sweeps of jobs, and users'
+own training scripts (versioned, stored in the vault) that script jobs run."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from apps.core.models import OwnedModel
@@ -45,6 +47,51 @@ class Sweep(OwnedModel):
         return self.name
 
 
+class TrainingScript(OwnedModel):
+    """A user's own training code: a `.py` file or a folder (archive), run by script jobs."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, default="")
+    entry_point = models.CharField(max_length=255, help_text="the file to run, relative to the unpacked folder")
+    latest_version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "training script"
+        # Granted per team (its group holds it), by platform admins: apps/training/scripts/services.py.
+        permissions = [("launch_trainingscript", "Launch training scripts on the queues")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScriptVersion(models.Model):
+    """One immutable upload of a script: the file or archive in the vault, with its digest."""
+
+    script = models.ForeignKey(TrainingScript, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    blob = models.ForeignKey("core.VaultBlob", on_delete=models.PROTECT, related_name="+")
+    filename = models.CharField(max_length=255)
+    kind = models.CharField(max_length=8, help_text="py, zip or tar.gz")
+    entry_point = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["script", "-version"]
+        constraints = [models.UniqueConstraint(fields=["script", "version"], name="training_script_version_unique")]
+        verbose_name = "script version"
+
+    def __str__(self) -> str:
+        return f"{self.script.name}:{self.version}"
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.sha256}"
+
+
 class TrainingJob(OwnedModel):
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -61,7 +108,15 @@ class TrainingJob(OwnedModel):
     TERMINAL = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
     ACTIVE = (State.QUEUED, State.RUNNING, State.RETRYING)
 
-    template = models.CharField(max_length=100)
+    template = models.CharField(max_length=100, help_text="the template, or script:<name> for a script job")
+    script_version = models.ForeignKey(
+        ScriptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    max_memory_mb = models.PositiveIntegerField(null=True, blank=True, help_text="script jobs: memory limit")
+    api_token = models.ForeignKey(
+        "accounts.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="the job-scoped token a script job runs with (revoked when it ends)",
+    )  # fmt: skip
     params = models.JSONField(default=dict)
     data = models.JSONField(default=dict, help_text='{"dataset": name} or {"training_set": id, "label": col, ...}')
     training_set = models.ForeignKey(
@@ -133,3 +188,4 @@ class TrainingJob(OwnedModel):
 
 TrainingJobUserObjectPermission, TrainingJobGroupObjectPermission = object_permission_models(TrainingJob)
 SweepUserObjectPermission, SweepGroupObjectPermission = object_permission_models(Sweep)
+TrainingScriptUserObjectPermission, TrainingScriptGroupObjectPermission = object_permission_models(TrainingScript)

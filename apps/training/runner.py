@@ -41,6 +41,7 @@ from apps.experiments.services import run_append_log, run_artifact_add, run_log_
 from apps.training.callbacks import PortalCallbacks
 from apps.training.datasource import load_arrays
 from apps.training.models import TrainingJob
+from apps.training.scripts.worker import ScriptFailed, script_job_run
 from apps.training.search import pruner_for
 from apps.training.services import LEASE_KEY, cost_of, job_transition, share_existing_with_team
 from apps.training.writer_process import WriterLost
@@ -164,7 +165,11 @@ class JobLease:
 def execute(job_id: int, *, hostname: str = "", task_id: str | None = None) -> str:
     """Run (or resume) the job once. `task_id` is the delivering message's id (None when called
     directly): a message that is no longer the job's current one returns `stale` untouched."""
-    job = TrainingJob.objects.select_related("owner", "run", "checkpoint", "training_set").filter(pk=job_id).first()
+    job = (
+        TrainingJob.objects.select_related("owner", "run", "checkpoint", "training_set", "script_version__script")
+        .filter(pk=job_id)
+        .first()
+    )
     if job is None or job.is_terminal:
         return "skipped"
     if _stale(job.celery_task_id, task_id):
@@ -190,8 +195,10 @@ def _execute(job: TrainingJob, hostname: str, task_id: str | None) -> str:
         if not _start(job, hostname, task_id):
             return STALE if _stale(job.celery_task_id, task_id) else job.state
         try:
+            if job.script_version_id:  # the owner's own script (apps/training/scripts/worker.py)
+                return script_job_run(job)
             return _train_resuming(job, hostname, task_id)
-        except JobFailed as exc:
+        except (JobFailed, ScriptFailed) as exc:
             _fail(job, str(exc))
         except ValidationError as exc:
             _fail(job, "; ".join(exc.messages))

@@ -41,7 +41,7 @@ def jobs_visible(user, filters: dict | None = None) -> QuerySet[TrainingJob]:
     """The jobs `user` may view, newest first. `filters` (validated): `state`, `template`, `sweep` (id)."""
     filters = filters or {}
     jobs = restrict(user, "view", TrainingJob.objects.all()).select_related(
-        "owner", "team", "experiment", "model_version__model"
+        "owner", "team", "experiment", "model_version__model", "script_version__script"
     )
     if filters.get("state"):
         jobs = jobs.filter(state=filters["state"])
@@ -56,7 +56,16 @@ def job_for(user, pk: int, action: Action = "view") -> TrainingJob:
     """One job: `NotFound` when `user` may not view it, `Forbidden` when visible but `action` is not allowed."""
     job = (
         restrict(user, "view", TrainingJob.objects.all())
-        .select_related("owner", "team", "run", "experiment", "model_version__model", "sweep", "training_set")
+        .select_related(
+            "owner",
+            "team",
+            "run",
+            "experiment",
+            "model_version__model",
+            "sweep",
+            "training_set",
+            "script_version__script",
+        )  # fmt: skip
         .filter(pk=pk)
         .first()
     )

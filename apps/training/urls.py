@@ -1,6 +1,7 @@
 from django.urls import path
 
 from apps.training import views
+from apps.training.scripts import views as script_views
 
 urlpatterns = [
     path("training/", views.job_list, name="job-list"),
@@ -19,4 +20,10 @@ urlpatterns = [
     path("training/sweeps/<int:pk>/cancel/", views.sweep_cancel, name="sweep-cancel"),
     path("training/sweeps/<int:pk>/share/", views.sweep_share, name="sweep-share"),
     path("training/sweeps/<int:pk>/unshare/", views.sweep_unshare, name="sweep-unshare"),
+    path("training/scripts/", script_views.script_list, name="script-list"),
+    path("training/scripts/<slug:name>/", script_views.script_detail, name="script-detail"),
+    path("training/scripts/<slug:name>/upload/", script_views.script_upload, name="script-upload"),
+    path("training/scripts/<slug:name>/launch/", script_views.script_launch, name="script-launch"),
+    path("training/scripts/<slug:name>/share/", script_views.script_share, name="script-share"),
+    path("training/scripts/<slug:name>/unshare/", script_views.script_unshare, name="script-unshare"),
 ]

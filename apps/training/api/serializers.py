@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.training.models import Sweep, TrainingJob
+from apps.training.models import ScriptVersion, Sweep, TrainingJob, TrainingScript
 from apps.training.services import gpu_hint
 
 TEAM_HELP = "slug of a team you belong to: shares the {what} with the team as viewers"
@@ -19,10 +19,18 @@ class JobFiltersSerializer(serializers.Serializer):
 class JobLaunchSerializer(serializers.Serializer):
     """Shape only; values are validated by `services.job_launch` against the template's schema."""
 
-    template = serializers.CharField()
+    template = serializers.CharField(required=False, allow_blank=True, default="", help_text="a template, or:")
+    script = serializers.CharField(
+        required=False, allow_blank=True, default=None, max_length=100, help_text="a training script's name"
+    )
+    script_version = serializers.IntegerField(required=False, default=None, help_text="default: the latest")
+    max_memory_mb = serializers.IntegerField(
+        required=False, default=None, help_text="script jobs: memory limit of the whole process group"
+    )
     params = serializers.JSONField(required=False, default=dict)
     data = serializers.JSONField(required=False, default=dict, help_text='{"dataset": "wine"} or '
-                                 '{"training_set": 12, "label": "churned", "features": [...]}')  # fmt: skip
+                                 '{"training_set": 12, "label": "churned", "features": [...]}; scripts: '
+                                 '{"training_set": 12} or {"artifact": "model:version"}')  # fmt: skip
     resource_class = serializers.CharField(required=False, default="cpu")
     region = serializers.CharField(required=False, allow_blank=True, default="")
     priority = serializers.IntegerField(required=False, default=None, help_text="0 (low) to 9 (high), default 5")
@@ -58,6 +66,7 @@ class JobSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     cost = serializers.FloatField(read_only=True)
     gpu_hint = serializers.SerializerMethodField()
+    script = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingJob
@@ -67,12 +76,16 @@ class JobSerializer(serializers.ModelSerializer):
             "worker", "attempts", "progress", "eta_s", "epochs_completed", "error", "experiment", "run",
             "checkpoint_epoch", "checkpoint_step", "model_name", "model_version", "metrics", "wall_s", "cpu_s",
             "peak_mem_mb", "gpu_s", "peak_gpu_mem_mb", "cost", "gpu_hint", "sweep", "trial_number", "queued_at",
-            "started_at", "finished_at",
+            "started_at", "finished_at", "script", "max_memory_mb",
         ]  # fmt: skip
         read_only_fields = fields
 
     def get_team(self, obj) -> str | None:
         return _team_slug(obj)
+
+    def get_script(self, job) -> dict | None:
+        v = job.script_version
+        return None if v is None else {"name": v.script.name, "version": v.version, "digest": v.digest}
 
     def get_model_version(self, job) -> dict | None:
         v = job.model_version
@@ -132,3 +145,46 @@ class SweepSerializer(serializers.ModelSerializer):
         if job is None:
             return None
         return {"job": job.pk, "trial": job.trial_number, "params": job.params, "value": job.metrics.get(sweep.metric)}
+
+
+class ScriptRegisterSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    file = serializers.FileField(help_text="a .py file, or a folder as a .zip or .tar.gz")
+    entry_point = serializers.CharField(required=False, allow_blank=True, default=None, max_length=255)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    team = serializers.CharField(
+        required=False, allow_blank=True, default=None, max_length=50, help_text=TEAM_HELP.format(what="script")
+    )
+
+
+class ScriptVersionUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="a .py file, or a folder as a .zip or .tar.gz")
+    entry_point = serializers.CharField(
+        required=False, allow_blank=True, default=None, max_length=255, help_text="default: the script's"
+    )
+
+
+class ScriptUpdateSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, default=None, max_length=5000)
+
+
+class ScriptVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+
+    class Meta:
+        model = ScriptVersion
+        fields = ["version", "digest", "size", "kind", "filename", "entry_point", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class ScriptSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingScript
+        fields = ["name", "description", "entry_point", "latest_version", "owner", "team", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_team(self, obj) -> str | None:
+        return _team_slug(obj)

@@ -13,6 +13,9 @@ from rest_framework.views import APIView
 from apps.core.api.validation import validated, validated_query
 from apps.training import selectors, services
 from apps.training.api import serializers as s
+from apps.training.scripts import selectors as script_selectors
+from apps.training.scripts import services as script_services
+from apps.training.scripts.launch import training_launch
 
 
 class TemplateListView(APIView):
@@ -34,7 +37,7 @@ class JobListView(generics.ListAPIView):
 
     @extend_schema(request=s.JobLaunchSerializer, responses={201: s.JobDetailSerializer})
     def post(self, request):
-        job = services.job_launch(actor=request.user, **validated(s.JobLaunchSerializer, request.data))
+        job = training_launch(actor=request.user, **validated(s.JobLaunchSerializer, request.data))
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -95,3 +98,45 @@ class SweepCancelView(APIView):
     def post(self, request, pk):
         sweep = services.sweep_cancel(sweep=selectors.sweep_for(request.user, pk), actor=request.user)
         return Response(s.SweepSerializer(selectors.sweep_for(request.user, sweep.pk)).data)
+
+
+class ScriptListView(generics.ListAPIView):
+    serializer_class = s.ScriptSerializer
+
+    def get_queryset(self):
+        return script_selectors.scripts_visible(self.request.user, {})
+
+    @extend_schema(request=s.ScriptRegisterSerializer, responses={201: s.ScriptSerializer})
+    def post(self, request):
+        script = script_services.script_register(
+            actor=request.user, **validated(s.ScriptRegisterSerializer, request.data)
+        )
+        return Response(s.ScriptSerializer(script).data, status=status.HTTP_201_CREATED)
+
+
+class ScriptDetailView(APIView):
+    @extend_schema(responses=s.ScriptSerializer)
+    def get(self, request, name):
+        return Response(s.ScriptSerializer(script_selectors.script_for(request.user, name)).data)
+
+    @extend_schema(request=s.ScriptUpdateSerializer, responses=s.ScriptSerializer)
+    def patch(self, request, name):
+        script = script_selectors.script_for(request.user, name)
+        body = validated(s.ScriptUpdateSerializer, request.data, partial=True)
+        script = script_services.script_update(script=script, actor=request.user, **body)
+        return Response(s.ScriptSerializer(script).data)
+
+
+class ScriptVersionListView(generics.ListAPIView):
+    serializer_class = s.ScriptVersionSerializer
+
+    def get_queryset(self):
+        return script_selectors.versions_of(script_selectors.script_for(self.request.user, self.kwargs["name"]))
+
+    @extend_schema(request=s.ScriptVersionUploadSerializer, responses={201: s.ScriptVersionSerializer})
+    def post(self, request, name):
+        script = script_selectors.script_for(request.user, name)
+        version = script_services.script_version_add(
+            script=script, actor=request.user, **validated(s.ScriptVersionUploadSerializer, request.data)
+        )
+        return Response(s.ScriptVersionSerializer(version).data, status=status.HTTP_201_CREATED)

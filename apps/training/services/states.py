@@ -10,6 +10,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from apps.accounts.models import ApiToken
+from apps.accounts.services import token_revoke
 from apps.core.errors import Conflict
 from apps.core.realtime import broadcast, group_name
 from apps.experiments.models import Run
@@ -51,11 +53,21 @@ def job_transition(*, job: TrainingJob, to: str, **fields) -> TrainingJob:
         job.eta_s = 0.0 if to == State.SUCCEEDED else None
         update += ["finished_at", "eta_s"]
     job.save(update_fields=sorted(set(update)))
+    if to in TrainingJob.TERMINAL and job.api_token_id:
+        _revoke_job_token(job)
     _mirror_run_status(job, RUN_STATUS.get(to))
     job_publish(job)
     if to in TrainingJob.TERMINAL and job.sweep_id:
         sweep_advance_enqueue(job.sweep_id)
     return job
+
+
+def _revoke_job_token(job: TrainingJob) -> None:
+    """A script job's token stops working once the job has ended, however it ended (a cancel with
+    its worker gone, the reconciler failing it, the worker itself)."""
+    token = ApiToken.objects.filter(pk=job.api_token_id, revoked_at__isnull=True).first()
+    if token is not None:
+        token_revoke(token=token, actor=job.owner)
 
 
 def _mirror_run_status(job: TrainingJob, status: str | None) -> None:
