@@ -16,14 +16,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from apps.core.heap import settle  # noqa: E402
 from apps.core.realtime import PortalWebSocketAuth, websocket_urlpatterns  # noqa: E402
 from apps.features import fastpath  # noqa: E402
+from apps.mlflow_api import fastpath as mlflow_fastpath  # noqa: E402
 from apps.serving.inference import fastpath as predict_fastpath  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Hot paths (token-authenticated predictions and online feature reads) ahead of Django's full
-        # stack; they share the token, permission, validation and audit code, and hand everything
+        # Hot paths (token-authenticated predictions, online feature reads, and the MLflow client's
+        # log-metric/log-batch) ahead of Django's full stack; they share the token, permission, validation and audit code, and hand everything
         # else to Django. Predict is outermost: it is the busiest and its test is the cheapest.
-        "http": predict_fastpath.wrap(fastpath.wrap(django_asgi_app)),
+        "http": predict_fastpath.wrap(mlflow_fastpath.wrap(fastpath.wrap(django_asgi_app))),
         "websocket": PortalWebSocketAuth(URLRouter(websocket_urlpatterns())),
     }
 )

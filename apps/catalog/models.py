@@ -57,6 +57,7 @@ IMMUTABLE_VERSION_FIELDS = (
     "seed",
     "onnx_parity",
     "region",
+    "source",
     "created_by_id",
 )
 MUTABLE_VERSION_FIELDS = ("description", "tags", "metrics")
@@ -96,6 +97,9 @@ class ModelVersion(models.Model):
     # unpinned (a version carries its own region so that one unpinned model can hold versions trained
     # on data of different regions, each served and downloaded only there).
     region = models.CharField(max_length=41, default="default")
+    # Where the file came from when it was registered through the MLflow-compatible API: the run
+    # artifact's URI (`mlflow-artifacts:/...`), answered as MLflow's `source`. Empty otherwise.
+    source = models.CharField(max_length=1000, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -8,6 +8,8 @@ a visible one the user may not `action` is `Forbidden`.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import NamedTuple
 
 from django.db import connection
@@ -44,7 +46,8 @@ SORTS = {
 }
 
 
-def _has_tag(tag: str) -> Q:
+def has_tag(tag: str) -> Q:
+    """Rows whose slug list `tags` holds `tag` (models and versions both name the field `tags`)."""
     if connection.vendor == "postgresql":
         return Q(tags__contains=[tag])
     # Tags are validated slugs, so the quoted form matches one whole element of the JSON text.
@@ -70,7 +73,7 @@ def _filtered(models: QuerySet, f: dict) -> QuerySet:
     if f["q"]:
         models = models.filter(Q(name__icontains=f["q"]) | Q(description__icontains=f["q"]))
     if f["tag"]:
-        models = models.filter(_has_tag(f["tag"]))
+        models = models.filter(has_tag(f["tag"]))
     if f["owner"]:
         models = models.filter(owner__username=f["owner"])
     if f["alias"]:
@@ -181,6 +184,33 @@ def version_for(user, name: str, number, action: Action = "view") -> ModelVersio
     if found is None:
         raise NotFound(f"Model {name!r} has no version {number}.")
     return found
+
+
+def versions_visible(user, filters: dict | None = None) -> QuerySet[ModelVersion]:
+    """The versions of every model `user` may view (archived models too: their versions stay
+    readable), with what the MLflow API answers (model, author, aliases), in one query plus the
+    aliases' prefetch. `filters`: ``names`` / ``run_ids`` (lists of exact values) and ``q``, a
+    Q object over ModelVersion already built by the caller from validated input; ``order``, a
+    list of order_by terms (``pk`` is added as the tie-breaker)."""
+    filters = filters or {}
+    versions = ModelVersion.objects.filter(model__in=restrict(user, "view", RegisteredModel.objects.all()))
+    if filters.get("names") is not None:
+        versions = versions.filter(model__name__in=filters["names"])
+    if filters.get("run_ids") is not None:
+        versions = versions.filter(run_id__in=filters["run_ids"])
+    if filters.get("q") is not None:
+        versions = versions.filter(filters["q"])
+    order = [*(filters.get("order") or ["-created_at"]), "pk"]
+    return versions.select_related("model", "created_by").prefetch_related("aliases").order_by(*order)
+
+
+def latest_versions_of(models: list) -> dict[int, ModelVersion]:
+    """{model pk: its newest version} for a page of models, in one query (plus the aliases' prefetch)."""
+    pairs = [Q(model_id=m.pk, version=m.latest_version) for m in models if m.latest_version]
+    if not pairs:
+        return {}
+    versions = ModelVersion.objects.filter(reduce(operator.or_, pairs))
+    return {v.model_id: v for v in versions.select_related("model", "created_by").prefetch_related("aliases")}
 
 
 def aliases_of(model: RegisteredModel) -> QuerySet[Alias]:

@@ -26,6 +26,8 @@ from apps.core.sharing import share_with_team_on_create, team_for_create
 
 # New aliases with these names start protected: only an approved promotion creates them.
 PROTECTED_BY_DEFAULT = frozenset({"production", "champion"})
+# ModelVersion.source's length.
+SOURCE_MAX_CHARS = 1000
 # Where a model's name may not be a fixed word of the routes (`/models/new/`).
 NAME_ROUTE_PREFIXES = ("models/", "api/v1/models/")
 
@@ -46,7 +48,9 @@ def model_create(
     region = residency.clean_region(region)
     found_team = team_for_create(actor=actor, slug=team)
     if RegisteredModel.objects.filter(name=name).exists():
-        raise ValidationError({"name": [f"A model called {name!r} already exists; pick another name."]})
+        # code "exists": the MLflow-compatible API answers RESOURCE_ALREADY_EXISTS for it.
+        taken = ValidationError(f"A model called {name!r} already exists; pick another name.", code="exists")
+        raise ValidationError({"name": [taken]})
     model = RegisteredModel.objects.create(
         name=name,
         description=(description or "").strip(),
@@ -122,8 +126,12 @@ def version_register(
     framework: str = "",
     onnx_parity: dict | None = None,
     region: str | None = None,
+    source: str = "",
 ) -> ModelVersion:
     """Validate, encrypt and record a new immutable version. On any failure nothing is left behind.
+
+    `source` is the URI the file was read from when it came through the MLflow-compatible API
+    (a run artifact's `mlflow-artifacts:/...`), kept to answer MLflow's `source`.
 
     `onnx_parity` is the ONNX Runtime parity check of a torch export (see `clean_onnx_parity`);
     leave it out for a file nothing checked. `region` is the residency region of what the version
@@ -141,7 +149,10 @@ def version_register(
             raise TooLarge(f"The {label} is {size:,} bytes; the limit is {limit:,} bytes (CATALOG_MAX_ARTIFACT_BYTES).")
     if artifact_size == 0:
         raise ValidationError({"artifact": ["The artifact file is empty."]})
+    if not isinstance(source, str) or len(source) > SOURCE_MAX_CHARS:
+        raise ValidationError({"source": [f"Give the source as text of at most {SOURCE_MAX_CHARS} characters."]})
     cleaned = {
+        "source": source.strip(),
         "description": (description or "").strip(),
         "tags": clean_tags(tags),
         "metrics": clean_metrics(metrics),
@@ -370,6 +381,14 @@ def alias_move(
         )
         RegisteredModel.objects.filter(pk=model.pk).update(updated_at=timezone.now())
     return current
+
+
+def alias_needs_promotion(model: RegisteredModel, alias: str) -> bool:
+    """Whether `alias` of `model` moves only through an approved promotion (the rule `alias_move`
+    applies): it is protected, or it does not exist yet and is named production or champion.
+    Lets a caller say so in its own terms before trying (the MLflow API's PERMISSION_DENIED)."""
+    protected = Alias.objects.filter(model=model, name=alias).values_list("protected", flat=True).first()
+    return protected if protected is not None else alias in PROTECTED_BY_DEFAULT
 
 
 def _check_promotion(model: RegisteredModel, alias: str, version: ModelVersion, promotion, *, exists: bool) -> None:

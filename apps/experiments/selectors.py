@@ -17,6 +17,7 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 
 from apps.catalog.models import ModelVersion, RegisteredModel
+from apps.core import sqltemplates
 from apps.core.errors import NotFound
 from apps.core.permissions import Action, require, restrict
 from apps.experiments.downsample import METHODS, downsample
@@ -104,6 +105,31 @@ def run_for(user, pk: int, action: Action = "view") -> Run:
     return run
 
 
+RUN_TO_WRITE_FIELDS = ("id", "experiment_id", "name", "status", "stale")
+
+
+def run_to_write(pk) -> Run:
+    """The run, for a caller that hands it straight to a service which checks the actor's rights
+    itself (run_log_batch and the other run services `require` change rights: NotFound for a
+    caller who may not view it, Forbidden for a viewer). The logging hot path (a script logs every
+    step): one narrow query compiled once (apps/core/sqltemplates.py); the other fields load on
+    first use. `NotFound` when there is no such run. Never use it to show a run to anyone."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        pk = 0
+    if not 0 < pk < 2**63:
+        raise NotFound("No run matches the given query.")
+    p = sqltemplates.Params()
+    marked = p.int(pk)
+    found = sqltemplates.rows(
+        p.key("experiments.run_to_write"), p, lambda: Run.objects.filter(pk=marked).values_list(*RUN_TO_WRITE_FIELDS)
+    )
+    if not found:
+        raise NotFound("No run matches the given query.")
+    return Run.from_db("default", RUN_TO_WRITE_FIELDS, tuple(found[0]))
+
+
 def run_experiment_for(user, pk: int, action: Action = "view") -> Experiment:
     """The experiment of run `pk`, which holds the run's access list (runs have none of their
     own): sharing a run shares its experiment. Raises as `run_for`."""
@@ -123,6 +149,24 @@ def runs_visible(user, filters: dict | None = None) -> QuerySet:
     if filters.get("experiment"):
         runs = runs.filter(experiment_id=filters["experiment"])
     return _ordered_ids(runs, filters)
+
+
+def runs_where(user, experiment_ids, where: Q, ordering: list) -> QuerySet:
+    """The ids of the runs `user` may view in `experiment_ids` that match `where`, ordered by
+    `ordering` (expressions over the run's own columns and its summary, param and tag rows, built
+    by a caller such as the MLflow search parser). Ids, as `runs_visible`; load with `runs_in_order`."""
+    runs = Run.objects.filter(experiment__in=restrict(user, "view", Experiment.objects.all()))
+    return (
+        runs.filter(experiment_id__in=list(experiment_ids))
+        .filter(where)
+        .order_by(*ordering)
+        .values_list("pk", flat=True)
+    )
+
+
+def experiments_where(user, where: Q, ordering: list) -> QuerySet[Experiment]:
+    """The experiments `user` may view that match `where`, in `ordering` (no counts annotated)."""
+    return restrict(user, "view", Experiment.objects.all()).filter(where).order_by(*ordering)
 
 
 def runs_of(experiment: Experiment, filters: dict | None = None) -> QuerySet:

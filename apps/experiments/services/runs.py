@@ -17,9 +17,10 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
-from apps.core import residency
-from apps.core.errors import Conflict
-from apps.core.permissions import require
+from apps.core import residency, sqltemplates
+from apps.core.audit import audit_event
+from apps.core.errors import Conflict, NotFound
+from apps.core.permissions import apply_scope, require, scope
 from apps.core.queues import validate_region
 from apps.experiments import live
 from apps.experiments.models import Experiment, ExperimentKey, MetricPoint, Run, RunMetricSummary, RunParam, RunTag
@@ -51,8 +52,10 @@ def run_create(
     notes: str = "",
     status: str = Run.Status.RUNNING,
     region: str | None = None,
+    started_at: datetime | None = None,
 ) -> Run:
     """Start a run in `experiment` (the actor needs change rights on it and the add_run role).
+    `started_at`: when a running run started, if not now (a client's own clock, an import).
 
     `region` is the residency region of the run's data (a training job on pinned data); default the
     experiment's. A pinned run in an experiment pinned elsewhere is refused (`RegionMismatch`, audited)."""
@@ -80,7 +83,7 @@ def run_create(
             region=region,
             params=params,
             tags=tags,
-            started_at=now if status == Run.Status.RUNNING else None,
+            started_at=(started_at or now) if status == Run.Status.RUNNING else None,
             last_seen_at=now,
         )
         RunParam.objects.bulk_create(
@@ -89,6 +92,33 @@ def run_create(
         RunTag.objects.bulk_create([RunTag(run=run, key=k, value=v) for k, v in tags.items()])
         _remember_keys(experiment.pk, ExperimentKey.Kind.PARAM, params)
         _publish_status(run)
+    return run
+
+
+def run_delete(*, run: Run, actor) -> None:
+    """Delete the run with its metric points, params, tags and artifacts (their vault blobs go
+    after commit). Delete rights on its experiment; audited. A training job that made the run
+    keeps its row (its run link becomes empty)."""
+    require(actor, "delete", run.experiment)
+    data = {"run": run.pk, "experiment": run.experiment_id, "name": run.name}
+    with transaction.atomic():
+        MetricPoint.objects.filter(run_id=run.pk).delete()  # no FK constraint: not cascaded by the database
+        audit_event(actor=actor, event="run.delete", obj=run.experiment, data=data)
+        run.delete()
+
+
+def run_tag_delete(*, run: Run, actor, key: str) -> Run:
+    """Remove tag `key` from the run (change rights on its experiment); `NotFound` when the run has
+    no such tag."""
+    require(actor, "change", run.experiment)
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().only("id", "tags").get(pk=run.pk)
+        if key not in locked.tags:
+            raise NotFound(f"Run {run.pk} has no tag {key!r}.")
+        RunTag.objects.filter(run_id=run.pk, key=key).delete()
+        run.tags = {k: v for k, v in locked.tags.items() if k != key}
+        locked.tags = run.tags
+        locked.save(update_fields=["tags", "updated_at"])  # audited, as a tag change is
     return run
 
 
@@ -113,9 +143,9 @@ def _run_region(experiment: Experiment, region: str | None, *, actor) -> str:
 
 
 @transaction.atomic
-def run_update(*, run: Run, actor, name=None, notes=None, status=None, progress=None) -> Run:
+def run_update(*, run: Run, actor, name=None, notes=None, status=None, progress=None, ended_at=None) -> Run:
     """Rename, annotate and/or move the run's status and progress, in one transaction (change
-    rights on its experiment); the status rules are `run_set_status`'s."""
+    rights on its experiment); the status rules (and `ended_at`) are `run_set_status`'s."""
     require(actor, "change", run.experiment)
     fields = []
     if name is not None:
@@ -130,21 +160,24 @@ def run_update(*, run: Run, actor, name=None, notes=None, status=None, progress=
     if fields:
         run.save(update_fields=[*fields, "updated_at"])
     if status is not None or progress is not None:
-        _set_status(run, status, progress)
+        _set_status(run, status, progress, ended_at)
     return run
 
 
-def run_set_status(*, run: Run, actor, status: str | None = None, progress: float | None = None) -> Run:
+def run_set_status(
+    *, run: Run, actor, status: str | None = None, progress: float | None = None, ended_at: datetime | None = None
+) -> Run:
     """Move a run along queued -> running -> finished/failed/killed and/or report progress (0..1)
     (change rights on its experiment; `Conflict` for a move the current status does not allow).
+    `ended_at`: when a run that becomes terminal ended, if not now (a client's own clock, an import).
 
     A status change is audited; progress alone is not (it may be reported every step).
     """
     require(actor, "change", run.experiment)
-    return _set_status(run, status, progress)
+    return _set_status(run, status, progress, ended_at)
 
 
-def _set_status(run: Run, status: str | None, progress: float | None) -> Run:
+def _set_status(run: Run, status: str | None, progress: float | None, ended_at: datetime | None = None) -> Run:
     if progress is not None:
         if isinstance(progress, bool) or not isinstance(progress, int | float) or not math.isfinite(progress):
             raise ValidationError({"progress": ["Progress is a number between 0 and 1."]})
@@ -166,7 +199,7 @@ def _set_status(run: Run, status: str | None, progress: float | None) -> Run:
                 run.started_at = now
                 fields.append("started_at")
             if status in Run.TERMINAL:
-                run.ended_at = now
+                run.ended_at = ended_at or now
                 fields.append("ended_at")
                 if status == Run.Status.FINISHED:
                     progress = 1.0 if progress is None else progress
@@ -248,7 +281,7 @@ def run_log_batch(*, run: Run, actor, metrics=None, params=None, tags=None) -> d
     Tags may be overwritten. Summaries (latest/min/max per key) are merged in the same
     transaction by one upsert; the live update goes out after commit.
     """
-    require(actor, "change", run.experiment)
+    _require_change(actor, run)
     points = clean_metrics(metrics)
     params = clean_params(params)
     tags = clean_tags(tags)
@@ -266,6 +299,24 @@ def run_log_batch(*, run: Run, actor, metrics=None, params=None, tags=None) -> d
             transaction.on_commit(lambda: live.publisher.publish(run.pk, experiment_id, points=points))
         _touch(run)
     return {"metrics": len(points), "params": len(params), "tags": len(tags)}
+
+
+def _require_change(actor, run: Run) -> None:
+    """`require(actor, "change", run.experiment)` in one query for the logging hot path (a trainer
+    or an MLflow script logs every step): the same decision (`scope` + `apply_scope`, what
+    `restrict` asks), its SQL compiled once per shape (apps/core/sqltemplates.py), instead of the
+    two object checks `require` makes; only a refusal asks `require` itself, for its
+    NotFound-or-Forbidden answer."""
+    p = sqltemplates.Params()
+    decided = p.scope(scope(actor, "change", Experiment))
+    experiment_id = p.int(run.experiment_id)
+    allowed = sqltemplates.count(
+        p.key("experiments.change_one"),
+        p,
+        lambda: apply_scope(decided, Experiment.objects.filter(pk=experiment_id)).values_list("pk"),
+    )
+    if not allowed:
+        require(actor, "change", run.experiment)
 
 
 def run_truncate_metrics(*, run: Run, actor, after_step: int) -> int:
