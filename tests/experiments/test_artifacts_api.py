@@ -282,6 +282,8 @@ class DjangoAdapter(requests.adapters.BaseAdapter):
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         url = urlsplit(request.url)
         body = request.body or b""
+        if hasattr(body, "read"):  # the client streams uploads from disk (portal_client MultipartBody)
+            body = body.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("content-type", "content-length")}
         reply = self.client.generic(
             request.method,
