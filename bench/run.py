@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["--size-mb", "5", "--seconds", "3", "--rounds", "1", "--warmup", "1"],
         [],
     ),
+    "mlflow_tracking": (["-m", "bench.mlflow_tracking"], ["--quick"], []),
     "features_pit": (["bench/features_pit.py"], ["--rows", "100000", "--repeat", "3", "--warmup", "1"], []),
     "features_online": (["bench/features_online.py"], ["--seconds", "3", "--repeats", "1", "--skip-feast"], []),
     "experiments": (

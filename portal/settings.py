@@ -231,6 +231,13 @@ if not PORTAL_PUBLIC_URL.startswith(("http://", "https://")):
 TRAINING_SCRIPT_MAX_BYTES = env_int("TRAINING_SCRIPT_MAX_BYTES", 50 << 20, minimum=1024, maximum=4 << 30)
 TRAINING_SCRIPT_MEMORY_MB = env_int("TRAINING_SCRIPT_MEMORY_MB", 4096, minimum=64, maximum=1 << 20)
 TRAINING_SCRIPT_KILL_GRACE_S = env_int("TRAINING_SCRIPT_KILL_GRACE_S", 5, minimum=0, maximum=300)
+# The Python that script jobs run with: a training environment holding the teams' libraries (torch,
+# mlflow, ...), kept apart from the portal's own; the worker's Python when unset.
+TRAINING_SCRIPT_PYTHON = env_str("TRAINING_SCRIPT_PYTHON", sys.executable) or sys.executable
+if not Path(TRAINING_SCRIPT_PYTHON).is_file():
+    raise ConfigError(
+        f"TRAINING_SCRIPT_PYTHON={TRAINING_SCRIPT_PYTHON!r} is not a file: name a Python interpreter (a training environment)."
+    )
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -39,6 +39,27 @@ def authorization(scope) -> bytes | None:
     return None
 
 
+def has_token(scope) -> bool:
+    """An `Authorization: Token ...` or `Bearer ...` header: the lean paths serve token callers only
+    (a browser session goes through Django's whole stack)."""
+    header = authorization(scope)
+    if header is None:
+        return False
+    start = header[:7].lower()
+    return start.startswith(b"token ") or start == b"bearer "
+
+
+def lean_route(handles, handle, other):
+    """An ASGI app that sends what `handles(scope)` claims to `handle`, everything else to `other`."""
+
+    async def app(scope, receive, send):
+        if handles(scope):
+            return await handle(scope, receive, send)
+        return await other(scope, receive, send)
+
+    return app
+
+
 def async_script(lua: str):
     """`lua` registered on the asyncio Redis client of the running loop (one client per loop)."""
     loop = asyncio.get_running_loop()

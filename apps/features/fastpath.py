@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 
 from apps.core import metrics
 from apps.core.errors import DomainError, error_body
-from apps.core.leanpath import Reply, async_script, read_body, send_json, throttle
+from apps.core.leanpath import Reply, async_script, has_token, lean_route, read_body, send_json, throttle
 from apps.core.leanpath import top_up as top_up_lease
 from apps.core.permissions import token_allows
 from apps.features import nearcache, offline, online, reader
@@ -42,24 +42,14 @@ def _read_script():
 
 def handles(scope) -> bool:
     """True for the exact path and method, with a token (session callers go through Django)."""
-    if scope.get("type") != "http" or scope.get("path") != PATH or scope.get("method") != "POST":
-        return False
-    for name, value in scope.get("headers") or ():
-        if name == b"authorization":
-            start = value[:7].lower()
-            return start.startswith(b"token ") or start == b"bearer "
-    return False
+    return (
+        scope.get("type") == "http" and scope.get("path") == PATH and scope.get("method") == "POST" and has_token(scope)
+    )
 
 
 def wrap(django_app):
     """`application = ProtocolTypeRouter({"http": fastpath.wrap(django_asgi_app), ...})`."""
-
-    async def app(scope, receive, send):
-        if handles(scope):
-            return await handle(scope, receive, send)
-        return await django_app(scope, receive, send)
-
-    return app
+    return lean_route(handles, handle, django_app)
 
 
 def _load_token(key: str):

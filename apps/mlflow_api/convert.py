@@ -36,7 +36,9 @@ def run_artifact_uri(experiment_id: int, run_id: int) -> str:
 
 
 def pairs(mapping: dict) -> list[dict]:
-    return [{"key": k, "value": v} for k, v in mapping.items()]
+    """MLflow's [{key, value}], sorted by key: the same order on every database (PostgreSQL's jsonb
+    keeps no insertion order)."""
+    return [{"key": k, "value": mapping[k]} for k in sorted(mapping)]
 
 
 def float_out(value: float | None) -> float | str:

@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 from apps.core import metrics
 from apps.core.asgi_handler import web_executor
 from apps.core.errors import DomainError
-from apps.core.leanpath import Reply, read_body, send_json
+from apps.core.leanpath import Reply, has_token, lean_route, read_body, send_json
 from apps.mlflow_api import urls  # noqa: F401  (imports the handlers: fills the route table before any Django request)
 from apps.mlflow_api.protocol import MLFLOW, Call, MlflowError, find_route, mlflow_error_from
 from apps.mlflow_api.views import allow, json_params, token_caller
@@ -41,22 +41,12 @@ def handles(scope) -> bool:
     """The two logging calls, POST, with a token (sessions and everything else: Django)."""
     if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") not in PATHS:
         return False
-    for name, value in scope.get("headers") or ():
-        if name == b"authorization":
-            start = value[:7].lower()
-            return start.startswith(b"token ") or start == b"bearer "
-    return False
+    return has_token(scope)
 
 
 def wrap(app):
     """`"http": mlflow_fastpath.wrap(...)` in portal/asgi.py."""
-
-    async def lean(scope, receive, send):
-        if handles(scope):
-            return await handle(scope, receive, send)
-        return await app(scope, receive, send)
-
-    return lean
+    return lean_route(handles, handle, app)
 
 
 def _error(exc: Exception) -> tuple[int, dict, list]:

@@ -275,7 +275,8 @@ def test_scripts_registered_versioned_and_launched(portal_server, owner, admin_u
     _, key = token_create(user=owner, name="cli", scopes=["read", "write"], expires_days=1)
     client = PortalClient(portal_server, key, retries=0)
     script = tmp_path / "train.py"
-    script.write_text("import os\nprint('hello from', os.environ.get('PORTAL_PARAMS'))\n")
+    # long enough that the cancel below always finds it queued or running, whichever worker takes it
+    script.write_text("import os, time\nprint('hello from', os.environ.get('PORTAL_PARAMS'))\ntime.sleep(60)\n")
     code, out, err = portal("scripts", "register", "hello-train", str(script), "--team", team.slug, "--progress",
                             url=portal_server, token=key)  # fmt: skip
     assert code == 0 and out.strip() == "Registered script hello-train version 1." and "upload train.py" in err, err

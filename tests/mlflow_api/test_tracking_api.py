@@ -332,7 +332,7 @@ def test_run_search_filter_and_order_syntax(mlflow, experiment, searchable):
     rest = search("", ["run_name"], max_results=3, page_token=page["next_page_token"]).json()
     assert [r["info"]["run_name"] for r in page["runs"] + rest["runs"]] == ["run-0", "run-1", "run-2", "run-3"]
     full = search("params.model = 'gbm'").json()["runs"][0]
-    assert full["data"]["params"] == [{"key": "model", "value": "gbm"}, {"key": "depth", "value": "2"}]
+    assert full["data"]["params"] == [{"key": "depth", "value": "2"}, {"key": "model", "value": "gbm"}]  # by key
     assert full["data"]["metrics"][0]["key"] == "rmse"
     for bad in ("metrics.rmse = 'x'", "params.model > 1", "rmse < 1", "metrics.rmse < 1 or metrics.rmse > 2",
                 "datasets.name = 'x'", "attributes.status = 'DONE'", "params.model IN (1, 2)"):  # fmt: skip

@@ -72,6 +72,34 @@ os.makedirs("outputs", exist_ok=True)
 onnx.save(model, "outputs/model.onnx")
 """
 
+MLFLOW_TRAIN = r"""
+import os, time
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from onnx import TensorProto, helper, save
+
+# written for MLflow, unchanged: the job's environment points the client at the portal and its run
+with mlflow.start_run() as run:
+    mlflow.log_params({"lr": 0.01, "optimizer": "adam"})
+    for step in range(3):
+        mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+    now = int(time.time() * 1000)
+    MlflowClient().log_batch(run.info.run_id, metrics=[Metric("acc", i / 100, now, i) for i in range(100)])
+    mlflow.set_tag("phase", "job")
+    mlflow.log_text("notes from the job", "notes.txt")
+    print("logged through mlflow", run.info.run_id, flush=True)
+graph = helper.make_graph(
+    [helper.make_node("Relu", ["input"], ["output"])], "relu",
+    [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+    [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 4])],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+os.makedirs("outputs", exist_ok=True)
+save(model, "outputs/model.onnx")
+"""
+
 CHILD = r"""
 import subprocess, sys, time
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
@@ -94,7 +122,13 @@ def script_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     base = next(server)
     log = tmp_path_factory.mktemp("script-worker") / "worker.log"
     with django_db_blocker.unblock():
-        env = {**_process_env(), "PORTAL_PUBLIC_URL": base, "TRAINING_SCRIPT_KILL_GRACE_S": "1"}
+        env = {
+            **_process_env(),
+            "PORTAL_PUBLIC_URL": base,
+            "TRAINING_SCRIPT_KILL_GRACE_S": "1",
+            # the training environment: the real MLflow client (with numpy and onnx), not the portal's
+            "TRAINING_SCRIPT_PYTHON": str(ROOT / ".venv-mlflow" / "bin" / "python"),
+        }
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.child_process", "celery", "-A", "portal", "worker", "-Q", f"cpu.{REGION}",
          "-n", f"scripts-{REGION}@%h", "--concurrency", "1", "-l", "INFO", "--without-gossip", "--without-mingle"],
@@ -179,6 +213,22 @@ def test_script_job_logs_through_its_token_and_registers_onnx(script_worker, gra
     assert version.training_data_digest == f"sha256:{hashlib.sha256(data).hexdigest()}"
     # the job-scoped token worked during the job and is refused now that the job has ended
     assert status_with(base, seen["token"], f"/api/v1/runs/{job.run_id}/") == 401
+    assert job.api_token.revoked_at is not None
+
+
+def test_the_real_mlflow_client_logs_from_a_script_job(script_worker, granted):
+    base, worker = script_worker
+    register(granted, "mlflow-trainer", MLFLOW_TRAIN)
+    job_id = launch(granted, "mlflow-trainer")
+    job = wait_for(job_id, lambda j: j.is_terminal, worker)
+    assert job.state == "succeeded", f"{job.error}\n{job.run.log_tail}"
+    assert f"logged through mlflow {job.run_id}" in job.run.log_tail  # MLFLOW_RUN_ID: the job's own run
+    points = MetricPoint.objects.filter(run_id=job.run_id)
+    assert sorted(points.filter(key="loss").values_list("step", flat=True)) == [0, 1, 2]
+    assert points.filter(key="acc").count() == 100
+    assert dict(job.run.param_rows.values_list("key", "value")).items() >= {"lr": "0.01", "optimizer": "adam"}.items()
+    assert job.run.artifacts.filter(path="notes.txt").exists()
+    assert job.model_version is not None and job.model_version.run_id == str(job.run_id)
     assert job.api_token.revoked_at is not None
 
 

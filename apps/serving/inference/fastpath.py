@@ -23,7 +23,7 @@ from django.core.signals import request_finished, request_started
 
 from apps.core import metrics
 from apps.core.asgi_handler import web_executor
-from apps.core.leanpath import Reply, authorization, read_body, send_json, throttle
+from apps.core.leanpath import Reply, authorization, has_token, lean_route, read_body, send_json, throttle
 from apps.core.leanpath import top_up as top_up_lease
 from apps.core.permissions import token_allows
 from apps.serving.inference import cache, logbook, shadow
@@ -50,24 +50,14 @@ def handles(scope) -> bool:
     """True for POST .../endpoints/{name}/predict with a Token or Bearer header (sessions: Django)."""
     if scope.get("type") != "http" or scope.get("method") != "POST" or endpoint_name(scope.get("path", "")) is None:
         return False
-    header = authorization(scope)
-    if header is None:
-        return False
-    start = header[:7].lower()
-    return start.startswith(b"token ") or start == b"bearer "
+    return has_token(scope)
 
 
 def wrap(django_app):
     """`"http": fastpath.wrap(other_app)`: predict with a token here, everything else there."""
     logbook.start()
     shadow.start()
-
-    async def app(scope, receive, send):
-        if handles(scope):
-            return await handle(scope, receive, send)
-        return await django_app(scope, receive, send)
-
-    return app
+    return lean_route(handles, handle, django_app)
 
 
 # --- caller --------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,6 +29,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.accounts.services import token_create, token_revoke
+from apps.core.processes import die_with_parent
 from apps.experiments.services import run_append_log
 from apps.training.models import TrainingJob
 from apps.training.scripts.outputs import OutputError, onnx_output, output_register
@@ -83,10 +83,11 @@ def _revoke(job: TrainingJob) -> None:
 
 def script_environment(job: TrainingJob, space: Workspace, key: str) -> dict[str, str]:
     """The script's whole environment: nothing of the worker's (no secrets, no database or vault
-    settings), only a PATH to the worker's Python, its folder as HOME, and the portal's variables."""
+    settings), only a PATH to the training Python (TRAINING_SCRIPT_PYTHON), its folder as HOME, and
+    the portal's variables."""
     url = settings.PORTAL_PUBLIC_URL
     return {
-        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{Path(settings.TRAINING_SCRIPT_PYTHON).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(space.root),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
@@ -192,12 +193,19 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _dies_with_worker() -> None:
+    """In the script's process, before it starts: a worker killed outright (SIGKILL, OOM) takes the
+    script with it instead of leaving it running unsupervised; the redelivered job starts it again."""
+    die_with_parent(signal.SIGKILL)
+
+
 def _supervise(job: TrainingJob, space: Workspace, key: str) -> tuple[str, str, int | None]:
     """Run the script; (why it ended: exited/cancelled/runtime/memory, stderr tail, exit code)."""
-    command = [sys.executable, str(space.entry), *script_arguments(job.params)]
+    command = [settings.TRAINING_SCRIPT_PYTHON, str(space.entry), *script_arguments(job.params)]
     process = subprocess.Popen(  # noqa: S603 (the worker's own Python on the owner's script, no shell)
         command, cwd=space.root, env=script_environment(job, space, key), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+        preexec_fn=_dies_with_worker,
     )  # fmt: skip
     output = _Output()
     readers = [
