@@ -299,15 +299,20 @@ def _order_parts(text: str) -> tuple[str, bool]:
     return tokens[0].text, descending
 
 
-def run_ordering(order_by: list[str]) -> list:
-    """Order expressions for MLflow order_by entries, then MLflow's own tie-breakers (newest first)."""
+def _order_entries(order_by: list, example: str):
+    """(identifier, descending) per order_by entry, after MLflow's limits on the list."""
     if len(order_by) > MAX_ORDER_BY:
         raise SearchError(f"At most {MAX_ORDER_BY} order_by entries.")
-    ordering = []
     for entry in order_by:
         if not isinstance(entry, str):
-            raise SearchError("order_by entries are strings such as 'metrics.loss DESC'.")
-        ident, descending = _order_parts(entry)
+            raise SearchError(f"order_by entries are strings such as {example}.")
+        yield _order_parts(entry)
+
+
+def run_ordering(order_by: list[str]) -> list:
+    """Order expressions for MLflow order_by entries, then MLflow's own tie-breakers (newest first)."""
+    ordering = []
+    for ident, descending in _order_entries(order_by, "'metrics.loss DESC'"):
         entity, key = split_identifier(ident)
         if entity == "metrics":
             expr = Subquery(RunMetricSummary.objects.filter(run_id=OuterRef("pk"), key=key).values("last")[:1])
@@ -367,13 +372,8 @@ def experiment_filter(text: str | None) -> Q:
 
 
 def experiment_ordering(order_by: list[str]) -> list:
-    if len(order_by) > MAX_ORDER_BY:
-        raise SearchError(f"At most {MAX_ORDER_BY} order_by entries.")
     ordering = []
-    for entry in order_by:
-        if not isinstance(entry, str):
-            raise SearchError("order_by entries are strings such as 'name ASC'.")
-        ident, descending = _order_parts(entry)
+    for ident, descending in _order_entries(order_by, "'name ASC'"):
         _, key = split_identifier(ident)
         field = {"name": "name", "experiment_id": "id", **EXPERIMENT_TIMES}.get(key.lower())
         if field is None:
