@@ -373,23 +373,33 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Key ring spec "kid:base64key,..." (first = active); embedded mode generates var/vault-keyring.
 VAULT_KEYRING = env_str("VAULT_KEYRING")
 VAULT_ROOT = Path(env_str("VAULT_ROOT", str(VAR_DIR / "vault")))
-VAULT_S3_BUCKET = env_str("VAULT_S3_BUCKET")  # when set, ciphertext goes to S3 via django-storages
-VAULT_STORAGE = (
-    {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": VAULT_S3_BUCKET,
-            "endpoint_url": env_str("VAULT_S3_ENDPOINT_URL"),
-            "region_name": env_str("VAULT_S3_REGION"),
-            "access_key": env_str("VAULT_S3_ACCESS_KEY"),
-            "secret_key": env_str("VAULT_S3_SECRET_KEY"),
-            "file_overwrite": True,
-            "default_acl": None,
-        },
-    }
-    if VAULT_S3_BUCKET
-    else None
-)
+# S3-compatible object storage (AWS S3, MinIO, Ceph) for the vault and the offline feature store,
+# through boto3 (vault) and pyarrow's S3 filesystem (feature files). Objects are ciphertext only
+# for the vault and sealed feature files: encryption stays client-side. A bucket per region:
+# "<region>=<bucket>,..." in *_S3_REGION_BUCKETS; the "default" region uses *_S3_BUCKET.
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL")  # empty: AWS's own endpoint for S3_REGION
+S3_REGION = env_str("S3_REGION", "us-east-1")
+S3_ACCESS_KEY_ID = env_str("S3_ACCESS_KEY_ID")  # empty: boto3's default chain (instance role, ...)
+S3_SECRET_ACCESS_KEY = env_str("S3_SECRET_ACCESS_KEY")
+S3_CA_BUNDLE = env_str("S3_CA_BUNDLE")  # a CA file to verify the endpoint's certificate with
+S3_ADDRESSING_STYLE = env_choice("S3_ADDRESSING_STYLE", ("auto", "path", "virtual"), "auto")
+S3_MULTIPART_CHUNK_MB = env_int("S3_MULTIPART_CHUNK_MB", 16, minimum=5, maximum=1024)
+
+
+def _region_buckets(name: str, default_bucket: str | None) -> dict[str, str]:
+    buckets = {"default": default_bucket} if default_bucket else {}
+    for item in env_list(name):
+        region, sep, bucket = item.partition("=")
+        if not sep or not region.strip() or not bucket.strip():
+            raise ConfigError(f"{name}: {item!r} is not <region>=<bucket>.")
+        buckets[region.strip()] = bucket.strip()
+    return buckets
+
+
+VAULT_S3_BUCKET = env_str("VAULT_S3_BUCKET")  # set: the vault's ciphertext goes to S3, not VAULT_ROOT
+VAULT_S3_BUCKETS = _region_buckets("VAULT_S3_REGION_BUCKETS", VAULT_S3_BUCKET)
+# Tests point the vault at another local folder with a Django storage; production uses the above.
+VAULT_STORAGE = None
 if PRODUCTION and not VAULT_KEYRING:
     raise ConfigError("PORTAL_ENV=production needs VAULT_KEYRING (or VAULT_KEYRING_FILE): the artifact master keys.")
 CATALOG_MAX_ARTIFACT_BYTES = env_int("CATALOG_MAX_ARTIFACT_BYTES", 512 * 1024 * 1024, minimum=1024)
@@ -401,6 +411,8 @@ EXPERIMENTS_STALE_AFTER_S = env_int("EXPERIMENTS_STALE_AFTER_S", 900, minimum=60
 # An in-process near cache in front of Redis for online feature reads (per web process).
 FEATURE_ONLINE_NEAR_CACHE = env_bool("FEATURE_ONLINE_NEAR_CACHE", True)
 FEATURE_STORE_ROOT = Path(env_str("FEATURE_STORE_ROOT", str(VAR_DIR / "features")))
+FEATURE_STORE_S3_BUCKET = env_str("FEATURE_STORE_S3_BUCKET")  # set: feature files go to S3
+FEATURE_STORE_S3_BUCKETS = _region_buckets("FEATURE_STORE_S3_REGION_BUCKETS", FEATURE_STORE_S3_BUCKET)
 
 if TESTING:  # personas are created per test; PBKDF2 would cost ~1 s each on this VM
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
