@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/7")
 PORTAL_DB, MLFLOW_DB = "portal_bench_mlflow", "mlflow_bench"
-PORTAL_PORT, MLFLOW_PORT = 8097, 5097
+PORTAL_PORT, MLFLOW_PORT, FLOOR_PORT = 8097, 5097, 5098
 SERVER_VENV = ROOT / "bench/.venvs/mlflow-server"
 CLIENT_VENV_FALLBACK = ROOT / "bench/.venvs/mlflow-client"
 MLFLOW_PINS = ("3.18.0", "3.17.2")  # the issue's version first; the second when it is not installable here
@@ -64,6 +64,7 @@ SEARCH_EXPERIMENT, LOAD_EXPERIMENT = "bench-runs10k", "bench-tracking"
 SEED_THREADS = 2  # writers per side while seeding (bench/mlflow_tracking_seed.py's default too)
 GOALS = {"log_metric": 3.0, "log_batch": 10.0, "search": 1.0}  # portal / MLflow, by calls/s (log_batch: points/s)
 MEASURES = ("log_metric", "log_batch", "search")
+FLOOR_MEASURES = ("log_metric", "log_batch")  # the floor answers writes only: a search floor means nothing
 VAR_DIR = ROOT / "bench/results/mlflow-tracking-var"  # the portal's vault and keys, kept with its database
 
 
@@ -290,6 +291,23 @@ def portal_server(log_dir: Path):
         log.close()
 
 
+@contextmanager
+def floor_server(log_dir: Path):
+    """bench/mlflow_floor_app.py on CPU 0, as the two servers: the client's own ceiling."""
+    log = (log_dir / "mlflow-floor.log").open("wb")
+    args = ["-m", "uvicorn", "bench.mlflow_floor_app:app", "--port", str(FLOOR_PORT), "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    server = subprocess.Popen(  # noqa: S603  fixed uvicorn argv, no shell
+        [*pin(0), sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{FLOOR_PORT}/api/2.0/mlflow/runs/update", server, "floor server")
+        yield f"http://127.0.0.1:{FLOOR_PORT}", server
+    finally:
+        stop(server)
+        log.close()
+
+
 # --- measuring ----------------------------------------------------------------------------------------
 def measure(client: Path, uri: str, mode: str, *, window: float, warmup: float, token: str | None) -> dict:
     """One window of the real MLflow client on CPU 1 against `uri`."""
@@ -314,11 +332,13 @@ def spread(values: list[float]) -> dict:
     return {"median": round(statistics.median(values), 2), "min": min(values), "max": max(values)}
 
 
-def summarise(rounds: list[dict], sides: list[str]) -> dict:
+def summarise(rounds: list[dict], sides: list[str], measures: tuple[str, ...] = MEASURES) -> dict:
     out: dict = {}
-    for mode in MEASURES:
+    for mode in measures:
         entry: dict = {}
         for side in sides:
+            if mode not in rounds[0][side]:
+                continue
             each = [r[side][mode] for r in rounds]
             keys = ["calls_per_s", "p50_ms", "p95_ms"] + (["points_per_s"] if mode == "log_batch" else [])
             entry[side] = {key: spread([e[key] for e in each]) for key in keys}
@@ -332,6 +352,13 @@ def summarise(rounds: list[dict], sides: list[str]) -> dict:
                 "goal": f">= {GOALS[mode]:g}x",
                 "met_in_rounds": f"{met} of {len(ratios)}",
             }
+        if {"floor", "mlflow"} <= set(sides) and mode in FLOOR_MEASURES:
+            ceilings = [rate(r["floor"][mode], mode) / rate(r["mlflow"][mode], mode) for r in rounds]
+            entry["floor_over_mlflow"] = {
+                **spread([round(x, 2) for x in ceilings]),
+                "meaning": "the most any server could reach against MLflow with this client on this machine",
+                "goal_reachable_in_rounds": f"{sum(c >= GOALS[mode] for c in ceilings)} of {len(ceilings)}",
+            }
         out[mode] = entry
     return out
 
@@ -344,14 +371,22 @@ def main() -> None:
     parser.add_argument("--search-runs", type=int, default=None, help="runs seeded for search_runs (10,000)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 5 s windows, 1 round, 1,000 seeded runs")
     parser.add_argument("--side", choices=("both", "portal", "mlflow"), default="both")
+    parser.add_argument("--measures", nargs="+", choices=MEASURES, default=list(MEASURES),
+                        help="which measures (without search, nothing is seeded)")  # fmt: skip
+    parser.add_argument("--no-floor", action="store_true", help="leave out the bare floor (the client's ceiling)")
     args = parser.parse_args()
     if args.quick:
         args.window, args.runs, args.warmup = 5, 1, 2
     if args.search_runs is None:
         args.search_runs = 1000 if args.quick else 10_000
+    args.measures = tuple(m for m in MEASURES if m in args.measures)
+    if "search" not in args.measures:
+        args.search_runs = 0  # nothing to search: seed nothing
     log_dir = ROOT / "bench/results"
     log_dir.mkdir(parents=True, exist_ok=True)
     sides = ["portal", "mlflow"] if args.side == "both" else [args.side]
+    if not args.no_floor:
+        sides.append("floor")
     client = client_python()
     result: dict = {
         "benchmark": "mlflow_tracking",
@@ -363,6 +398,7 @@ def main() -> None:
             "rounds": args.runs,
             "search_runs": args.search_runs,
             "quick": args.quick,
+            "measures": list(args.measures),
         },  # fmt: skip
         "method": "real MLflow client (mlflow-skinny) on CPU 1, one process, sequential calls; servers on CPU 0; "
         "same PostgreSQL; seeds through each side's store layer in process (not timed)",
@@ -392,16 +428,25 @@ def main() -> None:
             }
             uri, _ = stack.enter_context(portal_server(log_dir))
             targets["portal"] = (uri, setup["token"])
+        if "floor" in sides:
+            result["floor"] = {
+                "server": "taskset -c 0 python -m uvicorn bench.mlflow_floor_app:app --loop uvloop --http httptools "
+                "(fixed answers after reading the body; no work)"
+            }
+            uri, _ = stack.enter_context(floor_server(log_dir))
+            targets["floor"] = (uri, None)
         rounds = []
         for n in range(args.runs):
             order = sides if n % 2 == 0 else list(reversed(sides))  # alternate who goes first
             this: dict = {side: {} for side in sides}
-            for mode in MEASURES:
+            for mode in args.measures:
                 for side in order:
+                    if side == "floor" and mode not in FLOOR_MEASURES:
+                        continue
                     uri, token = targets[side]
                     this[side][mode] = measure(client, uri, mode, window=args.window, warmup=args.warmup, token=token)
             rounds.append(this)
-    result["results"] = summarise(rounds, sides)
+    result["results"] = summarise(rounds, sides, args.measures)
     result["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     (log_dir / "mlflow_tracking.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -43,3 +43,15 @@ setup_browser() {
     fi
   fi
 }
+
+setup_kubectl() {
+  # The deployment tests render the kustomize overlays with kubectl (it bundles kustomize).
+  if ! command -v kubectl >/dev/null; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+      echo "[setup] installing kubectl for the deployment tests ..."
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl >/dev/null
+    else
+      echo "[setup] kubectl is missing: install it (the tests in tests/deploy/ render the Kubernetes overlays with it)." >&2
+    fi
+  fi
+}

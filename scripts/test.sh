@@ -7,4 +7,5 @@ source scripts/setup.sh
 setup_venv
 setup_browser
 setup_mlflow_client
+setup_kubectl
 exec .venv/bin/python -m pytest "$@"
