@@ -118,6 +118,9 @@ class VaultBlob(models.Model):
     plaintext_size = models.BigIntegerField()
     ciphertext_size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, help_text="hex digest of the plaintext")
+    region = models.CharField(
+        max_length=64, default="default", help_text="whose storage holds the ciphertext (its S3 bucket)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     rewrapped_at = models.DateTimeField(null=True, blank=True)
 

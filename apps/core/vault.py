@@ -4,8 +4,10 @@
   which the settings read from the ``VAULT_KEYRING`` environment variable or ``VAULT_KEYRING_FILE``.
   Without it (embedded mode) a ring is generated once into ``var/vault-keyring`` (mode 0600) and
   re-read whenever that file changes, so a rotation is seen by running processes.
-* Storage: a local folder (``var/vault/``) by default, or any Django storage backend given by
-  ``settings.VAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {...}}``.
+* Storage: a local folder (``VAULT_ROOT``, ``var/vault/``) by default; S3-compatible object storage
+  when ``VAULT_S3_BUCKET`` is set (apps.core.objectstore: streamed multipart writes, ranged reads,
+  a bucket per region in ``VAULT_S3_BUCKETS``; a blob's row records its region so reads find it);
+  or any Django storage backend in ``settings.VAULT_STORAGE`` (tests), which overrides both.
 * Every blob has its own data key, bound to its storage key (the AES-GCM associated data), so a
   wrapped key copied onto another row does not decrypt anything.
 
@@ -18,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,10 +39,12 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from apps.core import crypto
+from apps.core import crypto, objectstore, residency
 from apps.core.crypto import IntegrityError, KeyRing, KeyRingError, VaultError, WrappedKey  # noqa: F401
+from apps.core.errors import ResidencyError
 from apps.core.models import AuditEntry, VaultBlob
 
+log = logging.getLogger(__name__)
 KEYRING_FILENAME = "vault-keyring"
 _lock = threading.Lock()
 _ring_cache: dict[str, object] = {}
@@ -105,6 +111,8 @@ def _write_ring_file(path: Path, ring: KeyRing) -> None:
 
 
 def storage() -> Storage:
+    """The Django storage of local blobs: VAULT_STORAGE, else the VAULT_ROOT folder. Blobs on S3
+    (`s3_enabled()`) never go through it."""
     config = settings.VAULT_STORAGE or {}
     location = Path(settings.VAULT_ROOT)
     key = repr(sorted(config.items())) if config else f"local:{location}"
@@ -124,6 +132,22 @@ def blob_context(storage_key: str) -> bytes:
     return b"vault-blob:" + storage_key.encode()
 
 
+def s3_enabled() -> bool:
+    """True when blobs go to S3 (VAULT_S3_BUCKET set and no VAULT_STORAGE override)."""
+    return bool(settings.VAULT_S3_BUCKET) and not settings.VAULT_STORAGE
+
+
+def _s3_bucket(region: str) -> str:
+    return objectstore.bucket_for(settings.VAULT_S3_BUCKETS, region)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult(crypto.EncryptResult):
+    """What `blob_write` wrote, plus the region whose storage holds it (for `blob_record`)."""
+
+    region: str = residency.UNPINNED
+
+
 def _local_path(store: Storage, name: str) -> Path | None:
     if isinstance(store, FileSystemStorage):
         return Path(store.path(name))
@@ -133,29 +157,38 @@ def _local_path(store: Storage, name: str) -> Path | None:
 # --- services -------------------------------------------------------------------------------
 
 
-def blob_store(src: BinaryIO, *, purpose: str) -> VaultBlob:
+def blob_store(src: BinaryIO, *, purpose: str, region: str | None = None) -> VaultBlob:
     """Encrypt `src` onto the storage backend while reading it once; create and return the row.
 
     Call inside the caller's transaction. If the row is not committed, call `blob_discard` with
-    the returned blob's storage key so that no ciphertext is left behind.
+    the returned blob's storage key and region so that no ciphertext is left behind.
     """
-    name, result = blob_write(src, purpose=purpose)
+    name, result = blob_write(src, purpose=purpose, region=region)
     try:
         return blob_record(name, result, purpose=purpose)
     except BaseException:
-        blob_discard(name)
+        blob_discard(name, region=result.region)
         raise
 
 
-def blob_write(src: BinaryIO, *, purpose: str) -> tuple[str, crypto.EncryptResult]:
+def blob_write(src: BinaryIO, *, purpose: str, region: str | None = None) -> tuple[str, WriteResult]:
     """Encrypt `src` into a new blob on the storage backend; no database access.
 
     Lets callers do the slow part (reading, hashing, encrypting a large upload) before they open a
-    transaction, then `blob_record` the result inside it. Discard the name if that fails.
+    transaction, then `blob_record` the result inside it. If that fails, `blob_discard(name,
+    region=result.region)`.
+    `region`: whose storage holds the blob (default: this process's region, PORTAL_REGION); on S3
+    a region without a bucket of its own is refused (ResidencyError), never stored elsewhere.
     """
     ring = keyring()
+    region = region or residency.process_region()
     prefix = (purpose.split(".")[0] or "blob")[:32]
     name = f"{prefix}/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}.pvlt"
+    if s3_enabled():
+        # Encrypted straight into the upload: one part in memory, no temporary file.
+        with objectstore.MultipartWriter(objectstore.client(), _s3_bucket(region), name) as out:
+            result = crypto.encrypt_file(src, out, ring, blob_context(name))
+        return name, _with_region(result, region)
     store = storage()
     local = _local_path(store, name)
     if local is not None:
@@ -178,12 +211,18 @@ def blob_write(src: BinaryIO, *, purpose: str) -> tuple[str, crypto.EncryptResul
         if saved != name:
             store.delete(saved)
             raise VaultError(f"storage renamed {name!r} to {saved!r}; configure it to keep names (file_overwrite)")
-    return name, result
+    return name, _with_region(result, region)
+
+
+def _with_region(result: crypto.EncryptResult, region: str) -> WriteResult:
+    return WriteResult(result.wrapped_key, result.plaintext_size, result.sha256, result.ciphertext_size, region)
 
 
 def blob_record(name: str, result: crypto.EncryptResult, *, purpose: str) -> VaultBlob:
-    """The database row for a blob written by `blob_write`."""
+    """The database row for a blob written by `blob_write` (with the region it was written to)."""
+    region = result.region if isinstance(result, WriteResult) else residency.process_region()
     return VaultBlob.objects.create(
+        region=region,
         storage_key=name,
         wrapped_key=result.wrapped_key.to_string(),
         kid=result.wrapped_key.kid,
@@ -194,17 +233,25 @@ def blob_record(name: str, result: crypto.EncryptResult, *, purpose: str) -> Vau
     )
 
 
-def blob_discard(storage_key: str) -> None:
-    """Remove a blob's ciphertext (no error if it is already gone)."""
+def blob_discard(storage_key: str, *, region: str | None = None) -> None:
+    """Remove a blob's ciphertext (no error if it is already gone). `region`: the one it was
+    written to (`WriteResult.region`, `VaultBlob.region`); default this process's, as blob_write."""
+    if s3_enabled():
+        try:
+            bucket = _s3_bucket(region or residency.process_region())
+            objectstore.delete(objectstore.client(), bucket, storage_key)
+        except (VaultError, ResidencyError) as exc:  # called while handling another error
+            log.warning("vault blob %s was left in S3: %s", storage_key, exc)
+        return
     with contextlib.suppress(FileNotFoundError, OSError):
         storage().delete(storage_key)
 
 
 def blob_delete(blob: VaultBlob) -> None:
     """Delete the row now and the ciphertext once the transaction commits."""
-    name = blob.storage_key
+    name, region = blob.storage_key, blob.region
     blob.delete()
-    transaction.on_commit(lambda: blob_discard(name))
+    transaction.on_commit(lambda: blob_discard(name, region=region))
 
 
 def blob_delete_superseded(pk: int, storage_key: str) -> None:
@@ -213,13 +260,18 @@ def blob_delete_superseded(pk: int, storage_key: str) -> None:
     One DELETE instead of the ORM collector's reference queries; the database's foreign keys
     still refuse (at commit) if anything else references the row.
     """
+    table = VaultBlob._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {VaultBlob._meta.db_table} WHERE id = %s", [pk])  # noqa: S608  table name from the model, pk is a parameter
-    transaction.on_commit(lambda: blob_discard(storage_key))
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s RETURNING region", [pk])  # noqa: S608  table name from the model, pk is a parameter
+        row = cursor.fetchone()
+    region = row[0] if row else None
+    transaction.on_commit(lambda: blob_discard(storage_key, region=region))
 
 
 def _open(blob: VaultBlob) -> tuple[BinaryIO, WrappedKey]:
     wrapped = WrappedKey.from_string(blob.wrapped_key)
+    if s3_enabled():
+        return objectstore.RangedReader(objectstore.client(), _s3_bucket(blob.region), blob.storage_key), wrapped
     try:
         handle = storage().open(blob.storage_key, "rb")
     except FileNotFoundError:
