@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], list[str]]] = {
         [],
     ),
     "mlflow_tracking": (["-m", "bench.mlflow_tracking"], ["--quick"], []),
+    "two_web": (["-m", "bench.two_web"], ["--quick"], []),
     "features_pit": (["bench/features_pit.py"], ["--rows", "100000", "--repeat", "3", "--warmup", "1"], []),
     "features_online": (["bench/features_online.py"], ["--seconds", "3", "--repeats", "1", "--skip-feast"], []),
     "experiments": (
