@@ -226,12 +226,15 @@ def window(ports: list[int], reqs: list, *, seconds: int, load_cpu: str | None) 
 
 
 # --- measure ---------------------------------------------------------------------------------------
-def measure(env: dict, auth: dict, *, rounds: int, seconds: int, warmup: int) -> dict:
+def measure(
+    env: dict, auth: dict, *, rounds: int, seconds: int, warmup: int, only: tuple[str, ...] | None = None
+) -> dict:
     from apps.core.embedded_redis import free_port
 
     cpu = cores()
     kinds = requests_by_kind(auth)
     kinds["mixed"] = mixed(kinds)
+    kinds = {kind: reqs for kind, reqs in kinds.items() if only is None or kind in only}
     runs: dict[str, dict[str, list]] = {kind: {"one": [], "two": []} for kind in kinds}
     loads = [wrk.load_average()]
     port_a, port_b = free_port(), free_port()
@@ -268,14 +271,14 @@ def _cores_note(cpu: dict) -> str:
     return f"web processes on CPUs {cpu['web']}, wrk on CPU {cpu['load']}"
 
 
-def run(rounds: int, seconds: int, warmup: int) -> dict:
+def run(rounds: int, seconds: int, warmup: int, only: tuple[str, ...] | None = None) -> dict:
     wrk.require()
     with portal_env() as env:
         auth = seed()
         import django.db
 
         django.db.connections.close_all()
-        result = measure(env, auth, rounds=rounds, seconds=seconds, warmup=warmup)
+        result = measure(env, auth, rounds=rounds, seconds=seconds, warmup=warmup, only=only)
         result["database"] = django.db.connection.vendor
     result["method"] = (f"two uvicorn processes (httptools, uvloop) over one database and Redis; wrk -t2 "
                         f"-c{CONNECTIONS}; per round and kind a {warmup} s warm-up and a {seconds} s window, "
@@ -289,10 +292,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s windows (1 s warm-up): a smoke run")
+    parser.add_argument("--kinds", nargs="+", choices=(*MIX, "mixed"), help="measure only these kinds (default: all)")
     args = parser.parse_args(argv)
     rounds, seconds, warmup = (1, 3, 1) if args.quick else (args.rounds, args.seconds, args.warmup)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    result = run(rounds, seconds, warmup)
+    result = run(rounds, seconds, warmup, tuple(args.kinds) if args.kinds else None)
     print(json.dumps({"benchmark": "stateless web: one vs two web processes, mixed workload", "date": started,
                       "quick": args.quick, **result}, indent=2))  # fmt: skip
 

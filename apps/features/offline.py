@@ -1,16 +1,19 @@
 """The offline store: Parquet files per region, view, version and event date.
 
-Layout: <FEATURE_STORE_ROOT>/<region>/<view>/v<version>/date=YYYY-MM-DD/part-<uuid>.parquet.
-A file counts only once its Partition row is committed, and rows and files are written
-together: temp file in the same folder, then os.replace inside the transaction.
+Layout: <region>/<view>/v<version>/date=YYYY-MM-DD/part-<uuid>.parquet, under FEATURE_STORE_ROOT
+on local disk or as object keys in the region's bucket on S3 (apps/features/filestore.py, which
+every file access goes through). A file counts only once its Partition row is committed, and rows
+and files are written together: on disk a temp file in the same folder, renamed inside the
+transaction; on S3 the object under its final key, deleted again when the transaction fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import hashlib
-import os
+import logging
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +24,16 @@ from django.db import transaction
 
 from apps.core import residency
 from apps.core.errors import ResidencyError  # noqa: F401  (re-exported: callers catch offline.ResidencyError)
-from apps.features import sealed
+from apps.features import filestore, sealed
 from apps.features.models import FeatureView, FeatureViewVersion, Partition
 from apps.features.schema import EVENT_TS, TS_TYPE, table_schema
 
 DAY_US = 86_400_000_000
+log = logging.getLogger(__name__)
 
 
 def store_root() -> Path:
+    """The local store's folder (local-disk mode; on S3 files are reached through filestore)."""
     return Path(settings.FEATURE_STORE_ROOT)
 
 
@@ -56,8 +61,13 @@ def check_residency(region: str, *, actor, obj, action: str, request=None) -> No
     )
 
 
-def partition_dir(view: FeatureView, version: int, day: dt.date) -> Path:
-    return store_root() / view.region / view.name / f"v{version}" / f"date={day.isoformat()}"
+def partition_folder(view: FeatureView, version: int, day: dt.date) -> str:
+    """The stored path of a partition's folder (its files' paths start with it)."""
+    return f"{view.region}/{view.name}/v{version}/date={day.isoformat()}"
+
+
+def new_partition_path(view: FeatureView, version: int, day: dt.date) -> str:
+    return f"{partition_folder(view, version, day)}/part-{uuid.uuid4().hex}.parquet"
 
 
 def write_partitions(*, view: FeatureView, table: pa.Table, actor, origin: str = "ingest") -> list[Partition]:
@@ -66,37 +76,31 @@ def write_partitions(*, view: FeatureView, table: pa.Table, actor, origin: str =
     days = ts // DAY_US
     unique_days = np.unique(days)
     seal = holds_pii(view)
-    staged: list[tuple[Path, Path, dict]] = []
+    staged: list[tuple[sealed.Written, dict]] = []
     try:
         for day_number in unique_days:
             mask = days == day_number
             part = table.filter(pa.array(mask)) if len(unique_days) > 1 else table
             day = dt.date(1970, 1, 1) + dt.timedelta(days=int(day_number))
-            folder = partition_dir(view, view.version, day)
-            folder.mkdir(parents=True, exist_ok=True)
-            final = folder / f"part-{uuid.uuid4().hex}.parquet"
-            tmp = folder / f".tmp-{final.name}"
-            key = sealed.write_table(part, tmp, rel=str(final.relative_to(store_root())), seal=seal)
+            written = sealed.write_table(part, new_partition_path(view, view.version, day), seal=seal)
             day_ts = ts[mask]
-            info = {"date": day, "rows": part.num_rows, "min": int(day_ts.min()), "max": int(day_ts.max()), "key": key}
-            staged.append((tmp, final, info))
+            info = {"date": day, "rows": part.num_rows, "min": int(day_ts.min()), "max": int(day_ts.max())}
+            staged.append((written, info))
     except BaseException:
-        for tmp, _, _ in staged:
-            tmp.unlink(missing_ok=True)
+        _discard(staged)
         raise
-    moved: list[Path] = []
     try:
         with transaction.atomic():
             partitions = []
-            for _tmp, final, info in staged:
-                sealed.record(str(final.relative_to(store_root())), info["key"])
+            for written, info in staged:
+                sealed.record(written.staged.rel, written.key)
                 partitions.append(
                     Partition.objects.create(
                         view=view,
                         version=view.version,
                         region=view.region,
                         date=info["date"],
-                        path=str(final.relative_to(store_root())),
+                        path=written.staged.rel,
                         rows=info["rows"],
                         min_event_at=_from_us(info["min"]),
                         max_event_at=_from_us(info["max"]),
@@ -104,18 +108,46 @@ def write_partitions(*, view: FeatureView, table: pa.Table, actor, origin: str =
                         ingested_by=actor,
                     )
                 )
-            for tmp, final, _ in staged:
-                os.replace(tmp, final)
-                moved.append(final)
+            for written, _ in staged:
+                written.staged.commit()
             if seal:  # a view that gained PII: its older plain files are sealed with this write
                 seal_view_files(view)
     except BaseException:
-        for path in moved:
-            path.unlink(missing_ok=True)
-        for tmp, _, _ in staged:
-            tmp.unlink(missing_ok=True)
+        _discard(staged)
         raise
     return partitions
+
+
+def _discard(staged: list[tuple[sealed.Written, dict]]) -> None:
+    """Remove files written for rows that were not committed (each one, even when one fails)."""
+    for written, _ in staged:
+        try:
+            written.staged.discard()
+        except Exception:
+            log.exception("could not remove the uncommitted feature file %s", written.staged.rel)
+
+
+@contextlib.contextmanager
+def writing_partitions() -> Iterator[Callable[[list[Partition]], list[Partition]]]:
+    """A transaction around `write_partitions` and what else must commit with its rows: when it
+    fails after the files were written (a later query, the commit itself), the files of the
+    partitions passed to the yielded function are deleted, as `write_partitions` does for its own
+    failures. Their rows and data keys went with the rollback."""
+    kept: list[str] = []
+
+    def written(partitions: list[Partition]) -> list[Partition]:
+        kept.extend(p.path for p in partitions)
+        return partitions
+
+    try:
+        with transaction.atomic():
+            yield written
+    except BaseException:
+        try:
+            filestore.delete(kept)
+        except Exception:
+            log.exception("could not remove the uncommitted feature files %s", kept)
+        raise
 
 
 def holds_pii(view: FeatureView) -> bool:
@@ -132,7 +164,7 @@ def seal_view_files(view: FeatureView) -> int:
     rels = list(Partition.objects.filter(view=view).order_by("pk").values_list("path", flat=True))
     keyed = sealed.with_keys(rels)
     for rel in rels:
-        if rel not in keyed and (store_root() / rel).is_file() and sealed.seal_in_place(rel):
+        if rel not in keyed and filestore.exists(rel) and sealed.seal_in_place(rel):
             count += 1
     return count
 
@@ -216,16 +248,9 @@ def delete_partitions_before(*, view: FeatureView, cutoff: dt.datetime) -> dict:
 
 
 def remove_files(paths: list[str]) -> None:
-    """Unlink partition files (and the keys of sealed ones), then their date folders once empty."""
-    root = store_root()
+    """Delete partition files (and the keys of sealed ones); on disk, their date folders once empty."""
     sealed.forget(paths)
-    for rel in paths:
-        path = root / rel
-        path.unlink(missing_ok=True)
-        try:
-            path.parent.rmdir()
-        except OSError:
-            pass  # other files (or a concurrent write) still there
+    filestore.delete(paths)
 
 
 # --- one partition at a time: data-subject requests (apps.privacy) read and rewrite files ----------
@@ -240,12 +265,8 @@ def partition_read(part: Partition, *, columns: list[str] | None = None) -> pa.T
 
 
 def file_sha256(rel_path: str) -> str:
-    """SHA-256 of a stored file's bytes as they lie on disk (relative to FEATURE_STORE_ROOT)."""
-    h = hashlib.sha256()
-    with open(store_root() / rel_path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """SHA-256 of a stored file's bytes as they are stored (ciphertext for a sealed file)."""
+    return filestore.sha256(rel_path)
 
 
 def partition_replace(*, part: Partition, table: pa.Table) -> str | None:
@@ -260,20 +281,17 @@ def partition_replace(*, part: Partition, table: pa.Table) -> str | None:
         part.delete()
         transaction.on_commit(lambda: remove_files([old]))
         return None
-    folder = (store_root() / old).parent
-    final = folder / f"part-{uuid.uuid4().hex}.parquet"
-    tmp = folder / f".tmp-{final.name}"
+    rel = f"{old.rsplit('/', 1)[0]}/part-{uuid.uuid4().hex}.parquet"
+    written = sealed.write_table(table, rel, seal=holds_pii(part.view))
     try:
-        rel = str(final.relative_to(store_root()))
-        sealed.record(rel, sealed.write_table(table, tmp, rel=rel, seal=holds_pii(part.view)))
+        sealed.record(rel, written.key)
         ts = table.column(EVENT_TS).combine_chunks().view(pa.int64()).to_numpy(zero_copy_only=False)
         part.path, part.rows = rel, table.num_rows
         part.min_event_at, part.max_event_at = _from_us(int(ts.min())), _from_us(int(ts.max()))
         part.save(update_fields=["path", "rows", "min_event_at", "max_event_at"])
-        os.replace(tmp, final)
+        written.staged.commit()
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
+        written.staged.discard()
         raise
     transaction.on_commit(lambda: remove_files([old]))
     return part.path

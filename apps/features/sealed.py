@@ -1,7 +1,8 @@
 """PII at rest: the offline store's files (partitions, training sets) that hold PII, sealed with the
 vault's key ring, and the one reader that opens sealed and plain files alike.
 
-A sealed file lies at its usual path (so paths, rows, retention and erasure work unchanged) and
+A sealed file lies at its usual path, on local disk or in S3 (apps/features/filestore.py: the
+object holds the ciphertext only), so paths, rows, retention and erasure work unchanged; it
 holds the vault's blob format (apps/core/crypto.py: AES-256-GCM in authenticated chunks, a fresh
 data key per file). The data key is kept wrapped in a `VaultBlob` row named `features-store:<path>`
 (purpose `features.sealed`): `vault.keys_rotate` re-wraps it with every other blob and
@@ -14,27 +15,24 @@ Files of data without PII stay plain Parquet: nothing here touches their bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
-import os
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from django.conf import settings
 from django.db import transaction
 
 from apps.core import crypto, vault
 from apps.core.errors import IntegrityFailure
 from apps.core.models import VaultBlob
+from apps.features import filestore
 
 KEY_PREFIX = "features-store:"
 PURPOSE = "features.sealed"
 MAX_KEY = 255  # VaultBlob.storage_key
-
-
-def _root() -> Path:
-    return Path(settings.FEATURE_STORE_ROOT)
 
 
 def key_name(rel: str) -> str:
@@ -50,25 +48,72 @@ def with_keys(rels: list[str]) -> set[str]:
     return {names[name] for name in found}
 
 
-def is_sealed(path: Path) -> bool:
-    with open(path, "rb") as handle:
+def is_sealed(rel: str) -> bool:
+    """Whether the stored file at `rel` is sealed (its first bytes). FileNotFoundError when gone."""
+    with filestore.open_input(rel) as handle:
         return handle.read(len(crypto.MAGIC)) == crypto.MAGIC
 
 
-def write_table(table: pa.Table, tmp: Path, *, rel: str, seal: bool) -> crypto.EncryptResult | None:
-    """Write `table` as Parquet to `tmp` (renamed to `rel` by the caller); sealed when `seal`.
+@dataclass(frozen=True)
+class Written:
+    """A table written by `write_table`: the staged file, the data key of a sealed one (None when
+    plain) and the SHA-256 of its Parquet bytes (the plaintext, for a sealed file)."""
 
-    No database access: call `record(rel, result)` with the returned result in the transaction
-    that makes the file count, before it is renamed into place."""
+    staged: filestore.Staged
+    key: crypto.EncryptResult | None
+    sha256: str
+
+
+def write_table(table: pa.Table, rel: str, *, seal: bool) -> Written:
+    """Write `table` as Parquet to a new file at `rel` (filestore.stage: it counts once the caller
+    commits `written.staged` with its row); sealed when `seal`.
+
+    No database access: call `record(rel, written.key)` in the transaction that makes the file
+    count, before `written.staged.commit()`. Nothing is left behind when this raises."""
     if not seal:
-        pq.write_table(table, tmp, compression="zstd")
-        return None
+        staged, digest = filestore.stage(rel, lambda sink: _write_plain(table, sink))
+        return Written(staged, None, digest)
+    plain = _parquet_bytes(table)
+    staged, key = filestore.stage(rel, lambda sink: _encrypt(plain, sink, rel), private=True)
+    return Written(staged, key, key.sha256)
+
+
+def _parquet_bytes(table: pa.Table) -> memoryview:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
-    plain = memoryview(sink.getvalue())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        return crypto.encrypt_file(plain, out, vault.keyring(), vault.blob_context(key_name(rel)))
+    return memoryview(sink.getvalue())
+
+
+def _encrypt(plain: memoryview, sink, rel: str) -> crypto.EncryptResult:
+    return crypto.encrypt_file(plain, sink, vault.keyring(), vault.blob_context(key_name(rel)))
+
+
+def _write_plain(table: pa.Table, sink) -> str:
+    """Stream `table` as Parquet into `sink`; returns the SHA-256 of the bytes written."""
+    hashing = _HashingSink(sink)
+    pq.write_table(table, hashing, compression="zstd")
+    return hashing.digest.hexdigest()
+
+
+class _HashingSink(io.RawIOBase):
+    """A write-only file that hashes what passes through to `sink` (pyarrow wants tell())."""
+
+    def __init__(self, sink):
+        super().__init__()
+        self.sink, self.digest, self.written = sink, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        self.sink.write(view)
+        self.written += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.written
 
 
 def record(rel: str, result: crypto.EncryptResult | None) -> None:
@@ -98,7 +143,7 @@ def forget(rels: list[str]) -> None:
 def plaintext(rel: str) -> bytes:
     """The Parquet bytes of the file at `rel`, decrypted and authenticated when sealed.
     `IntegrityFailure` when a sealed file was changed or its key is missing."""
-    with open(_root() / rel, "rb") as handle:
+    with filestore.open_input(rel) as handle:
         if handle.read(len(crypto.MAGIC)) != crypto.MAGIC:
             handle.seek(0)
             return handle.read()
@@ -117,46 +162,51 @@ def _decrypted(handle, rel: str) -> bytes:
     return out.getvalue()
 
 
-def _source(rel: str):
-    """What pyarrow reads: a plain file's path (pyarrow opens it), or a sealed file's plaintext,
-    decrypted from the same open that found its marker."""
-    path = _root() / rel
-    with open(path, "rb") as handle:
+@contextlib.contextmanager
+def _source(rel: str) -> Iterator[pa.NativeFile]:
+    """What pyarrow reads: a plain file as it lies (random access: on S3, pyarrow fetches only the
+    footer and the column chunks it needs), or a sealed file's plaintext, decrypted whole (the
+    format authenticates chunk by chunk from the start) from the same open that found its marker."""
+    with filestore.open_input(rel) as handle:
         if handle.read(len(crypto.MAGIC)) != crypto.MAGIC:
-            return path
+            handle.seek(0)
+            yield handle
+            return
         handle.seek(0)
-        return pa.BufferReader(_decrypted(handle, rel))
+        plain = _decrypted(handle, rel)
+    yield pa.BufferReader(plain)
 
 
 def read_schema(rel: str) -> pa.Schema:
-    return pq.read_schema(_source(rel))
+    with _source(rel) as source:
+        return pq.read_schema(source)
 
 
 def read_table(rel: str, *, columns: list[str] | None = None, present_only: bool = False) -> pa.Table:
     """The table in the file at `rel`; with `present_only`, only those of `columns` the file has."""
-    source = _source(rel)
-    if columns is not None and present_only:
-        present = set(pq.read_schema(source).names)
-        columns = [c for c in columns if c in present]
-        if isinstance(source, pa.BufferReader):
-            source.seek(0)
-    return pq.read_table(source, columns=columns)
+    with _source(rel) as source:
+        parquet = pq.ParquetFile(source)
+        if columns is not None and present_only:
+            present = set(parquet.schema_arrow.names)
+            columns = [c for c in columns if c in present]
+        return parquet.read(columns=columns)
 
 
 def seal_in_place(rel: str) -> bool:
     """Seal the plain file at `rel` where it lies (same path, so its row is untouched). The key is
-    recorded before the rename: a crash in between leaves a plain file, which still reads (by its
-    first bytes), and a rerun replaces the key. Inside a transaction the rename waits for its commit
-    (a rolled-back key must not leave a file only it opens). Returns False when it was already sealed."""
-    path = _root() / rel
-    if is_sealed(path):
+    recorded before the file is replaced: a crash in between leaves a plain file, which still reads
+    (by its first bytes), and a rerun replaces the key. Inside a transaction the replacement waits
+    for its commit (a rolled-back key must not leave a file only it opens). Returns False when it
+    was already sealed."""
+    if is_sealed(rel):
         return False
-    table = pq.read_table(path)
-    tmp = path.parent / f".tmp-seal-{path.name}"
+    with filestore.open_input(rel) as handle:
+        plain = memoryview(handle.read())
+    replacement, key = filestore.stage_replacement(rel, lambda sink: _encrypt(plain, sink, rel), private=True)
     try:
-        record(rel, write_table(table, tmp, rel=rel, seal=True))
+        record(rel, key)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        replacement.discard()
         raise
-    transaction.on_commit(lambda: os.replace(tmp, path))
+    transaction.on_commit(replacement.apply)
     return True

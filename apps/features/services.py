@@ -270,9 +270,9 @@ def feature_view_ingest(*, view: FeatureView, actor, data, fmt: str | None = Non
     offline.check_residency(view.region, actor=actor, obj=view, action="ingest", request=request)
     raw = parse_payload(data, fmt)
     table = build_table(raw, view.entity.join_keys, view.features, timezone.now())
-    with transaction.atomic():
+    with offline.writing_partitions() as written:
         view = FeatureView.objects.select_for_update().select_related("entity").get(pk=view.pk)
-        partitions = offline.write_partitions(view=view, table=table, actor=actor, origin="ingest")
+        partitions = written(offline.write_partitions(view=view, table=table, actor=actor, origin="ingest"))
         _refresh_statistics(view)
     return {"rows": table.num_rows, "partitions": [p.path for p in partitions], "version": view.version}
 
@@ -287,9 +287,9 @@ def feature_view_push(*, view: FeatureView, actor, data, request=None) -> dict:
     offline.check_residency(view.region, actor=actor, obj=view, action="push", request=request)
     raw = parse_payload(data)
     table = build_table(raw, view.entity.join_keys, view.features, timezone.now())
-    with transaction.atomic():
+    with offline.writing_partitions() as written:
         view = FeatureView.objects.select_for_update().select_related("entity").get(pk=view.pk)
-        offline.write_partitions(view=view, table=table, actor=actor, origin="push")
+        written(offline.write_partitions(view=view, table=table, actor=actor, origin="push"))
         _refresh_statistics(view)
     written = online.write_latest(
         view_id=view.pk, version=view.version, table=table, key_names=view.entity.key_names, features=view.features

@@ -32,7 +32,7 @@ from apps.core.errors import Forbidden, IntegrityFailure
 from apps.core.names import check_name
 from apps.core.permissions import can_view_pii, grant_owner, require, visible_one
 from apps.core.sharing import share_with_team_on_create, team_for_create
-from apps.features import offline, sealed
+from apps.features import filestore, offline, sealed
 from apps.features.models import FeatureView, TrainingSet
 from apps.features.pit import point_in_time_join
 from apps.features.reader import MASK
@@ -56,6 +56,7 @@ FORMATS = {
     "json": ("application/json", "json"),
 }
 BATCH_ROWS = 10_000
+TRAINING_SETS_FOLDER = "_training-sets"  # <region>/_training-sets/<name>-<uuid>.parquet
 
 
 def _parse_refs(features) -> list[tuple[str, str]]:
@@ -187,21 +188,16 @@ def training_set_create(
     entity_digest = _digest_table(labels)
     result, view_lineage = _join(labels, refs, views)
     region = next(iter(views.values())).region
-    folder = offline.store_root() / region / "_training-sets"
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{name}-{uuid.uuid4().hex}.parquet"
-    tmp = folder / f".tmp-{final.name}"
     pii = [f"{v['name']}:{f}" for v in view_lineage for f in v["pii"]]
-    rel = str(final.relative_to(offline.store_root()))
-    key = sealed.write_table(result, tmp, rel=rel, seal=bool(pii))
-    digest = key.sha256 if key is not None else _file_digest(tmp)
+    rel = f"{region}/{TRAINING_SETS_FOLDER}/{name}-{uuid.uuid4().hex}.parquet"
+    written = sealed.write_table(result, rel, seal=bool(pii))
     try:
         with transaction.atomic():
-            sealed.record(rel, key)
+            sealed.record(rel, written.key)
             ts = TrainingSet.objects.create(
                 name=name, features=[f"{v}:{f}" for v, f in refs], region=region,
                 path=rel, row_count=result.num_rows,
-                columns=result.column_names, entity_digest=entity_digest, digest=digest,
+                columns=result.column_names, entity_digest=entity_digest, digest=written.sha256,
                 lineage={"views": view_lineage, "entity_digest": entity_digest}, owner=actor, team=team_obj,
             )  # fmt: skip
             grant_owner(ts)
@@ -210,20 +206,18 @@ def training_set_create(
                 audit_event(
                     actor=actor, event="features.pii_training_set", obj=ts, data={"features": pii}, request=request
                 )
-            os.replace(tmp, final)
+            written.staged.commit()
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
+        written.staged.discard()
         raise
     return ts
 
 
-def _file_digest(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _check_digest(training_set: TrainingSet, digest: str) -> None:
+    if digest != training_set.digest:
+        raise IntegrityFailure(
+            f"Training set {training_set.pk} does not match its digest (it was changed); none of it was used."
+        )
 
 
 def _verified_bytes(training_set: TrainingSet) -> bytes:
@@ -235,10 +229,7 @@ def _verified_bytes(training_set: TrainingSet) -> bytes:
         raise IntegrityFailure(
             f"The file of training set {training_set.pk} is missing; tell a platform admin."
         ) from None
-    if hashlib.sha256(data).hexdigest() != training_set.digest:
-        raise IntegrityFailure(
-            f"Training set {training_set.pk} does not match its digest (it was changed); none of it was used."
-        )
+    _check_digest(training_set, hashlib.sha256(data).hexdigest())
     return data
 
 
@@ -250,15 +241,24 @@ def training_set_schema(training_set: TrainingSet) -> pa.Schema:
 @contextlib.contextmanager
 def training_set_local_file(training_set: TrainingSet) -> Iterator[Path]:
     """A local Parquet file of the set, checked against its digest, for readers that stream it
-    (batch scoring): the stored file itself when plain, else a decrypted copy (mode 0600) in a
-    private temporary folder removed on exit. The caller checks access and residency."""
-    path = offline.store_root() / training_set.path
-    if path.is_file() and not sealed.is_sealed(path):
-        if _file_digest(path) != training_set.digest:
-            raise IntegrityFailure(
-                f"Training set {training_set.pk} does not match its digest (it was changed); none of it was used."
-            )
-        yield path
+    (batch scoring): the stored file itself when plain on local disk, else a copy (mode 0600) in
+    a private temporary folder removed on exit: downloaded from S3 (streamed), or decrypted when
+    sealed. The caller checks access and residency."""
+    rel = training_set.path
+    try:
+        plain = bool(rel) and not sealed.is_sealed(rel)
+    except FileNotFoundError:
+        plain = False  # _verified_bytes says it is missing
+    if plain:
+        local = filestore.local_path(rel)
+        if local is not None:
+            _check_digest(training_set, filestore.sha256(rel))
+            yield local
+            return
+        with tempfile.TemporaryDirectory(prefix="training-set-") as folder:
+            copy = Path(folder) / "training-set.parquet"
+            _check_digest(training_set, filestore.download(rel, copy))
+            yield copy
         return
     data = _verified_bytes(training_set)
     with tempfile.TemporaryDirectory(prefix="training-set-") as folder:
@@ -285,23 +285,19 @@ def training_set_replace(*, training_set: TrainingSet, table: pa.Table) -> tuple
     unlinked once it commits."""
     before = training_set.digest
     old_rel = training_set.path
-    old = offline.store_root() / old_rel
-    final = old.parent / f"{training_set.name}-{uuid.uuid4().hex}.parquet"
-    tmp = old.parent / f".tmp-{final.name}"
-    rel = str(final.relative_to(offline.store_root()))
+    rel = f"{old_rel.rsplit('/', 1)[0]}/{training_set.name}-{uuid.uuid4().hex}.parquet"
+    written = sealed.write_table(table, rel, seal=bool(pii_columns(training_set)))
     try:
-        key = sealed.write_table(table, tmp, rel=rel, seal=bool(pii_columns(training_set)))
-        sealed.record(rel, key)
-        training_set.digest = key.sha256 if key is not None else _file_digest(tmp)
+        sealed.record(rel, written.key)
+        training_set.digest = written.sha256
         training_set.path = rel
         training_set.row_count = table.num_rows
         training_set.save(update_fields=["digest", "path", "row_count", "updated_at"])
-        os.replace(tmp, final)
+        written.staged.commit()
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
+        written.staged.discard()
         raise
-    transaction.on_commit(lambda: (old.unlink(missing_ok=True), sealed.forget([old_rel])))
+    transaction.on_commit(lambda: (filestore.delete([old_rel]), sealed.forget([old_rel])))
     return before, training_set.digest
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.core.models import AuditEntry
-from apps.features import offline, services
+from apps.features import filestore, offline, services
 from apps.features.models import Partition
 from tests.features.conftest import rows
 
@@ -117,7 +117,7 @@ def test_failure_while_writing_leaves_nothing(view, owner, feature_store, monkey
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(offline.os, "replace", boom)
+    monkeypatch.setattr(filestore.os, "replace", boom)
     with pytest.raises(OSError):
         services.feature_view_ingest(view=view, actor=owner, data=rows())
     assert files(feature_store) == [] and Partition.objects.count() == 0

@@ -23,7 +23,7 @@ from apps.core import residency, vault
 from apps.core.audit import audit_event
 from apps.core.errors import Conflict, Forbidden, IntegrityFailure, NotFound, TooLarge
 from apps.core.permissions import can_view_pii, grant_owner, require, restrict
-from apps.features import offline
+from apps.features import filestore
 from apps.features.models import FeatureView, TrainingSet
 from apps.features.training_sets import pii_columns, training_set_schema
 from apps.serving.models import ScoringJob
@@ -134,8 +134,7 @@ def _create_from_training_set(actor, version, set_id, resource_class, region, ex
     found = restrict(actor, "view", TrainingSet.objects.all()).filter(pk=set_id).first()
     if found is None:
         raise ValidationError({"training_set": [f"No training set {set_id} is visible to you."]})
-    path = offline.store_root() / found.path
-    if not found.path or not path.is_file():
+    if not found.path or not filestore.exists(found.path):
         raise ValidationError(
             {"training_set": [f"The file of training set {set_id} is missing; tell a platform admin."]}
         )

@@ -1,6 +1,6 @@
 """`manage.py features_encrypt_pii`: seal (encrypt through the vault's key ring) every plain offline
 file that holds PII: partitions of views with PII features and training sets with a PII column,
-of this portal's region. Files are sealed where they lie (apps/features/sealed.py); running it
+of this portal's region. Files are sealed where they lie, on disk or in S3 (apps/features/sealed.py); running it
 again does nothing to files already sealed. New writes of such views and sets are sealed anyway.
 """
 
@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from apps.core.audit import acting_as, audit_event, system_user
-from apps.features import offline, sealed
+from apps.core.errors import ResidencyError
+from apps.features import filestore, offline, sealed
 from apps.features.training_sets import pii_training_set_paths
+from portal.env import ConfigError
 
 
 class Command(BaseCommand):
@@ -29,7 +31,11 @@ class Command(BaseCommand):
         actor = system_user()
         with acting_as(actor):
             for rel in tqdm(paths, desc="sealing PII files", unit="file", disable=no_progress, file=sys.stderr):
-                if not (offline.store_root() / rel).is_file():
+                try:
+                    found = filestore.exists(rel)
+                except (ConfigError, ResidencyError, OSError) as exc:  # storage not set up for this region
+                    raise CommandError(f"{exc} ({counts['sealed']} file(s) sealed before this one.)") from None
+                if not found:
                     counts["missing"] += 1
                 elif sealed.seal_in_place(rel):
                     counts["sealed"] += 1
