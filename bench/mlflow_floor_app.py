@@ -10,6 +10,8 @@ cost (building and serialising points, HTTP) is all that is left.
 import json
 import time
 
+from bench.floor_app import lifespan
+
 _NOW = int(time.time() * 1000)
 _EXPERIMENT = {"experiment_id": "1", "name": "bench-tracking", "lifecycle_stage": "active", "artifact_location": ""}
 _RUN_INFO = {
@@ -34,13 +36,7 @@ _BODIES = {path: json.dumps(answer).encode() for path, answer in _ANSWERS.items(
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     more = True
     while more:  # read the whole body, as any server must
         message = await receive()

@@ -275,37 +275,32 @@ def portal_setup(n_runs: int) -> dict:
 
 
 @contextmanager
-def portal_server(log_dir: Path):
-    log = (log_dir / "portal-server.log").open("wb")
-    args = ["-m", "uvicorn", "portal.asgi:application", "--port", str(PORTAL_PORT), "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+def uvicorn_server(app: str, port: int, log_path: Path, *, env: dict | None = None, probe: str = "/healthz"):
+    """`app` under uvicorn (uvloop, httptools) on CPU 0, as every side's server; yields (url, process)."""
+    log = log_path.open("wb")
+    args = ["-m", "uvicorn", app, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
     server = subprocess.Popen(  # noqa: S603  fixed uvicorn argv, no shell
-        [*pin(0), sys.executable, *args], cwd=ROOT, env=portal_env(), stdout=log, stderr=subprocess.STDOUT,
+        [*pin(0), sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     try:
-        wait_http(f"http://127.0.0.1:{PORTAL_PORT}/healthz", server, "portal server")
-        yield f"http://127.0.0.1:{PORTAL_PORT}", server
+        wait_http(f"http://127.0.0.1:{port}{probe}", server, app)
+        yield f"http://127.0.0.1:{port}", server
     finally:
         stop(server)
         log.close()
 
 
-@contextmanager
+def portal_server(log_dir: Path):
+    return uvicorn_server("portal.asgi:application", PORTAL_PORT, log_dir / "portal-server.log", env=portal_env())
+
+
 def floor_server(log_dir: Path):
     """bench/mlflow_floor_app.py on CPU 0, as the two servers: the client's own ceiling."""
-    log = (log_dir / "mlflow-floor.log").open("wb")
-    args = ["-m", "uvicorn", "bench.mlflow_floor_app:app", "--port", str(FLOOR_PORT), "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    server = subprocess.Popen(  # noqa: S603  fixed uvicorn argv, no shell
-        [*pin(0), sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    return uvicorn_server(
+        "bench.mlflow_floor_app:app", FLOOR_PORT, log_dir / "mlflow-floor.log", probe="/api/2.0/mlflow/runs/update"
     )
-    try:
-        wait_http(f"http://127.0.0.1:{FLOOR_PORT}/api/2.0/mlflow/runs/update", server, "floor server")
-        yield f"http://127.0.0.1:{FLOOR_PORT}", server
-    finally:
-        stop(server)
-        log.close()
 
 
 # --- measuring ----------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ _clients_lock = threading.Lock()
 def client():
     """The boto3 S3 client for the current S3_* settings: one per process and configuration
     (clients are thread-safe), so a test or process that changes the settings gets a new one."""
-    key = _client_key()
+    key = settings_key()
     found = _clients.get(key)
     if found is None:
         with _clients_lock:
@@ -73,8 +73,9 @@ def client():
     return found
 
 
-def _client_key() -> tuple:
-    # The secret only as a digest: the cache key must not hold it in clear (reprs, debuggers).
+def settings_key() -> tuple:
+    """The S3_* settings as a cache key for clients built from them (here and pyarrow's filesystem
+    in apps/features/filestore.py). The secret only as a digest: a key must not hold it in clear."""
     secret = hashlib.sha256((settings.S3_SECRET_ACCESS_KEY or "").encode()).hexdigest()
     return (
         settings.S3_ENDPOINT_URL or "",
@@ -86,17 +87,23 @@ def _client_key() -> tuple:
     )
 
 
+def credentials() -> tuple[str | None, str | None]:
+    """(access key id, secret) from the settings, both or neither (None: the default chain)."""
+    key_id, secret = settings.S3_ACCESS_KEY_ID or None, settings.S3_SECRET_ACCESS_KEY or None
+    if bool(key_id) != bool(secret):
+        raise ConfigError(
+            "Set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither (the default chain: "
+            "environment, shared config, instance or pod role)."
+        )
+    return key_id, secret
+
+
 def _build_client():
     # boto3 takes ~160 ms to import: processes whose vault is a local folder never pay for it.
     import boto3
     from botocore.config import Config
 
-    key_id, secret = settings.S3_ACCESS_KEY_ID or None, settings.S3_SECRET_ACCESS_KEY or None
-    if bool(key_id) != bool(secret):
-        raise ConfigError(
-            "Set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither (boto3's default chain: "
-            "environment, shared config, instance or pod role)."
-        )
+    key_id, secret = credentials()
     config = Config(
         region_name=settings.S3_REGION or None,
         retries={"max_attempts": RETRY_ATTEMPTS, "mode": "standard"},

@@ -106,26 +106,15 @@ def _s3() -> pafs.S3FileSystem:
 
 
 def _s3_key() -> tuple:
-    # The secret only as a digest: the cache key must not hold it in clear.
-    secret = hashlib.sha256((settings.S3_SECRET_ACCESS_KEY or "").encode()).hexdigest()
-    return (
-        os.getpid(),
-        settings.S3_ENDPOINT_URL or "",
-        settings.S3_REGION or "",
-        settings.S3_ACCESS_KEY_ID or "",
-        secret,
-        settings.S3_CA_BUNDLE or "",
-        settings.S3_ADDRESSING_STYLE,
-    )
+    from apps.core import objectstore
+
+    return (os.getpid(), *objectstore.settings_key())
 
 
 def _build_s3() -> pafs.S3FileSystem:
-    key_id, secret = settings.S3_ACCESS_KEY_ID or None, settings.S3_SECRET_ACCESS_KEY or None
-    if bool(key_id) != bool(secret):
-        raise ConfigError(
-            "Set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither (the AWS default chain: "
-            "environment, shared config, instance or pod role)."
-        )
+    from apps.core import objectstore
+
+    key_id, secret = objectstore.credentials()
     scheme, endpoint = "https", None
     if settings.S3_ENDPOINT_URL:
         parts = urlsplit(settings.S3_ENDPOINT_URL)

@@ -34,7 +34,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from apps.core import vault
-get_user_model().objects.create_user("alice", email="alice@example.com", password="correct-horse-battery-staple")
+get_user_model().objects.create_user("alice", email="alice@example.com", password="correct-horse-battery-staple")  # pragma: allowlist secret
 blob = vault.blob_store(io.BytesIO({MARKER!r} * 4096), purpose="test.backup")
 path = Path(settings.FEATURE_STORE_ROOT) / {FEATURE_FILE!r}
 path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from apps.core import vault
 from apps.core.audit import SYSTEM_USERNAME, acting_as, audit_event, system_user
-from apps.core.backup import archive
+from apps.core.backup.archive import members, read_verified_manifest
 from apps.core.backup.services import CHECKPOINT_MEMBER
 from apps.core.backup.stores import (
     LOCAL,
@@ -48,7 +48,7 @@ def backup_restore(
     Raises BackupError, before changing anything, for a damaged or tampered archive, an archive from
     newer code, an unusable key ring file, or a target that already holds data (unless `force`).
     """
-    manifest = archive.read_verified_manifest(str(path), progress=progress)
+    manifest = read_verified_manifest(str(path), progress=progress)
     ring_text = _keyring_text(keyring)
     _check_heads(manifest["migration_heads"])
     if manifest["database_vendor"] != database_vendor():
@@ -127,7 +127,7 @@ def _restore_members(path: Path, progress: Progress | None) -> dict:
     counts = {"vault_objects": 0, "feature_files": 0, "database": None, "audit_checkpoint": False}
     database = None
     with tempfile.TemporaryDirectory(prefix=".portal-restore-", dir=settings.VAR_DIR) as workdir:
-        for info, src in archive.members(str(path)):
+        for info, src in members(str(path)):
             kind, _, rest = info.name.partition("/")
             if kind in stores:
                 source, _, key = rest.partition("/")

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from apps.core import vault
 from apps.core.audit import acting_as, audit_event, system_user
-from apps.core.backup import archive
+from apps.core.backup.archive import ArchiveWriter
 from apps.core.backup.stores import (
     LOCAL,
     ObjectStore,
@@ -71,7 +71,7 @@ def backup_create(*, out: Path, keyring_out: Path | None = None, progress: Progr
         dump = database_dump(Path(workdir))
         partial = Path(workdir) / "archive.tar"
         with partial.open("wb") as handle:
-            writer = archive.ArchiveWriter(handle, progress=progress)
+            writer = ArchiveWriter(handle, progress=progress)
             with dump.open("rb") as src:
                 writer.add(f"database/{dump.name}", src, dump.stat().st_size)
             dump.unlink()
