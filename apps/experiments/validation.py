@@ -97,7 +97,8 @@ def clean_metrics(items: object) -> list[Point]:
             if ts is None:
                 ts = default_ts
             if (
-                (key in good_keys or (check_key(key) is None and not good_keys.add(key)))
+                type(key) is str  # a dict or list key is not hashable: _check_point names the problem
+                and (key in good_keys or (check_key(key) is None and not good_keys.add(key)))
                 and type(step) is int
                 and 0 <= step <= MAX_STEP
                 and type(ts) is int

@@ -75,3 +75,15 @@ def test_run_responses_carry_stale_and_model_version(owner, logged):
     assert body["stale"] is False and body["model_version"] is None
     listed = api_client_for(owner).get("/api/v1/runs/").json()["results"][0]
     assert {"stale", "model_version"} <= set(listed)
+
+
+@pytest.mark.parametrize("key", [{"a": 1}, ["loss"], 7, None, True])
+def test_a_metric_key_that_is_not_a_string_is_a_400(owner, logged, key):
+    """An object or list as a key once reached the validator's set of checked keys (unhashable: a 500,
+    found by the CI's API fuzzing); every non-string key is a 400 naming the item."""
+    body = {"metrics": [{"key": key, "value": 1.0, "step": 0, "timestamp": 0}]}
+    response = api_client_for(owner).post(f"/api/v1/runs/{logged.pk}/log-batch", body, format="json")
+    assert response.status_code == 400, response.content
+    assert "item 0" in response.json()["metrics"][0]
+    body = {"metrics": [{"key": key, "value": None, "step": 0, "timestamp": 0}]}  # as the fuzzer sent it
+    assert api_client_for(owner).post(f"/api/v1/runs/{logged.pk}/log-batch", body, format="json").status_code == 400
