@@ -16,6 +16,8 @@ import os
 import numpy as np
 import onnxruntime as ort
 
+from bench.floor_app import lifespan
+
 _options = ort.SessionOptions()
 _options.intra_op_num_threads = int(os.environ.get("SERVING_ORT_INTRA_THREADS", "1"))
 _options.inter_op_num_threads = 1
@@ -35,13 +37,7 @@ async def _reply(send, status: int, body: bytes) -> None:
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     if scope["method"] != "POST":
         return await _reply(send, 200, b'{"ready": true}')
     chunks = []

@@ -234,6 +234,21 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def wait_until_up(process: subprocess.Popen, probe, log: Path, what: str, *, timeout: float = 60) -> None:
+    """Call `probe()` until it stops raising; stop `process` and fail with its log's tail if it exits
+    first or `timeout` passes (test servers, the S3 server, the OIDC provider)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            probe()
+            return
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                _stop(process)
+                raise RuntimeError(f"{what} did not start:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def live_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real Celery worker (queues cpu, default) on the test database and the test Redis."""
@@ -316,16 +331,7 @@ def serve_portal(django_db_blocker, tmp_path_factory, **extra_env):
         preexec_fn=_die_with_parent,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
-            break
-        except Exception:
-            if process.poll() is not None or time.monotonic() > deadline:
-                _stop(process)
-                raise RuntimeError(f"test server did not start:\n{log.read_text()[-3000:]}") from None
-            time.sleep(0.3)
+    wait_until_up(process, lambda: urllib.request.urlopen(f"{base}/healthz", timeout=2).read(), log, "test server")
     yield base
     _stop(process)
 

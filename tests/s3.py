@@ -10,13 +10,12 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from apps.core.embedded_redis import free_port
-from tests.conftest import ROOT, _die_with_parent, _stop
+from tests.conftest import ROOT, _die_with_parent, _stop, wait_until_up
 
 ACCESS_KEY = "portal-test-key"
 SECRET_KEY = "portal-test-secret"  # pragma: allowlist secret
@@ -32,16 +31,9 @@ def s3_server(tmp_path_factory):
         cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
     )  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read()  # noqa: S310  loopback test server
-            break
-        except Exception:
-            if process.poll() is not None or time.monotonic() > deadline:
-                _stop(process)
-                raise RuntimeError(f"moto server did not start:\n{log.read_text()[-3000:]}") from None
-            time.sleep(0.2)
+    wait_until_up(
+        process, lambda: urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read(), log, "moto server"
+    )
     yield endpoint
     _stop(process)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 
 from apps.core.embedded_redis import free_port
-from tests.conftest import ROOT, _die_with_parent, _process_env, _stop
+from tests.conftest import ROOT, _die_with_parent, _process_env, _stop, wait_until_up
 
 
 def start_server(tmp_path, **env_overrides: str) -> tuple[subprocess.Popen, int]:
@@ -21,16 +20,10 @@ def start_server(tmp_path, **env_overrides: str) -> tuple[subprocess.Popen, int]
          "--port", str(port), "--no-access-log"],  # fmt: skip
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
-            return process, port
-        except Exception:
-            if process.poll() is not None or time.monotonic() > deadline:
-                _stop(process)
-                raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}") from None
-            time.sleep(0.3)
+    wait_until_up(
+        process, lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read(), log, "server"
+    )
+    return process, port
 
 
 stop = _stop

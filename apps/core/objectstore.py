@@ -17,8 +17,8 @@ import hashlib
 import io
 import logging
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -53,6 +53,7 @@ _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED_CODES = frozenset(
     {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
 )
+T = TypeVar("T")
 _clients: dict[tuple, Any] = {}
 _clients_lock = threading.Lock()
 
@@ -63,13 +64,18 @@ _clients_lock = threading.Lock()
 def client():
     """The boto3 S3 client for the current S3_* settings: one per process and configuration
     (clients are thread-safe), so a test or process that changes the settings gets a new one."""
-    key = settings_key()
-    found = _clients.get(key)
+    return built_once(_clients, _clients_lock, settings_key(), _build_client)
+
+
+def built_once(cache: dict, lock: threading.Lock, key: tuple, build: Callable[[], T]) -> T:
+    """`cache[key]`, built by `build()` on first use, once even when threads race (S3 clients
+    here, pyarrow's S3 filesystems in apps/features/filestore.py)."""
+    found = cache.get(key)
     if found is None:
-        with _clients_lock:
-            found = _clients.get(key)
+        with lock:
+            found = cache.get(key)
             if found is None:
-                found = _clients[key] = _build_client()
+                found = cache[key] = build()
     return found
 
 

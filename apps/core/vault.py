@@ -39,7 +39,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from apps.core import crypto, objectstore, residency
+from apps.core import crypto, objectstore, residency, safefiles
 from apps.core.crypto import IntegrityError, KeyRing, KeyRingError, VaultError, WrappedKey  # noqa: F401
 from apps.core.errors import ResidencyError
 from apps.core.models import AuditEntry, VaultBlob
@@ -92,19 +92,7 @@ def keyring() -> KeyRing:
 
 def _write_ring_file(path: Path, ring: KeyRing) -> None:
     """Atomically replace the embedded key ring file, readable only by this user."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".vault-keyring-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(ring.to_spec() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    safefiles.write_private(path, (ring.to_spec() + "\n").encode(), prefix=".vault-keyring-")
 
 
 # --- storage --------------------------------------------------------------------------------

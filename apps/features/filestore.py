@@ -95,14 +95,9 @@ def local_path(rel: str) -> Path | None:
 def _s3() -> pafs.S3FileSystem:
     """pyarrow's S3 filesystem for the current S3_* settings: one per process and configuration
     (the pid is part of the key: the AWS SDK's connections must not cross a fork, e.g. Celery's)."""
-    key = _s3_key()
-    found = _s3_filesystems.get(key)
-    if found is None:
-        with _s3_lock:
-            found = _s3_filesystems.get(key)
-            if found is None:
-                found = _s3_filesystems[key] = _build_s3()
-    return found
+    from apps.core import objectstore
+
+    return objectstore.built_once(_s3_filesystems, _s3_lock, _s3_key(), _build_s3)
 
 
 def _s3_key() -> tuple:

@@ -13,7 +13,6 @@ import html
 import os
 import subprocess
 import sys
-import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -26,7 +25,7 @@ from apps.accounts.roles import APPROVERS, AUDITORS, ML_ENGINEERS, user_roles
 from apps.accounts.services import team_create
 from apps.core.embedded_redis import free_port
 from apps.core.models import AuditEntry
-from tests.conftest import ROOT, _die_with_parent, _stop, make_user
+from tests.conftest import ROOT, _die_with_parent, _stop, make_user, wait_until_up
 
 pytestmark = pytest.mark.django_db
 BACKEND = "apps.accounts.oidc.PortalOIDCBackend"
@@ -43,16 +42,12 @@ def provider_url(tmp_path_factory):
         preexec_fn=_die_with_parent,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{base}/.well-known/openid-configuration", timeout=2).raise_for_status()
-            break
-        except requests.RequestException:
-            if process.poll() is not None or time.monotonic() > deadline:
-                _stop(process)
-                raise RuntimeError(f"OIDC provider did not start:\n{log.read_text()[-3000:]}") from None
-            time.sleep(0.2)
+    wait_until_up(
+        process,
+        lambda: requests.get(f"{base}/.well-known/openid-configuration", timeout=2).raise_for_status(),
+        log,
+        "OIDC provider",
+    )
     yield base
     _stop(process)
 

@@ -32,10 +32,10 @@ from apps.core.backup.stores import (
     database_vendor,
     feature_store,
     vault_store,
-    write_private,
 )
 from apps.core.crypto import KeyRing, KeyRingError, VaultError
 from apps.core.models import VaultBlob
+from apps.core.safefiles import write_private
 
 Progress = Callable[[int], None]
 

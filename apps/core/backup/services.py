@@ -27,8 +27,8 @@ from apps.core.backup.stores import (
     database_vendor,
     feature_store,
     vault_store,
-    write_private,
 )
+from apps.core.safefiles import write_private
 
 Progress = Callable[[int], None]
 CHECKPOINT_MEMBER = "audit/audit-checkpoints.jsonl"

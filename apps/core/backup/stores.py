@@ -14,7 +14,6 @@ import io
 import os
 import sqlite3
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import connections
 
-from apps.core import objectstore
+from apps.core import objectstore, safefiles
 
 LOCAL = "local"
 S3_PREFIX = "s3-"
@@ -129,27 +128,9 @@ def feature_store() -> ObjectStore:
     )
 
 
-def atomic_write(target: Path, src: BinaryIO, *, mode: int = 0o600, chunk: int = 1 << 20) -> None:
-    """Copy `src` into `target` through a temporary file beside it, fsync'd, then renamed."""
-    fd, tmp = tempfile.mkstemp(prefix=".restore-", dir=target.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            while block := src.read(chunk):
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def write_private(target: Path, data: bytes) -> None:
-    """Write a secret file (a key ring) readable only by this user, replacing any previous one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, io.BytesIO(data), mode=0o600)
+def atomic_write(target: Path, src: BinaryIO) -> None:
+    """Restore one file whole or not at all."""
+    safefiles.atomic_write(target, src, prefix=".restore-")
 
 
 # --- the database ----------------------------------------------------------------------------
