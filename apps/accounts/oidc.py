@@ -1,5 +1,5 @@
 """Single sign-on with OpenID Connect: the provider's endpoints, the authentication backend, and the
-mapping of the provider's groups to portal roles and teams (issue 17; settings in portal/settings.py,
+mapping of the provider's groups to portal roles and teams (issue 17; settings in portal/settings/,
 "Single sign-on", and docs/SSO.md).
 
 mozilla-django-oidc runs the authorization-code flow; this module decides who signs in:

@@ -1,6 +1,6 @@
 """Celery tasks of approval gates: each loads by id (or sweeps), acts as the system user and calls
 one service. `promotion_request` sends `approvals.run_checks` by name after commit; beat sends
-`approvals.expire_due` and `approvals.remind_expiring` (portal/settings.py, "# --- Approvals")."""
+`approvals.expire_due` and `approvals.remind_expiring` (portal/settings/, "# --- Approvals")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Log lines as one JSON object each (`LOG_FORMAT=json`, portal/settings.py LOGGING), for log
+"""Log lines as one JSON object each (`LOG_FORMAT=json`, portal/settings/ LOGGING), for log
 shippers that index fields rather than parse text.
 
 Fields: `time` (ISO 8601 UTC, milliseconds), `level`, `logger`, `message`, `process`; when the line

@@ -44,7 +44,7 @@ MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 READ_BLOCK = 64 * MIB  # bytes per ranged GET; streamed, so this bounds requests, not memory
 RETRY_ATTEMPTS = 5  # botocore "standard" retries: throttling, 5xx and connection errors
 STREAM_RETRIES = 2  # re-opens of a ranged GET whose connection broke mid-body
-# Which environment variables fill each bucket map (portal/settings.py), for error messages.
+# Which environment variables fill each bucket map (portal/settings/), for error messages.
 _BUCKET_ENV = {
     "VAULT_S3_BUCKETS": ("VAULT_S3_BUCKET", "VAULT_S3_REGION_BUCKETS"),
     "FEATURE_STORE_S3_BUCKETS": ("FEATURE_STORE_S3_BUCKET", "FEATURE_STORE_S3_REGION_BUCKETS"),

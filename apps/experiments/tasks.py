@@ -1,6 +1,6 @@
 """Celery tasks of the experiments app: scheduled maintenance that calls one service.
 
-Sent by name from the beat schedule (portal/settings.py, CELERY_BEAT_SCHEDULE); nothing imports
+Sent by name from the beat schedule (portal/settings/, CELERY_BEAT_SCHEDULE); nothing imports
 this module but Celery's autodiscovery.
 """
 

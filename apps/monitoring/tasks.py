@@ -1,5 +1,5 @@
 """Celery tasks of monitoring: each loads by id or sweeps, and calls one service. Beat sends
-`monitoring.checks_due` and `monitoring.watch_workers` (portal/settings.py, "# --- Monitoring");
+`monitoring.checks_due` and `monitoring.watch_workers` (portal/settings/, "# --- Monitoring");
 profile builds and reports are sent by name after commit."""
 
 from __future__ import annotations

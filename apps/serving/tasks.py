@@ -1,6 +1,6 @@
 """Celery tasks of serving: each sweeps or loads by id, acts as the system user (or the job's owner)
 and calls one service. Beat sends `serving.evaluate_canaries` and `serving.retention_sweep`
-(portal/settings.py, "# --- Serving"); scoring jobs are sent by name after commit."""
+(portal/settings/, "# --- Serving"); scoring jobs are sent by name after commit."""
 
 from __future__ import annotations
 

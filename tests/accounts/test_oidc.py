@@ -374,7 +374,7 @@ def test_settings_refuse_a_half_configuration(env, message):
 
 
 def test_role_map_syntax(monkeypatch):
-    from portal.settings import _oidc_map
+    from portal.settings.security import _oidc_map
 
     monkeypatch.setenv("X_MAP", "a=approvers, a=auditors,b = viewers")
     assert _oidc_map("X_MAP") == {"a": ("approvers", "auditors"), "b": ("viewers",)}

@@ -178,12 +178,13 @@ def validation_errors(doc: dict) -> list[str]:
     return []
 
 
-# --- portal/settings.py -----------------------------------------------------------------------------
+# --- portal/settings/ -----------------------------------------------------------------------------
 
 _SETTING_READ = re.compile(r"\b(?:env_\w+|_region_buckets|_oidc_map)\(\s*\"([A-Z][A-Z0-9_]*)\"")
 
 
 @functools.cache
 def settings_variables() -> frozenset[str]:
-    """Every environment variable portal/settings.py reads (through portal.env's helpers)."""
-    return frozenset(_SETTING_READ.findall((ROOT / "portal" / "settings.py").read_text()))
+    """Every environment variable portal/settings/ reads (through portal.env's helpers)."""
+    text = "\n".join(path.read_text() for path in sorted((ROOT / "portal" / "settings").glob("*.py")))
+    return frozenset(_SETTING_READ.findall(text))

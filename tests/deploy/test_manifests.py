@@ -298,7 +298,7 @@ def test_config_maps_only_set_variables_the_settings_read(target):
     known = settings_variables()
     for config in of_kind(rendered(target), "ConfigMap"):
         for key in config.get("data", {}):
-            assert key.removesuffix("_FILE") in known, f"{key} is not read by portal/settings.py (a typo?)"
+            assert key.removesuffix("_FILE") in known, f"{key} is not read by portal/settings/ (a typo?)"
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -1,5 +1,5 @@
 """The manifests' environment starts the portal: for every distinct container environment of every
-overlay (web, each region's workers), portal/settings.py loads in production mode from the
+overlay (web, each region's workers), portal/settings/ loads in production mode from the
 ConfigMaps plus the Secret's files, and `manage.py check --deploy` finds nothing but the one warning
 the Ingress answers for (security.W008: TLS and its redirect live at the Ingress).
 """

@@ -8,7 +8,7 @@
 - `webhooks_due()`: the sweep beat runs every few seconds: sends the deliveries whose attempt is
   overdue (their task was lost with a worker, or the broker), from the schedule in the database.
 
-Settings (read with defaults until portal/settings.py names them): MONITORING_WEBHOOK_TIMEOUT_S
+Settings (read with defaults until portal/settings/ names them): MONITORING_WEBHOOK_TIMEOUT_S
 (5), MONITORING_WEBHOOK_BACKOFF_BASE_S (2), MONITORING_WEBHOOK_BACKOFF_CAP_S (600),
 MONITORING_WEBHOOK_MAX_ATTEMPTS (8).
 """
